@@ -1,0 +1,15 @@
+module github.com/dfill/dfill
+
+go 1.26.8
+
+require (
+	github.com/smacker/go-tree-sitter v0.0.0-20240827094217-dd81d9e9be82
+	go.lsp.dev/jsonrpc2 v1.0.1
+	go.uber.org/zap v1.28.0
+	golang.org/x/sys v0.50.0
+)
+
+require (
+	github.com/go-json-experiment/json v0.0.0-20260601182631-00ed12fed2a6 // indirect
+	go.uber.org/multierr v1.10.0 // indirect
+)

@@ -12,4 +12,5 @@ require (
 require (
 	github.com/go-json-experiment/json v0.0.0-20260601182631-00ed12fed2a6 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
+	golang.org/x/term v0.48.0 // indirect
 )

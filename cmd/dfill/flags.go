@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// sharedFlags are the flags every model-running command takes (DESIGN.md).
+type sharedFlags struct {
+	model     string
+	backend   string
+	threads   int
+	steps     int
+	algorithm string
+	logFile   string
+	logLevel  string
+}
+
+func addSharedFlags(fs *flag.FlagSet) *sharedFlags {
+	s := &sharedFlags{}
+	fs.StringVar(&s.model, "model", "", "GGUF model `path` (default: the embedded model)")
+	fs.StringVar(&s.backend, "backend", "cpu", "inference backend: cpu, cuda or remote")
+	fs.IntVar(&s.threads, "threads", runtime.NumCPU(), "CPU threads for the model")
+	fs.IntVar(&s.steps, "steps", 0, "denoising steps (0: the default for the span)")
+	fs.StringVar(&s.algorithm, "algorithm", "confidence", "confidence score: confidence, margin or entropy")
+	fs.StringVar(&s.logFile, "log-file", "", "write logs to this `file` instead of stderr")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return s
+}
+
+// parseFlags parses args into fs, printing errors and usage to stderr.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(os.Stderr)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}
+
+// logger builds the zap logger the flags ask for. It never writes to stdout,
+// which belongs to the protocol while serving.
+func (s *sharedFlags) logger() (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(s.logLevel)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	out := "stderr"
+	if s.logFile != "" {
+		out = s.logFile
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.Encoding = "console"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.OutputPaths = []string{out}
+	cfg.ErrorOutputPaths = []string{"stderr"}
+	cfg.Sampling = nil
+	return cfg.Build()
+}

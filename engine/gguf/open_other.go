@@ -1,0 +1,25 @@
+//go:build !unix
+
+package gguf
+
+import (
+	"fmt"
+	"os"
+)
+
+// Open reads the GGUF file at path into memory and parses it (this platform
+// has no memory mapping here). Close releases the tensors' Data.
+func Open(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("gguf: %w", err)
+	}
+	f, err := parse(data)
+	if err != nil {
+		return nil, within(err, "gguf: %s", path)
+	}
+	f.mapping = data
+	return f, nil
+}
+
+func unmap([]byte) error { return nil }

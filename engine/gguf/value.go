@@ -99,6 +99,15 @@ type Value struct {
 // Other Go types, int and uint among them (GGUF has no platform-sized
 // integers), are an error.
 func MakeValue(x any) (Value, error) {
+	v, err := makeValue(x)
+	if err != nil {
+		return Value{}, within(err, "gguf")
+	}
+	return v, nil
+}
+
+// makeValue is MakeValue with errors not prefixed by the package name.
+func makeValue(x any) (Value, error) {
 	switch x := x.(type) {
 	case Value:
 		return x, x.check(0)
@@ -154,14 +163,14 @@ func MakeValue(x any) (Value, error) {
 		v := array(ValueArray, x)
 		return v, v.check(0)
 	}
-	return Value{}, fmt.Errorf("%w: no GGUF value type for Go type %T", ErrInvalid, x)
+	return Value{}, errorf(ErrInvalid, "no GGUF value type for Go type %T", x)
 }
 
 // Val is MakeValue for values known to be representable, such as constants
 // written in a program. For an unsupported Go type it returns an invalid
 // Value that Write rejects with the reason, instead of panicking.
 func Val(x any) Value {
-	v, err := MakeValue(x)
+	v, err := makeValue(x)
 	if err != nil {
 		return Value{Type: valueInvalid, v: err}
 	}

@@ -1,0 +1,107 @@
+// Package syntax parses source code with tree-sitter for the completion
+// layer: it checks whether a candidate adds syntax errors to the buffer
+// (trimming it to a prefix that does not), finds identifiers used near the
+// cursor, and finds their definitions in other files. Languages without a
+// grammar here get a bracket-balance check.
+package syntax
+
+import (
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	sitter "github.com/smacker/go-tree-sitter"
+	"github.com/smacker/go-tree-sitter/c"
+	"github.com/smacker/go-tree-sitter/cpp"
+	"github.com/smacker/go-tree-sitter/golang"
+	"github.com/smacker/go-tree-sitter/java"
+	"github.com/smacker/go-tree-sitter/javascript"
+	"github.com/smacker/go-tree-sitter/python"
+	"github.com/smacker/go-tree-sitter/rust"
+	"github.com/smacker/go-tree-sitter/typescript/tsx"
+	"github.com/smacker/go-tree-sitter/typescript/typescript"
+)
+
+// grammar is one tree-sitter language, loaded on first use.
+type grammar struct {
+	name string // canonical name: "go", "python", "javascript", "typescript", "tsx", "rust", "c", "cpp", "java"
+	load func() *sitter.Language
+}
+
+var (
+	goGrammar     = &grammar{name: "go", load: sync.OnceValue(golang.GetLanguage)}
+	pythonGrammar = &grammar{name: "python", load: sync.OnceValue(python.GetLanguage)}
+	jsGrammar     = &grammar{name: "javascript", load: sync.OnceValue(javascript.GetLanguage)}
+	tsGrammar     = &grammar{name: "typescript", load: sync.OnceValue(typescript.GetLanguage)}
+	tsxGrammar    = &grammar{name: "tsx", load: sync.OnceValue(tsx.GetLanguage)}
+	rustGrammar   = &grammar{name: "rust", load: sync.OnceValue(rust.GetLanguage)}
+	cGrammar      = &grammar{name: "c", load: sync.OnceValue(c.GetLanguage)}
+	cppGrammar    = &grammar{name: "cpp", load: sync.OnceValue(cpp.GetLanguage)}
+	javaGrammar   = &grammar{name: "java", load: sync.OnceValue(java.GetLanguage)}
+)
+
+// byID maps LSP language ids (and a few common aliases) to grammars.
+var byID = map[string]*grammar{
+	"go": goGrammar, "golang": goGrammar,
+	"python":     pythonGrammar,
+	"javascript": jsGrammar, "javascriptreact": jsGrammar, "jsx": jsGrammar,
+	"typescript":      tsGrammar,
+	"typescriptreact": tsxGrammar, "tsx": tsxGrammar,
+	"rust": rustGrammar,
+	"c":    cGrammar,
+	"cpp":  cppGrammar, "c++": cppGrammar, "cuda-cpp": cppGrammar,
+	"java": javaGrammar,
+}
+
+// byExt maps file extensions to LSP language ids.
+var byExt = map[string]string{
+	".go": "go",
+	".py": "python", ".pyi": "python",
+	".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascriptreact",
+	".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "typescriptreact",
+	".rs": "rust",
+	".c":  "c", ".h": "c",
+	".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp", ".cu": "cpp",
+	".java": "java",
+}
+
+// LanguageForPath returns the LSP language id of a file this package has
+// a grammar for, from its extension ("" when none).
+func LanguageForPath(p string) string {
+	return byExt[strings.ToLower(path.Ext(strings.ReplaceAll(p, "\\", "/")))]
+}
+
+// Grammar returns the canonical name of the tree-sitter grammar used for an
+// LSP language id ("go", "tsx", ...), or "" when there is none and the
+// bracket-balance check applies.
+func Grammar(languageID string) string {
+	if g := byID[strings.ToLower(languageID)]; g != nil {
+		return g.name
+	}
+	return ""
+}
+
+func lookup(languageID string) *grammar { return byID[strings.ToLower(languageID)] }
+
+// openTrees and openParsers count tree-sitter objects not yet closed; tests
+// check they return to zero.
+var openTrees, openParsers atomic.Int64
+
+// newParser returns a parser for g; close it with closeParser.
+func newParser(g *grammar) *sitter.Parser {
+	p := sitter.NewParser()
+	openParsers.Add(1)
+	p.SetLanguage(g.load())
+	return p
+}
+
+func closeParser(p *sitter.Parser) {
+	p.Close()
+	openParsers.Add(-1)
+}
+
+func closeTree(t *sitter.Tree) {
+	t.Close()
+	openTrees.Add(-1)
+}

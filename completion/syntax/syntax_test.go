@@ -1,0 +1,382 @@
+package syntax
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// noLeaks fails t if a tree or parser opened during the test is not closed.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	trees, parsers := openTrees.Load(), openParsers.Load()
+	t.Cleanup(func() {
+		if n := openTrees.Load() - trees; n != 0 {
+			t.Errorf("%d trees left open", n)
+		}
+		if n := openParsers.Load() - parsers; n != 0 {
+			t.Errorf("%d parsers left open", n)
+		}
+	})
+}
+
+// cursor splits a document marked with "|" into the text and the offset.
+func cursor(doc string) ([]byte, int) {
+	i := strings.Index(doc, "|")
+	return []byte(doc[:i] + doc[i+1:]), i
+}
+
+func TestLanguageTable(t *testing.T) {
+	tests := []struct{ name, id, path, wantGrammar, wantID string }{
+		{name: "go", id: "go", path: "a.go", wantGrammar: "go", wantID: "go"},
+		{name: "python", id: "python", path: "a.py", wantGrammar: "python", wantID: "python"},
+		{name: "jsx", id: "javascriptreact", path: "a.jsx", wantGrammar: "javascript", wantID: "javascriptreact"},
+		{name: "typescript", id: "typescript", path: "a.ts", wantGrammar: "typescript", wantID: "typescript"},
+		{name: "tsx", id: "typescriptreact", path: "a.tsx", wantGrammar: "tsx", wantID: "typescriptreact"},
+		{name: "rust", id: "rust", path: "a.rs", wantGrammar: "rust", wantID: "rust"},
+		{name: "c", id: "c", path: "a.h", wantGrammar: "c", wantID: "c"},
+		{name: "cpp", id: "cpp", path: "a.cpp", wantGrammar: "cpp", wantID: "cpp"},
+		{name: "java", id: "java", path: "A.java", wantGrammar: "java", wantID: "java"},
+		{name: "unknown", id: "cobol", path: "a.cbl", wantGrammar: "", wantID: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Grammar(tt.id); got != tt.wantGrammar {
+				t.Errorf("Grammar(%q) = %q, want %q", tt.id, got, tt.wantGrammar)
+			}
+			if got := LanguageForPath(tt.path); got != tt.wantID {
+				t.Errorf("LanguageForPath(%q) = %q, want %q", tt.path, got, tt.wantID)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	noLeaks(t)
+	const goDoc = "package p\n\nfunc f(x int) int {\n\t|\n}\n"
+	tests := []struct {
+		name   string
+		lang   string
+		doc    string
+		insert string
+		ok     bool
+		parsed bool
+	}{
+		{name: "go statement", lang: "go", doc: goDoc, insert: "return x + 1", ok: true, parsed: true},
+		{name: "go block", lang: "go", doc: goDoc, insert: "if x > 0 {\n\t\treturn x\n\t}\n\treturn 0", ok: true, parsed: true},
+		{name: "go unclosed block", lang: "go", doc: goDoc, insert: "if x > 0 {\n\t\treturn x", ok: false, parsed: true},
+		{name: "go stray paren", lang: "go", doc: goDoc, insert: "return x)", ok: false, parsed: true},
+		{name: "go completes a broken line", lang: "go", doc: "package p\n\nfunc f() {\n\tg(|\n}\n", insert: "1, 2)", ok: true, parsed: true},
+		{name: "python", lang: "python", doc: "def f(x):\n    |\n", insert: "return x + 1", ok: true, parsed: true},
+		{name: "python bad", lang: "python", doc: "def f(x):\n    |\n", insert: "return (x +", ok: false, parsed: true},
+		{name: "javascript", lang: "javascript", doc: "function f(x) {\n  |\n}\n", insert: "return x + 1;", ok: true, parsed: true},
+		{name: "javascript bad", lang: "javascript", doc: "function f(x) {\n  |\n}\n", insert: "return x +;}", ok: false, parsed: true},
+		{name: "jsx", lang: "javascriptreact", doc: "const A = () => |;\n", insert: "<div>{x}</div>", ok: true, parsed: true},
+		{name: "typescript", lang: "typescript", doc: "function f(x: number): number {\n  |\n}\n", insert: "return x as number;", ok: true, parsed: true},
+		{name: "tsx", lang: "typescriptreact", doc: "const A = (p: P) => |;\n", insert: "<b>{p.x}</b>", ok: true, parsed: true},
+		{name: "rust", lang: "rust", doc: "fn f(x: i32) -> i32 {\n    |\n}\n", insert: "x + 1", ok: true, parsed: true},
+		{name: "rust bad", lang: "rust", doc: "fn f(x: i32) -> i32 {\n    |\n}\n", insert: "let y = ;", ok: false, parsed: true},
+		{name: "c", lang: "c", doc: "int f(int x) {\n\t|\n}\n", insert: "return x + 1;", ok: true, parsed: true},
+		{name: "cpp", lang: "cpp", doc: "int f(int x) {\n\t|\n}\n", insert: "return std::max(x, 1);", ok: true, parsed: true},
+		{name: "java", lang: "java", doc: "class A {\n  int f(int x) {\n    |\n  }\n}\n", insert: "return x + 1;", ok: true, parsed: true},
+		{name: "java bad", lang: "java", doc: "class A {\n  int f(int x) {\n    |\n  }\n}\n", insert: "return x + 1; }}", ok: false, parsed: true},
+		{name: "brackets balanced", lang: "lua", doc: "f(|\n", insert: "a, {b})", ok: true},
+		{name: "brackets keep old imbalance", lang: "lua", doc: "f(|\n", insert: "a, b", ok: true},
+		{name: "brackets new imbalance", lang: "lua", doc: "f(|\n", insert: "a])", ok: false},
+	}
+	var v Validator
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, at := cursor(tt.doc)
+			got, err := v.Check(context.Background(), tt.lang, doc, at, at, tt.insert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.OK != tt.ok || got.Parsed != tt.parsed {
+				t.Errorf("Check(%q) = %+v, want OK %v, Parsed %v", tt.insert, got, tt.ok, tt.parsed)
+			}
+		})
+	}
+}
+
+func TestTrim(t *testing.T) {
+	noLeaks(t)
+	tests := []struct {
+		name   string
+		lang   string
+		doc    string
+		insert string
+		want   string
+	}{
+		{name: "whole insert passes", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := 1\n\t_ = x", want: "x := 1\n\t_ = x"},
+		{name: "trailing garbage line", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := 1\n\t_ = x\n}\n}", want: "x := 1\n\t_ = x"},
+		{name: "unclosed block dropped to the line before", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := 1\n\tif x > 0 {\n\t\tx++", want: "x := 1"},
+		{name: "nothing passes", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := )", want: ""},
+		{name: "blank last line skipped", lang: "python", doc: "def f():\n    |\n",
+			insert: "x = 1\n\n    y = (", want: "x = 1"},
+	}
+	var v Validator
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, at := cursor(tt.doc)
+			got, err := v.Trim(context.Background(), tt.lang, doc, at, at, tt.insert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("Trim(%q) = %q, want %q", tt.insert, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckReplacesRange(t *testing.T) {
+	noLeaks(t)
+	doc, at := cursor("package p\n\nvar x = f(|)\n")
+	var v Validator
+	// Replacing the closing paren to the end of the line needs the
+	// candidate to close it again.
+	end := at + 1
+	tests := []struct {
+		name   string
+		insert string
+		ok     bool
+	}{
+		{name: "closes again", insert: "1, 2)", ok: true},
+		{name: "drops the closer", insert: "1, 2", ok: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Check(context.Background(), "go", doc, at, end, tt.insert)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.OK != tt.ok {
+				t.Errorf("Check(%q) = %+v, want OK %v", tt.insert, got, tt.ok)
+			}
+		})
+	}
+}
+
+func TestOutOfRange(t *testing.T) {
+	noLeaks(t)
+	var v Validator
+	tests := []struct {
+		name       string
+		doc        string
+		start, end int
+	}{
+		{name: "empty", doc: "", start: 0, end: 0},
+		{name: "past the end", doc: "package p\n", start: 100, end: 200},
+		{name: "negative", doc: "package p\n", start: -3, end: -1},
+		{name: "end before start", doc: "package p\n", start: 5, end: 2},
+		{name: "invalid utf-8", doc: "package p\n\xff\xfe", start: 11, end: 11},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := v.Check(context.Background(), "go", []byte(tt.doc), tt.start, tt.end, "var x = 1\n"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestCancelled(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var v Validator
+	_, err := v.Check(ctx, "go", []byte("package p\n"), 0, 0, "")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Check with a cancelled context: %v, want context.Canceled", err)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	doc := []byte(strings.Repeat("0123456789\n", 100)) // 100 lines of 11 bytes
+	tests := []struct {
+		name           string
+		start, end     int
+		lines, bytes   int
+		wantWS, wantWE int
+	}{
+		{name: "whole document fits", start: 550, end: 550, lines: 1000, bytes: 1 << 20, wantWS: 0, wantWE: 1100},
+		{name: "lines bound", start: 550, end: 550, lines: 4, bytes: 1 << 20, wantWS: 550 - 2*11, wantWE: 550 + 3*11},
+		{name: "bytes bound", start: 550, end: 550, lines: 1000, bytes: 50, wantWS: 550 - 2*11, wantWE: 550 + 2*11},
+		{name: "mid-line cursor", start: 555, end: 556, lines: 2, bytes: 1 << 20, wantWS: 539, wantWE: 572},
+		{name: "at the start", start: 0, end: 0, lines: 2, bytes: 1 << 20, wantWS: 0, wantWE: 22},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ws, we := window(doc, tt.start, tt.end, tt.lines, tt.bytes)
+			if ws != tt.wantWS || we != tt.wantWE {
+				t.Errorf("window = [%d,%d), want [%d,%d)", ws, we, tt.wantWS, tt.wantWE)
+			}
+			if ws > tt.start || we < tt.end {
+				t.Errorf("window [%d,%d) does not hold [%d,%d)", ws, we, tt.start, tt.end)
+			}
+		})
+	}
+}
+
+func TestLargeDocument(t *testing.T) {
+	noLeaks(t)
+	if testing.Short() {
+		t.Skip("builds a 20 MB document")
+	}
+	var sb strings.Builder
+	sb.WriteString("package p\n\n")
+	for sb.Len() < 20<<20 {
+		sb.WriteString("func f() {\n\tx := 1\n\t_ = x\n}\n\n")
+	}
+	// An error far from the cursor is outside the window.
+	sb.WriteString("func broken( {\n")
+	doc := []byte(sb.String())
+	at := len(doc) / 2
+	at = strings.LastIndex(string(doc[:at]), "\tx := 1\n") + len("\tx := 1\n")
+	var v Validator
+	got, err := v.Check(context.Background(), "go", doc, at, at, "\ty := 2\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The window's cut edges may count an error or two, the same with and
+	// without the candidate.
+	if !got.OK || got.Before > 2 {
+		t.Errorf("Check in a 20 MB document = %+v, want OK with at most the window's edge errors", got)
+	}
+}
+
+func TestIdentifiers(t *testing.T) {
+	noLeaks(t)
+	tests := []struct {
+		name   string
+		lang   string
+		doc    string
+		radius int
+		want   []string
+	}{
+		{name: "go nearest first", lang: "go", radius: 200,
+			doc:  "package p\n\nfunc f(pt geo.Point) {\n\td := geo.Dist(pt, |)\n}\n",
+			want: []string{"pt", "Dist", "geo", "Point"}},
+		{name: "radius bounds", lang: "go", radius: 30,
+			doc:  "package p\n\nfunc alpha() {}\n\n\n\n\n\n\nfunc beta() { gamma(|) }\n",
+			want: []string{"gamma", "beta"}},
+		{name: "strings and comments skipped", lang: "python", radius: 200,
+			doc:  "# hello world\nvalue = \"text\"\nresult = compute(|value)\n",
+			want: []string{"value", "compute", "result"}},
+		{name: "no grammar: words", lang: "lua", radius: 100,
+			doc:  "local total = add(|first, second)\n",
+			want: []string{"first", "add", "total", "second", "local"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, at := cursor(tt.doc)
+			got, err := Identifiers(context.Background(), tt.lang, doc, at, tt.radius)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Identifiers = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefinitions(t *testing.T) {
+	noLeaks(t)
+	tests := []struct {
+		name  string
+		file  string
+		lang  string
+		names []string
+		want  []string // the first line of each definition's text
+	}{
+		{name: "go", file: "defs.go", lang: "go",
+			names: []string{"Point", "Dist", "Add", "Meters", "Scale", "Origin", "missing"},
+			want: []string{"// Point is a point in the plane.", "Meters float64", "const Scale = 2",
+				"var Origin = Point{}", "// Dist returns the distance between p and q.", "func (p Point) Add(q Point) Point {"}},
+		{name: "python", file: "defs.py", lang: "python", names: []string{"Point", "norm", "dist", "helper"},
+			want: []string{"class Point:", "def norm(self):", "def dist(p, q):", "@decorated"}},
+		{name: "javascript", file: "defs.js", lang: "javascript", names: []string{"dist", "Point", "norm", "other", "App"},
+			want: []string{"export function dist(p, q) {", "class Point {", "norm() { return Math.hypot(this.x, this.y); }",
+				"const scale = 2, other = 3;", "const App = () => <div>hi</div>;"}},
+		{name: "typescript", file: "defs.ts", lang: "typescript", names: []string{"dist", "Point", "Shape", "Meters", "Color", "scale"},
+			want: []string{"export function dist(p: Point, q: Point): number {", "export class Point {",
+				"interface Shape { area(): number }", "type Meters = number;", "enum Color { Red, Green }", "export const scale = 2;"}},
+		{name: "tsx", file: "defs.ts", lang: "typescriptreact", names: []string{"Meters"},
+			want: []string{"type Meters = number;"}},
+		{name: "rust", file: "defs.rs", lang: "rust", names: []string{"Point", "Shape", "norm", "dist", "Area", "SCALE"},
+			want: []string{"pub struct Point {", "pub enum Shape { Circle(f64), Square(f64) }", "impl Point {",
+				"pub fn norm(&self) -> f64 { (self.x * self.x + self.y * self.y).sqrt() }",
+				"pub fn dist(p: &Point, q: &Point) -> f64 {", "trait Area { fn area(&self) -> f64; }", "const SCALE: i32 = 2;"}},
+		{name: "c", file: "defs.c", lang: "c", names: []string{"SCALE", "point", "point_t", "buf", "dist"},
+			want: []string{"#define SCALE 2", "struct point {", "typedef struct point point_t;", "static double *buf;",
+				"double dist(struct point p, struct point q) {"}},
+		{name: "cpp", file: "defs.cpp", lang: "cpp", names: []string{"Point", "norm", "dist", "len"},
+			want: []string{"class Point {", "double norm() const { return std::hypot(x, y); }",
+				"double dist(const Point &p, const Point &q) {", "double Point::len() const { return norm(); }"}},
+		{name: "java", file: "defs.java", lang: "java", names: []string{"Point", "norm", "Shape", "Color", "x"},
+			want: []string{"public class Point {", "double x, y;", "public Point(double x, double y) { this.x = x; this.y = y; }",
+				"public double norm() {", "interface Shape { double area(); }", "enum Color { RED, GREEN }"}},
+		{name: "no grammar", file: "defs.go", lang: "lua", names: []string{"Point"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src, err := os.ReadFile("testdata/" + tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defs, err := Definitions(context.Background(), tt.lang, src, tt.names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range defs {
+				got = append(got, strings.SplitN(d.Text, "\n", 2)[0])
+				if !strings.Contains(string(src[d.Start:d.End]), d.Name) {
+					t.Errorf("definition %q: range [%d,%d) does not hold the name", d.Name, d.Start, d.End)
+				}
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("Definitions first lines =\n%q\nwant\n%q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefinitionShortened(t *testing.T) {
+	noLeaks(t)
+	src := "package p\n\nfunc Long() {\n" + strings.Repeat("\tx := 1\n", 100) + "}\n"
+	defs, err := Definitions(context.Background(), "go", []byte(src), []string{"Long"})
+	if err != nil || len(defs) != 1 {
+		t.Fatalf("Definitions = %v, %v; want one", defs, err)
+	}
+	text := defs[0].Text
+	if n := strings.Count(text, "\n"); n != maxDefinitionLine || !strings.HasSuffix(text, "\n...") ||
+		!strings.HasPrefix(text, "func Long() {\n") {
+		t.Errorf("long definition kept as %q (%d newlines)", text, n)
+	}
+}
+
+func BenchmarkCheckLarge(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("package p\n\n")
+	for sb.Len() < 20<<20 {
+		sb.WriteString("func f() {\n\tx := 1\n\t_ = x\n}\n\n")
+	}
+	doc := []byte(sb.String())
+	at := strings.LastIndex(string(doc[:len(doc)/2]), "\tx := 1\n") + len("\tx := 1\n")
+	var v Validator
+	for b.Loop() {
+		if _, err := v.Check(context.Background(), "go", doc, at, at, "\ty := 2\n"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,307 @@
+package syntax
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	sitter "github.com/smacker/go-tree-sitter"
+)
+
+// Default window around the cursor that a Validator parses.
+const (
+	DefaultMaxLines = 2000
+	DefaultMaxBytes = 256 << 10
+)
+
+// maxTrimTries bounds how many line prefixes Trim parses.
+const maxTrimTries = 64
+
+// Validator checks that a candidate does not add syntax errors to a
+// document. Only a window of lines around the edited range is parsed, so
+// the cost does not grow with the document. The zero Validator uses the
+// default window and is safe for concurrent use.
+type Validator struct {
+	MaxLines int // lines in the window (0: DefaultMaxLines)
+	MaxBytes int // bytes in the window (0: DefaultMaxBytes)
+}
+
+// Verdict is the outcome of checking one candidate.
+type Verdict struct {
+	OK     bool // the candidate adds no syntax errors
+	Before int  // errors in the window without the candidate
+	After  int  // errors in the window with the candidate
+	// Parsed says a tree-sitter grammar counted ERROR and MISSING nodes;
+	// false means the bracket-balance check counted unmatched brackets.
+	Parsed bool
+}
+
+// Check parses doc with doc[start:end] replaced by insert and says whether
+// that adds syntax errors. languageID is an LSP language id.
+func (v *Validator) Check(ctx context.Context, languageID string, doc []byte, start, end int, insert string) (Verdict, error) {
+	s, err := v.Begin(ctx, languageID, doc, start, end)
+	if err != nil {
+		return Verdict{}, err
+	}
+	defer s.Close()
+	return s.Check(insert)
+}
+
+// Trim returns the longest prefix of whole lines of insert (all of it
+// first) that adds no syntax errors when it replaces doc[start:end], or ""
+// when none does.
+func (v *Validator) Trim(ctx context.Context, languageID string, doc []byte, start, end int, insert string) (string, error) {
+	s, err := v.Begin(ctx, languageID, doc, start, end)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	out, _, err := s.Trim(insert)
+	return out, err
+}
+
+// Session checks several candidates for one range of one document: the
+// document's own errors are counted once, by Begin. A Session is not safe
+// for concurrent use; Close it when done.
+type Session struct {
+	ctx        context.Context
+	languageID string
+	g          *grammar // nil: bracket balance
+	parser     *sitter.Parser
+	head, tail []byte // the window before start and after end
+	buf        []byte
+	before     errorCount // the window as it is
+}
+
+// Begin starts checking candidates for doc[start:end] (clamped to the
+// document) in languageID; it parses the window without a candidate.
+func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, start, end int) (*Session, error) {
+	start = min(max(start, 0), len(doc))
+	end = min(max(end, start), len(doc))
+	maxLines, maxBytes := v.MaxLines, v.MaxBytes
+	if maxLines <= 0 {
+		maxLines = DefaultMaxLines
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	ws, we := window(doc, start, end, maxLines, maxBytes)
+	s := &Session{
+		ctx:        ctx,
+		languageID: languageID,
+		g:          lookup(languageID),
+		head:       doc[ws:start],
+		tail:       doc[end:we],
+	}
+	mid := doc[start:end]
+	if s.g != nil {
+		s.parser = newParser(s.g)
+	}
+	n, err := s.count(mid)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.before = n
+	return s, nil
+}
+
+// Close releases the session's parser.
+func (s *Session) Close() {
+	if s.parser != nil {
+		closeParser(s.parser)
+		s.parser = nil
+	}
+}
+
+// Check says whether insert, in place of the session's range, adds syntax
+// errors.
+func (s *Session) Check(insert string) (Verdict, error) {
+	n, err := s.count([]byte(insert))
+	if err != nil {
+		return Verdict{}, err
+	}
+	return Verdict{OK: n.within(s.before), Before: s.before.total(), After: n.total(), Parsed: s.g != nil}, nil
+}
+
+// Trim returns the longest prefix of whole lines of insert (all of it
+// first, then without its last line, and so on; prefixes ending in a blank
+// line are skipped) that adds no syntax errors, with its verdict. It
+// returns "" and the verdict of the whole insert when no prefix passes.
+func (s *Session) Trim(insert string) (string, Verdict, error) {
+	full, err := s.Check(insert)
+	if err != nil || full.OK {
+		return insert, full, err
+	}
+	end := len(insert)
+	for tries := 0; tries < maxTrimTries; tries++ {
+		nl := strings.LastIndexByte(insert[:end], '\n')
+		if nl < 0 {
+			break
+		}
+		end = nl
+		cand := insert[:end]
+		last := cand[strings.LastIndexByte(cand, '\n')+1:]
+		if strings.TrimSpace(last) == "" {
+			continue
+		}
+		v, err := s.Check(cand)
+		if err != nil {
+			return "", full, err
+		}
+		if v.OK {
+			return cand, v, nil
+		}
+	}
+	return "", full, nil
+}
+
+// errorCount counts syntax errors by kind: for a grammar, ERROR and MISSING
+// nodes together in [0]; for bracket balance, unclosed (, [, { and stray
+// ), ], } in [0..5], so that closing an old bracket does not excuse a new
+// stray one of another kind.
+type errorCount [6]int
+
+func (e errorCount) total() int {
+	n := 0
+	for _, v := range e {
+		n += v
+	}
+	return n
+}
+
+// within reports whether e has no more errors of any kind than base.
+func (e errorCount) within(base errorCount) bool {
+	for i := range e {
+		if e[i] > base[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// count returns the errors in the window with insert in place.
+func (s *Session) count(insert []byte) (errorCount, error) {
+	s.buf = append(append(append(s.buf[:0], s.head...), insert...), s.tail...)
+	if s.g == nil {
+		return bracketErrors(s.buf), nil
+	}
+	t, err := s.parser.ParseCtx(s.ctx, nil, s.buf)
+	if err != nil {
+		return errorCount{}, fmt.Errorf("syntax: parse %s (%d bytes): %w", s.languageID, len(s.buf), err)
+	}
+	openTrees.Add(1)
+	defer closeTree(t)
+	// A short parse may finish before it sees the cancellation.
+	if err := s.ctx.Err(); err != nil {
+		return errorCount{}, fmt.Errorf("syntax: parse %s (%d bytes): %w", s.languageID, len(s.buf), err)
+	}
+	return errorCount{treeErrors(t.RootNode())}, nil
+}
+
+// treeErrors counts the ERROR and MISSING nodes under root, descending only
+// into subtrees that hold an error.
+func treeErrors(root *sitter.Node) int {
+	if root == nil || !root.HasError() {
+		return 0
+	}
+	c := sitter.NewTreeCursor(root)
+	defer c.Close()
+	n := 0
+	for {
+		node := c.CurrentNode()
+		if node.IsError() || node.IsMissing() {
+			n++
+		}
+		if node.HasError() && c.GoToFirstChild() {
+			continue
+		}
+		for !c.GoToNextSibling() {
+			if !c.GoToParent() {
+				return n
+			}
+		}
+	}
+}
+
+// bracketErrors counts unclosed and stray (), [] and {} in b, with no
+// regard for strings or comments. A closer whose opener is deeper in the
+// stack closes it and leaves the openers above it unclosed.
+func bracketErrors(b []byte) errorCount {
+	var e errorCount
+	var stack []byte
+	for _, ch := range b {
+		var kind int
+		switch ch {
+		case '(', '[', '{':
+			stack = append(stack, ch)
+			continue
+		case ')':
+			kind = 0
+		case ']':
+			kind = 1
+		case '}':
+			kind = 2
+		default:
+			continue
+		}
+		open := "([{"[kind]
+		i := len(stack) - 1
+		for i >= 0 && stack[i] != open {
+			i--
+		}
+		if i < 0 {
+			e[3+kind]++
+			continue
+		}
+		for _, o := range stack[i+1:] {
+			e[strings.IndexByte("([{", o)]++
+		}
+		stack = stack[:i]
+	}
+	for _, o := range stack {
+		e[strings.IndexByte("([{", o)]++
+	}
+	return e
+}
+
+// window returns [ws, we) ⊇ [start, end): at most about maxLines/2 lines
+// and maxBytes/2 bytes on each side, cut at line boundaries (or mid-line
+// when a single line is longer than the byte budget).
+func window(doc []byte, start, end, maxLines, maxBytes int) (ws, we int) {
+	half := max(maxLines/2, 1)
+	lo := max(0, start-maxBytes/2)
+	ws, seen := start, 0
+	for i := start - 1; i >= lo; i-- {
+		if doc[i] == '\n' {
+			ws = i + 1
+			if seen++; seen > half {
+				break
+			}
+		}
+	}
+	switch {
+	case lo == 0 && seen <= half:
+		ws = 0
+	case seen == 0:
+		ws = lo
+	}
+
+	hi := min(len(doc), end+maxBytes/2)
+	we, seen = end, 0
+	for i := end; i < hi; i++ {
+		if doc[i] == '\n' {
+			we = i + 1
+			if seen++; seen > half {
+				break
+			}
+		}
+	}
+	switch {
+	case hi == len(doc) && seen <= half:
+		we = len(doc)
+	case seen == 0:
+		we = hi
+	}
+	return ws, we
+}

@@ -61,6 +61,7 @@ func TestParseHostile(t *testing.T) {
 		{"empty", nil, ErrNotGGUF, `magic "", want "GGUF"`},
 		{"bad magic", []byte("GGML\x03\x00\x00\x00"), ErrNotGGUF, `magic "GGML"`},
 		{"version 1", (&builder{}).raw("GGUF").u32(1).u64(0).u64(0).b, ErrVersion, "version 1, want 2 or 3"},
+		{"version 0", (&builder{}).raw("GGUF").u32(0).u64(0).u64(0).b, ErrVersion, "version 0, want 2 or 3"},
 		{"big-endian", (&builder{}).raw("GGUF").u32(3 << 24).b, ErrVersion, "big-endian file (version 3)"},
 		{"truncated header", (&builder{}).raw("GGUF").u32(3).u64(0).b, ErrTruncated, "metadata count at offset 16: need 8 bytes, 0 left"},
 		{"huge tensor count", header(1<<60, 0).b, ErrTruncated, "1152921504606846976 tensors need at least 32 bytes each, 0 bytes left"},

@@ -153,8 +153,8 @@ func parse(data []byte) (*File, error) {
 		return nil, err
 	}
 	if version != 2 && version != 3 {
-		if bits.ReverseBytes32(version) <= 3 {
-			return nil, errorf(ErrVersion, "big-endian file (version %d); only little-endian files are read", bits.ReverseBytes32(version))
+		if v := bits.ReverseBytes32(version); v == 2 || v == 3 {
+			return nil, errorf(ErrVersion, "big-endian file (version %d); only little-endian files are read", v)
 		}
 		return nil, errorf(ErrVersion, "version %d, want 2 or 3", version)
 	}
@@ -349,15 +349,52 @@ func (r *reader) u64(what string) (uint64, error) {
 
 // str reads a GGUF string: a uint64 length and that many bytes, copied.
 func (r *reader) str(what string) (string, error) {
-	n, err := r.u64(what + " length")
-	if err != nil {
-		return "", err
+	b, err := r.strBytes(what)
+	return string(b), err
+}
+
+// strBytes reads a GGUF string and returns its bytes, aliasing the image.
+func (r *reader) strBytes(what string) ([]byte, error) {
+	if r.left() < 8 {
+		return nil, errorf(ErrTruncated, "%s length at offset %d: need 8 bytes, %d left", what, r.off, r.left())
 	}
+	n := binary.LittleEndian.Uint64(r.b[r.off:])
+	r.off += 8
 	if n > uint64(r.left()) {
-		return "", errorf(ErrTruncated, "%s at offset %d: length %d, %d bytes left", what, r.off, n, r.left())
+		return nil, errorf(ErrTruncated, "%s at offset %d: length %d, %d bytes left", what, r.off, n, r.left())
 	}
-	b, _ := r.take(n, what)
-	return string(b), nil
+	b := r.b[r.off : r.off+int(n)]
+	r.off += int(n)
+	return b, nil
+}
+
+// strings reads n strings. They share one allocation, made after a first
+// pass has checked every length, because a vocabulary holds hundreds of
+// thousands of them.
+func (r *reader) strings(n int) ([]string, error) {
+	start, total := r.off, 0
+	for i := range n {
+		b, err := r.strBytes("string")
+		if err != nil {
+			return nil, within(err, "element %d", i)
+		}
+		total += len(b)
+	}
+	buf := make([]byte, 0, total)
+	r.off = start
+	for range n {
+		b, _ := r.strBytes("")
+		buf = append(buf, b...)
+	}
+	all := string(buf)
+	s := make([]string, n)
+	r.off, total = start, 0
+	for i := range s {
+		b, _ := r.strBytes("")
+		s[i] = all[total : total+len(b)]
+		total += len(b)
+	}
+	return s, nil
 }
 
 func (r *reader) bool(what string) (bool, error) {
@@ -491,11 +528,9 @@ func (r *reader) array(level int) (Value, error) {
 		}
 		return array(elem, s), nil
 	case ValueString:
-		s := make([]string, n)
-		for i := range s {
-			if s[i], err = r.str("string"); err != nil {
-				return Value{}, within(err, "element %d", i)
-			}
+		s, err := r.strings(n)
+		if err != nil {
+			return Value{}, err
 		}
 		return array(elem, s), nil
 	default: // ValueArray

@@ -29,6 +29,31 @@ type TensorData struct {
 // names unique, values well formed (not an invalid Val), tensor types known,
 // 1 to 4 dimensions, none zero, and len(Data) equal to the shape's size.
 func Write(w io.Writer, meta []KV, tensors []TensorData) error {
+	specs := make([]TensorSpec, len(tensors))
+	for i, t := range tensors {
+		specs[i] = TensorSpec{Name: t.Name, Type: t.Type, Dims: t.Dims}
+		size, err := tensorSize(t.Type, t.Dims)
+		if err == nil && uint64(len(t.Data)) != size {
+			return errorf(ErrInvalid, "gguf: write: tensor %q: %d bytes of data, shape %v of %s needs %d", t.Name, len(t.Data), t.Dims, t.Type, size)
+		}
+	}
+	return WriteStream(w, meta, specs, func(i int, dst []byte) error {
+		copy(dst, tensors[i].Data)
+		return nil
+	})
+}
+
+// TensorSpec names a tensor WriteStream writes: its name, type and shape.
+type TensorSpec struct {
+	Name string
+	Type Type
+	Dims []uint64
+}
+
+// WriteStream is Write for tensors too large to hold at once: fill is called
+// for each tensor in order with a buffer of exactly its size to fill in, so
+// only one tensor is in memory at a time.
+func WriteStream(w io.Writer, meta []KV, tensors []TensorSpec, fill func(i int, dst []byte) error) error {
 	align := uint64(DefaultAlignment)
 	keys := make(map[string]bool, len(meta))
 	for _, kv := range meta {
@@ -49,6 +74,7 @@ func Write(w io.Writer, meta []KV, tensors []TensorData) error {
 	}
 	names := make(map[string]bool, len(tensors))
 	offsets := make([]uint64, len(tensors))
+	sizes := make([]uint64, len(tensors))
 	var off uint64
 	for i, t := range tensors {
 		if names[t.Name] {
@@ -59,9 +85,7 @@ func Write(w io.Writer, meta []KV, tensors []TensorData) error {
 		if err != nil {
 			return within(err, "gguf: write: tensor %q", t.Name)
 		}
-		if uint64(len(t.Data)) != size {
-			return errorf(ErrInvalid, "gguf: write: tensor %q: %d bytes of data, shape %v of %s needs %d", t.Name, len(t.Data), t.Dims, t.Type, size)
-		}
+		sizes[i] = size
 		offsets[i] = off
 		off = alignUp(off+size, align)
 	}
@@ -87,8 +111,19 @@ func Write(w io.Writer, meta []KV, tensors []TensorData) error {
 	}
 	if len(tensors) > 0 {
 		e.pad(align)
-		for _, t := range tensors {
-			e.bytes(t.Data)
+		var buf []byte
+		for i := range tensors {
+			if e.err != nil {
+				break
+			}
+			if uint64(cap(buf)) < sizes[i] {
+				buf = make([]byte, sizes[i])
+			}
+			buf = buf[:sizes[i]]
+			if err := fill(i, buf); err != nil {
+				return fmt.Errorf("gguf: write: tensor %q: %w", tensors[i].Name, err)
+			}
+			e.bytes(buf)
 			e.pad(align)
 		}
 	}

@@ -1,0 +1,168 @@
+package kernel
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/dfill/dfill/engine/gguf"
+)
+
+// A Matrix is a weight matrix as a GGUF file stores it: Rows rows of Cols
+// elements of Type, row-major, each row a whole number of Type's blocks (a
+// GGUF tensor with dims [Cols, Rows]). Data may be a view into a mapped file.
+type Matrix struct {
+	Type       gguf.Type
+	Rows, Cols int
+	Data       []byte
+}
+
+// NewMatrix returns the Matrix of rows×cols elements of type t held in data,
+// or an error if t is unknown, cols is not a whole number of t's blocks, or
+// data is not exactly the bytes such a matrix takes.
+func NewMatrix(t gguf.Type, rows, cols int, data []byte) (Matrix, error) {
+	if rows < 0 || cols < 0 {
+		return Matrix{}, fmt.Errorf("kernel: matrix %d×%d: %w: negative dimension", rows, cols, ErrSize)
+	}
+	rowSize, err := t.RowSize(cols)
+	if err != nil {
+		return Matrix{}, fmt.Errorf("kernel: matrix %d×%d %s: %w", rows, cols, t, err)
+	}
+	if cols > 0 && rows > len(data)/rowSize || rows*rowSize != len(data) {
+		return Matrix{}, fmt.Errorf("kernel: matrix %d×%d %s: %w: needs %d bytes, got %d",
+			rows, cols, t, ErrSize, rows*rowSize, len(data))
+	}
+	return Matrix{Type: t, Rows: rows, Cols: cols, Data: data}, nil
+}
+
+// RowBytes is the number of bytes one row of m takes.
+func (m Matrix) RowBytes() int {
+	return m.Cols / m.Type.BlockSize() * m.Type.TypeSize()
+}
+
+// MatMul computes out = x·Wᵀ for the m activation rows in x (m×w.Cols,
+// row-major) and the weight w: out[i*w.Rows+r] = Σ_c x[i*w.Cols+c]·W[r][c],
+// writing only out[:m*w.Rows]. The work is split over p's goroutines by
+// weight rows; each output element is one Dot of an activation row and the
+// decoded weight row, so the result is bitwise the same for any number of
+// threads. A quantized or half-precision weight row is decoded once into
+// per-goroutine scratch and used for all m activation rows.
+//
+// MatMul panics if out or x is too short or w is not a valid Matrix (a
+// programming error: NewMatrix validates untrusted sizes).
+func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
+	if m < 0 || len(out) < m*w.Rows || len(x) < m*w.Cols {
+		panic(fmt.Sprintf("kernel: MatMul: m=%d, weight %d×%d: out has %d elements, x %d", m, w.Rows, w.Cols, len(out), len(x)))
+	}
+	dec := decoderFor(w.Type)
+	if dec == nil || w.Cols%w.Type.BlockSize() != 0 || len(w.Data) < w.Rows*w.RowBytes() {
+		panic(fmt.Sprintf("kernel: MatMul: invalid %s weight %d×%d with %d bytes", w.Type, w.Rows, w.Cols, len(w.Data)))
+	}
+	if m == 0 || w.Rows == 0 {
+		return
+	}
+	var wf []float32
+	if w.Type == gguf.TypeF32 {
+		wf = viewF32(w.Data[:w.Rows*w.RowBytes()])
+	}
+	runMatMul(p, matmulJob{out: out, x: x, m: m, cols: w.Cols, rows: w.Rows,
+		data: w.Data, rowBytes: w.RowBytes(), wf: wf, dec: dec})
+}
+
+// MatMulF32 is MatMul for a float32 weight w of rows×cols elements.
+func MatMulF32(p *Pool, out, x []float32, m int, w []float32, rows, cols int) {
+	if m < 0 || rows < 0 || cols < 0 || len(out) < m*rows || len(x) < m*cols || len(w) < rows*cols {
+		panic(fmt.Sprintf("kernel: MatMulF32: m=%d, weight %d×%d: out has %d elements, x %d, w %d", m, rows, cols, len(out), len(x), len(w)))
+	}
+	if m == 0 || rows == 0 {
+		return
+	}
+	runMatMul(p, matmulJob{out: out, x: x, m: m, cols: cols, rows: rows, wf: w})
+}
+
+// serialPools holds one-thread Pools for MatMul calls with a nil Pool, so
+// that they have scratch without allocating and without serializing.
+var serialPools = sync.Pool{New: func() any { return NewPool(1) }}
+
+func runMatMul(p *Pool, job matmulJob) {
+	if p == nil {
+		p = serialPools.Get().(*Pool)
+		defer serialPools.Put(p)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mm = job
+	p.mm.pool = p
+	p.runW(job.rows, matmulGrain(job, p.threads), p.mmTask)
+	p.mm = matmulJob{pool: p} // drop references to the caller's buffers
+}
+
+// matmulGrain picks how many weight rows one chunk takes: about eight chunks
+// per thread so the threads finish together, but not so few rows that waking
+// a goroutine costs more than the chunk.
+func matmulGrain(job matmulJob, threads int) int {
+	const minWork = 1 << 15 // multiply-adds per chunk
+	perRow := (job.m + 1) * job.cols
+	g := (job.rows + 8*threads - 1) / (8 * threads)
+	return max(g, (minWork+perRow-1)/perRow, 1)
+}
+
+// matmulJob holds MatMul's arguments while a Pool runs it.
+type matmulJob struct {
+	pool       *Pool
+	out, x     []float32
+	m          int
+	rows, cols int
+	data       []byte
+	rowBytes   int
+	wf         []float32 // the weight as float32 when it can be used in place
+	dec        rowDecoder
+}
+
+// tileBytes is about how much decoded weight one goroutine keeps at a time:
+// the tile is reused for every activation row, so it should stay in L1/L2.
+const tileBytes = 32 << 10
+
+// task computes output columns [lo, hi) (weight rows) for all m rows of x.
+func (j *matmulJob) task(worker, lo, hi int) {
+	cols, rows := j.cols, j.rows
+	tile := max(1, min(hi-lo, tileBytes/(4*max(cols, 1))))
+	var scratch []float32
+	if j.wf == nil {
+		scratch = j.pool.scratchFor(worker, tile*cols)
+	}
+	for r0 := lo; r0 < hi; r0 += tile {
+		r1 := min(r0+tile, hi)
+		var wt []float32 // rows r0..r1 of the weight, decoded
+		if j.wf != nil {
+			wt = j.wf[r0*cols : r1*cols]
+		} else {
+			wt = scratch[:(r1-r0)*cols]
+			j.dec(wt, j.data[r0*j.rowBytes:r1*j.rowBytes])
+		}
+		for i := 0; i < j.m; i++ {
+			xi := j.x[i*cols : (i+1)*cols]
+			o := j.out[i*rows+r0 : i*rows+r1]
+			for r := range o {
+				o[r] = dotF32(xi, wt[r*cols:(r+1)*cols])
+			}
+		}
+	}
+}
+
+// littleEndian reports whether this machine stores a float32 as GGUF does,
+// so F32 weights can be used in place.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
+
+// viewF32 returns b as float32s without copying when it is aligned and the
+// machine is little-endian, or nil, in which case MatMul decodes F32 rows
+// like any other type.
+func viewF32(b []byte) []float32 {
+	if len(b) == 0 || !littleEndian || uintptr(unsafe.Pointer(&b[0]))%4 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}

@@ -1,0 +1,199 @@
+package kernel
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/dfill/dfill/engine/gguf"
+)
+
+// randomMatrix quantizes Gaussian rows×cols weights to typ and returns the
+// Matrix and its decoded float32 values.
+func randomMatrix(t testing.TB, typ gguf.Type, rows, cols int, seed uint64) (Matrix, []float32) {
+	t.Helper()
+	data, err := Quantize(typ, gaussian(newRand(seed), rows*cols))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewMatrix(typ, rows, cols, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := make([]float32, rows*cols)
+	if err := Dequantize(typ, data, dec); err != nil {
+		t.Fatal(err)
+	}
+	return w, dec
+}
+
+// colsFor returns awkward widths for typ: whole numbers of blocks up to 1024.
+func colsFor(typ gguf.Type) []int {
+	switch typ.BlockSize() {
+	case 1:
+		return []int{1, 3, 17, 96, 1024}
+	case 32:
+		return []int{32, 96, 416, 1024}
+	}
+	return []int{256, 768, 1024}
+}
+
+// TestMatMul checks MatMul against a float64 reference on the decoded
+// weights: |out − ref| ≤ 1e-5 · Σ_c |x_c·w_c| for every element (a float32
+// dot of n ≤ 1024 terms has a worst-case error of n·2⁻²⁴ ≈ 6e-5 of that sum,
+// the typical one far less). It also checks that every element is bitwise
+// Dot(x row, decoded weight row), and that nothing around out was written.
+func TestMatMul(t *testing.T) {
+	pool := NewPool(3)
+	defer pool.Close()
+	rowsList := []int{1, 7, 33, 127, 1000}
+	if testing.Short() {
+		rowsList = []int{1, 7, 127}
+	}
+	for _, typ := range allTypes {
+		for _, cols := range colsFor(typ) {
+			for _, rows := range rowsList {
+				w, wd := randomMatrix(t, typ, rows, cols, uint64(rows*cols))
+				for _, m := range []int{1, 7, 33} {
+					t.Run(fmt.Sprintf("%s/m=%d/rows=%d/cols=%d", typ, m, rows, cols), func(t *testing.T) {
+						x := gaussian(newRand(uint64(m)), m*cols)
+						out, check := guarded(t, m*rows)
+						MatMul(pool, out, x, m, w)
+						check()
+						for i := 0; i < m; i++ {
+							xi := x[i*cols : (i+1)*cols]
+							for r := 0; r < rows; r++ {
+								wr := wd[r*cols : (r+1)*cols]
+								var ref, mag float64
+								for c := range xi {
+									p := float64(xi[c]) * float64(wr[c])
+									ref += p
+									mag += math.Abs(p)
+								}
+								got := out[i*rows+r]
+								if d := math.Abs(float64(got) - ref); !(d <= 1e-5*mag) {
+									t.Fatalf("out[%d,%d] = %g, want %g (error %.2e of Σ|x·w| = %g)", i, r, got, ref, d/mag, mag)
+								}
+								if want := Dot(xi, wr); math.Float32bits(got) != math.Float32bits(want) {
+									t.Fatalf("out[%d,%d] = %g, but Dot of the rows is %g", i, r, got, want)
+								}
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+func TestMatMulF32(t *testing.T) {
+	const m, rows, cols = 5, 33, 70
+	w := gaussian(newRand(7), rows*cols)
+	x := gaussian(newRand(8), m*cols)
+	out, check := guarded(t, m*rows)
+	MatMulF32(nil, out, x, m, w, rows, cols)
+	check()
+	for i := 0; i < m; i++ {
+		for r := 0; r < rows; r++ {
+			want := Dot(x[i*cols:(i+1)*cols], w[r*cols:(r+1)*cols])
+			if got := out[i*rows+r]; math.Float32bits(got) != math.Float32bits(want) {
+				t.Fatalf("out[%d,%d] = %g, want %g", i, r, got, want)
+			}
+		}
+	}
+}
+
+// TestMatMulUnalignedF32 uses F32 weight bytes that do not start on a
+// 4-byte boundary, which MatMul must decode rather than view in place.
+func TestMatMulUnalignedF32(t *testing.T) {
+	const m, rows, cols = 3, 9, 40
+	w, wd := randomMatrix(t, gguf.TypeF32, rows, cols, 9)
+	buf := make([]byte, len(w.Data)+1)
+	copy(buf[1:], w.Data)
+	w.Data = buf[1:]
+	x := gaussian(newRand(10), m*cols)
+	out := make([]float32, m*rows)
+	MatMul(nil, out, x, m, w)
+	for i := 0; i < m; i++ {
+		for r := 0; r < rows; r++ {
+			if want := Dot(x[i*cols:(i+1)*cols], wd[r*cols:(r+1)*cols]); out[i*rows+r] != want {
+				t.Fatalf("out[%d,%d] = %g, want %g", i, r, out[i*rows+r], want)
+			}
+		}
+	}
+}
+
+// TestMatMulDeterministic checks that the result is bitwise the same with
+// 1, 2, 3 and 8 threads and with a nil Pool, for shapes whose chunking
+// differs between those counts.
+func TestMatMulDeterministic(t *testing.T) {
+	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}}
+	for _, typ := range allTypes {
+		for _, s := range shapes {
+			t.Run(fmt.Sprintf("%s/%dx%dx%d", typ, s.m, s.rows, s.cols), func(t *testing.T) {
+				w, _ := randomMatrix(t, typ, s.rows, s.cols, 11)
+				x := gaussian(newRand(12), s.m*s.cols)
+				want := make([]float32, s.m*s.rows)
+				MatMul(nil, want, x, s.m, w)
+				for _, threads := range []int{1, 2, 3, 8} {
+					p := NewPool(threads)
+					got := make([]float32, len(want))
+					MatMul(p, got, x, s.m, w)
+					p.Close()
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%d threads: out[%d] = %g, single-threaded %g", threads, i, got[i], want[i])
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestMatMulAllocs(t *testing.T) {
+	pool := NewPool(2)
+	defer pool.Close()
+	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ4_K} {
+		w, _ := randomMatrix(t, typ, 512, 256, 13)
+		x := gaussian(newRand(14), 4*256)
+		out := make([]float32, 4*512)
+		for _, p := range []*Pool{nil, pool} {
+			MatMul(p, out, x, 4, w) // let the scratch grow
+			if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 4, w) }); n != 0 {
+				t.Errorf("%s, %d threads: %v allocations per MatMul", typ, p.Threads(), n)
+			}
+		}
+	}
+}
+
+func TestNewMatrix(t *testing.T) {
+	tests := []struct {
+		name       string
+		typ        gguf.Type
+		rows, cols int
+		bytes      int
+		ok         bool
+	}{
+		{"f32", gguf.TypeF32, 3, 5, 60, true},
+		{"q4_K", gguf.TypeQ4_K, 2, 512, 2 * 2 * 144, true},
+		{"empty", gguf.TypeQ8_0, 0, 64, 0, true},
+		{"short data", gguf.TypeF16, 3, 5, 29, false},
+		{"long data", gguf.TypeF16, 3, 5, 31, false},
+		{"cols not whole blocks", gguf.TypeQ8_0, 1, 48, 51, false},
+		{"unknown type", gguf.Type(77), 1, 1, 4, false},
+		{"negative rows", gguf.TypeF32, -1, 1, 0, false},
+		{"rows overflow", gguf.TypeF32, math.MaxInt / 2, 4, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := NewMatrix(tt.typ, tt.rows, tt.cols, make([]byte, tt.bytes))
+			if (err == nil) != tt.ok {
+				t.Fatalf("NewMatrix: error %v, want ok=%v", err, tt.ok)
+			}
+			if tt.ok && m.Rows*m.RowBytes() != tt.bytes {
+				t.Errorf("RowBytes %d", m.RowBytes())
+			}
+		})
+	}
+}

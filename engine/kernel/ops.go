@@ -1,0 +1,127 @@
+package kernel
+
+import "math"
+
+// The vector ops take equal-length slices and panic otherwise (a programming
+// error, as an out-of-range index would be). Sums of squares and softmax
+// normalizers are accumulated in float64, as ggml accumulates them.
+
+// RMSNorm writes x normalized by its root mean square and scaled by weight:
+// out[i] = x[i] / sqrt(mean(x²) + eps) · weight[i]. out may be x.
+func RMSNorm(out, x, weight []float32, eps float32) {
+	if len(out) != len(x) || len(weight) != len(x) {
+		panic("kernel: RMSNorm of slices of different lengths")
+	}
+	if len(x) == 0 {
+		return
+	}
+	var sum float64
+	for _, v := range x {
+		sum += float64(v) * float64(v)
+	}
+	mean := float32(sum / float64(len(x)))
+	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
+	for i, v := range x {
+		out[i] = v * scale * weight[i]
+	}
+}
+
+// RMSNormRows applies RMSNorm to each of the len(x)/len(weight) rows of x.
+func RMSNormRows(out, x, weight []float32, eps float32) {
+	n := len(weight)
+	if len(out) != len(x) || n == 0 || len(x)%n != 0 {
+		panic("kernel: RMSNormRows: x is not a whole number of rows of len(weight)")
+	}
+	for i := 0; i < len(x); i += n {
+		RMSNorm(out[i:i+n], x[i:i+n], weight, eps)
+	}
+}
+
+// Softmax replaces x with exp(x - max x) / Σ exp(x - max x). Subtracting the
+// maximum keeps every exponent ≤ 0, so large logits cannot overflow; -Inf
+// entries become 0.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	mx := float32(math.Inf(-1))
+	for _, v := range x {
+		mx = max(mx, v)
+	}
+	if math.IsInf(float64(mx), -1) {
+		// Every entry is -Inf: there is no preferred one; spread evenly.
+		for i := range x {
+			x[i] = 1 / float32(len(x))
+		}
+		return
+	}
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - mx)))
+		x[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// silu is x·σ(x) = x / (1 + e^-x).
+func silu(x float32) float32 {
+	return x / (1 + float32(math.Exp(float64(-x))))
+}
+
+// SiLU writes out[i] = x[i]·σ(x[i]). out may be x.
+func SiLU(out, x []float32) {
+	if len(out) != len(x) {
+		panic("kernel: SiLU of slices of different lengths")
+	}
+	for i, v := range x {
+		out[i] = silu(v)
+	}
+}
+
+// SwiGLU writes out[i] = silu(gate[i])·up[i], the gated activation of a
+// LLaMA/Qwen2 feed-forward block. out may be gate or up.
+func SwiGLU(out, gate, up []float32) {
+	if len(out) != len(gate) || len(up) != len(gate) {
+		panic("kernel: SwiGLU of slices of different lengths")
+	}
+	for i, g := range gate {
+		out[i] = silu(g) * up[i]
+	}
+}
+
+// Add adds src to dst element by element.
+func Add(dst, src []float32) {
+	if len(dst) != len(src) {
+		panic("kernel: Add of slices of different lengths")
+	}
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+// Scale multiplies every element of x by s.
+func Scale(x []float32, s float32) {
+	for i := range x {
+		x[i] *= s
+	}
+}
+
+// Argmax returns the index of the largest element of x, the first one on a
+// tie, ignoring NaNs; -1 when x is empty or all NaN.
+func Argmax(x []float32) int {
+	best := -1
+	var bv float32
+	for i, v := range x {
+		if v != v {
+			continue
+		}
+		if best < 0 || v > bv {
+			best, bv = i, v
+		}
+	}
+	return best
+}

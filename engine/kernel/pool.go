@@ -1,0 +1,175 @@
+package kernel
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// A Pool runs data-parallel loops on a fixed set of worker goroutines,
+// created once by NewPool. The calling goroutine always does a share of the
+// work, so a Pool of n threads starts n-1 goroutines. A nil *Pool, or one of
+// one thread, runs everything inline on the caller's goroutine.
+//
+// Loops on one Pool run one at a time: a Run from a second goroutine waits
+// for the first to finish. Steady-state Runs do not allocate.
+type Pool struct {
+	threads int
+	wake    []chan struct{} // one per worker goroutine (index 1..threads-1; 0 unused)
+	done    sync.WaitGroup  // counts workers still busy with the current job
+	exited  sync.WaitGroup  // counts live worker goroutines, for Close
+
+	// mu serializes jobs and guards the fields below it.
+	mu      sync.Mutex
+	closed  bool
+	fn      func(lo, hi int)
+	fnw     func(worker, lo, hi int)
+	n       int
+	grain   int
+	next    atomic.Int64 // index of the next unclaimed chunk
+	scratch [][]float32  // one decode buffer per worker, for MatMul
+	mm      matmulJob    // MatMul's arguments, read by mmTask
+	mmTask  func(worker, lo, hi int)
+}
+
+// NewPool returns a Pool of threads threads (the caller's goroutine and
+// threads-1 workers). threads < 1 is taken as 1.
+func NewPool(threads int) *Pool {
+	threads = max(threads, 1)
+	p := &Pool{
+		threads: threads,
+		wake:    make([]chan struct{}, threads),
+		scratch: make([][]float32, threads),
+	}
+	p.mmTask = p.mm.task
+	p.mm.pool = p
+	for w := 1; w < threads; w++ {
+		p.wake[w] = make(chan struct{}, 1)
+		p.exited.Add(1)
+		go p.worker(w)
+	}
+	return p
+}
+
+// Threads returns the number of goroutines that share a Run, counting the
+// caller's: 1 for a nil Pool.
+func (p *Pool) Threads() int {
+	if p == nil {
+		return 1
+	}
+	return p.threads
+}
+
+// Close stops the worker goroutines and waits for them to exit. Runs after
+// Close execute inline. Close is idempotent; a nil Pool's Close does nothing.
+func (p *Pool) Close() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for w := 1; w < p.threads; w++ {
+		close(p.wake[w])
+	}
+	p.exited.Wait()
+}
+
+// Run calls fn on contiguous, disjoint chunks [lo, hi) that together cover
+// [0, n), concurrently on the Pool's goroutines, and returns when all calls
+// have returned. One goroutine may take several chunks, in increasing order;
+// which goroutine takes which chunk varies from run to run, so fn must not
+// let its result depend on that. n ≤ 0 calls nothing.
+func (p *Pool) Run(n int, fn func(lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if p == nil || p.threads == 1 {
+		fn(0, n)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fn = fn
+	p.runLocked(n, defaultGrain(n, p.threads))
+	p.fn = nil
+}
+
+// defaultGrain splits n into about four chunks per thread, so a thread that
+// the OS delays does not hold the others up for long.
+func defaultGrain(n, threads int) int {
+	chunks := 4 * threads
+	return max(1, (n+chunks-1)/chunks)
+}
+
+// runW is Run for callers that need to know which goroutine (0..threads-1)
+// runs a chunk, to use per-goroutine scratch. The caller holds p.mu, or p is
+// a private one-thread Pool.
+func (p *Pool) runW(n, grain int, fnw func(worker, lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if p.threads == 1 || p.closed || n <= grain {
+		fnw(0, 0, n)
+		return
+	}
+	p.fnw = fnw
+	p.runLocked(n, grain)
+	p.fnw = nil
+}
+
+// runLocked runs the job in p.fn or p.fnw over [0, n) in chunks of grain.
+func (p *Pool) runLocked(n, grain int) {
+	chunks := (n + grain - 1) / grain
+	if p.closed || chunks == 1 {
+		p.chunk(0, 0, n)
+		return
+	}
+	p.n, p.grain = n, grain
+	p.next.Store(0)
+	helpers := min(p.threads, chunks) - 1
+	p.done.Add(helpers)
+	for w := 1; w <= helpers; w++ {
+		p.wake[w] <- struct{}{}
+	}
+	p.work(0)
+	p.done.Wait()
+}
+
+// work claims and runs chunks until none are left.
+func (p *Pool) work(w int) {
+	for {
+		c := int(p.next.Add(1) - 1)
+		lo := c * p.grain
+		if lo >= p.n {
+			return
+		}
+		p.chunk(w, lo, min(lo+p.grain, p.n))
+	}
+}
+
+func (p *Pool) chunk(w, lo, hi int) {
+	if p.fnw != nil {
+		p.fnw(w, lo, hi)
+	} else {
+		p.fn(lo, hi)
+	}
+}
+
+func (p *Pool) worker(w int) {
+	defer p.exited.Done()
+	for range p.wake[w] {
+		p.work(w)
+		p.done.Done()
+	}
+}
+
+// scratchFor returns worker w's decode buffer, at least n long.
+func (p *Pool) scratchFor(w, n int) []float32 {
+	if cap(p.scratch[w]) < n {
+		p.scratch[w] = make([]float32, n)
+	}
+	return p.scratch[w][:n]
+}

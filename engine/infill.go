@@ -1,0 +1,510 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+)
+
+// Prompt is the text around the span to fill.
+type Prompt struct {
+	Prefix, Suffix string
+}
+
+// Candidate is one filled span.
+type Candidate struct {
+	Text       string  // the span's text, trailing EOS/pad stripped
+	Tokens     []int32 // the span's tokens as denoised, before stripping
+	Length     int     // the span length it was denoised with
+	Confidence float64 // mean probability of the committed tokens
+	Steps      int     // denoising steps taken
+}
+
+// Step is one denoising step of one span, for streaming.
+type Step struct {
+	Span        int // index into Options.Lengths
+	Step, Steps int // 1-based step and the planned number of steps
+	Tokens      []int32
+	Masked      []bool
+	Text        string // the span's text, each masked position shown as MaskGlyph
+}
+
+// MaskGlyph stands for a still-masked position in Step.Text.
+const MaskGlyph = "░"
+
+// Infill tokenizes p and fills a span of each of opt.Lengths between the
+// prefix and the suffix. onStep, if not nil, is called after every step.
+// ctx is checked between steps and layers.
+func (m *Model) Infill(ctx context.Context, p Prompt, opt Options, onStep func(Step)) ([]Candidate, error) {
+	prefix := m.Tokenizer.EncodePlain(p.Prefix)
+	suffix := m.Tokenizer.EncodePlain(p.Suffix)
+	return m.Denoise(ctx, prefix, suffix, opt, onStep)
+}
+
+// Denoise fills spans between prefix and suffix token ids; see Infill.
+func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options, onStep func(Step)) ([]Candidate, error) {
+	opt, err := opt.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := m.Config
+	if bos := m.Tokenizer.BOS(); bos >= 0 && (m.Tokenizer.AddBOS() || (c.ShiftLogits && len(prefix) == 0)) {
+		prefix = append([]int32{bos}, prefix...)
+	}
+	if c.ShiftLogits && len(prefix) == 0 {
+		// The first span token is predicted by the position before it.
+		prefix = []int32{m.Tokenizer.EOS()}
+	}
+
+	var runs []*run
+	for i, n := range opt.Lengths {
+		pre, suf := fitContext(prefix, suffix, n, c.Context)
+		if c.ShiftLogits && len(pre) == 0 {
+			return nil, fmt.Errorf("%w: span of %d leaves no room for a prefix in a context of %d", ErrBadOptions, n, c.Context)
+		}
+		r := newRun(m, i, pre, suf, n, opt)
+		runs = append(runs, r)
+	}
+
+	ws := &workspace{}
+	for {
+		var active []*run
+		var passes []pass
+		for _, r := range runs {
+			if !r.done() {
+				active = append(active, r)
+				passes = append(passes, r.plan())
+			}
+		}
+		if len(active) == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		logits, err := m.forward(ctx, ws, passes)
+		if err != nil {
+			return nil, err
+		}
+		off := 0
+		for i, r := range active {
+			n := len(passes[i].want)
+			r.commit(logits[off*c.Vocab : (off+n)*c.Vocab])
+			off += n
+			if onStep != nil {
+				onStep(r.stepView())
+			}
+		}
+	}
+
+	out := make([]Candidate, len(runs))
+	for i, r := range runs {
+		out[i] = r.candidate()
+	}
+	return out, nil
+}
+
+// fitContext cuts prefix (from the left) and suffix (from the right) so the
+// canvas prefix + n + suffix fits in ctxLen tokens, keeping the nearest.
+func fitContext(prefix, suffix []int32, n, ctxLen int) ([]int32, []int32) {
+	room := ctxLen - n
+	if room < 0 {
+		room = 0
+	}
+	for len(prefix)+len(suffix) > room {
+		if len(prefix) >= len(suffix) {
+			prefix = prefix[len(prefix)-min(len(prefix), len(prefix)+len(suffix)-room):]
+		} else {
+			suffix = suffix[:len(suffix)-min(len(suffix), len(prefix)+len(suffix)-room)]
+		}
+	}
+	return prefix, suffix
+}
+
+// run is the denoising state of one span.
+type run struct {
+	m     *Model
+	index int
+	opt   Options
+	seq   *sequence
+	start int // canvas index of the span's first token
+	n     int // span length
+
+	masked   []bool
+	nMasked  int
+	prob     []float64 // probability each committed token had when committed
+	step     int       // steps taken
+	steps    int       // planned steps
+	block    int       // current block
+	blocks   int
+	perBlock int // steps per block
+	inBlock  int // steps taken in the current block
+	quota    []int
+	rng      *rand.Rand
+
+	// scratch for plan and commit, indexed by span position
+	cand   []int
+	pred   []int32
+	score  []float64
+	pchose []float64
+}
+
+func newRun(m *Model, index int, prefix, suffix []int32, n int, opt Options) *run {
+	tokens := make([]int32, 0, len(prefix)+n+len(suffix))
+	tokens = append(tokens, prefix...)
+	for i := 0; i < n; i++ {
+		tokens = append(tokens, m.Config.MaskID)
+	}
+	tokens = append(tokens, suffix...)
+	r := &run{
+		m: m, index: index, opt: opt,
+		seq:   newSequence(m.Config, tokens),
+		start: len(prefix), n: n,
+		masked: make([]bool, n), nMasked: n,
+		prob: make([]float64, n),
+		rng:  rand.New(rand.NewPCG(opt.Seed, uint64(index))),
+		pred: make([]int32, n), score: make([]float64, n), pchose: make([]float64, n),
+	}
+	for i := range r.masked {
+		r.masked[i] = true
+	}
+	bs := n
+	if opt.BlockSize > 0 && opt.BlockSize < n {
+		bs = opt.BlockSize
+	}
+	r.blocks = (n + bs - 1) / bs
+	r.steps = opt.Steps
+	if r.steps == 0 {
+		r.steps = n
+	}
+	if opt.Schedule == ScheduleLeftToRight {
+		r.steps = n
+	}
+	r.perBlock = max(1, r.steps/r.blocks)
+	r.steps = r.perBlock * r.blocks
+	r.startBlock()
+	return r
+}
+
+func (r *run) blockRange(b int) (lo, hi int) {
+	bs := (r.n + r.blocks - 1) / r.blocks
+	if r.opt.BlockSize > 0 && r.opt.BlockSize < r.n {
+		bs = r.opt.BlockSize
+	}
+	return b * bs, min(r.n, (b+1)*bs)
+}
+
+// startBlock plans the current block's per-step commit counts (LLaDA's
+// get_num_transfer_tokens: an even split, the remainder to the first steps).
+func (r *run) startBlock() {
+	r.inBlock = 0
+	lo, hi := r.blockRange(r.block)
+	masked := 0
+	for i := lo; i < hi; i++ {
+		if r.masked[i] {
+			masked++
+		}
+	}
+	r.quota = r.quota[:0]
+	for s := 0; s < r.perBlock; s++ {
+		q := masked / r.perBlock
+		if s < masked%r.perBlock {
+			q++
+		}
+		r.quota = append(r.quota, q)
+	}
+}
+
+func (r *run) done() bool { return r.nMasked == 0 }
+
+// plan says which rows this step runs and which positions need logits
+// (r.cand: the masked span positions this step may commit).
+func (r *run) plan() pass {
+	lo, hi := r.blockRange(r.block)
+	full := !r.opt.Cache || r.step == 0 || r.inBlock == 0 ||
+		(r.opt.Refresh > 0 && r.step%r.opt.Refresh == 0)
+	shift := 0
+	if r.m.Config.ShiftLogits {
+		shift = 1
+	}
+	r.cand = r.cand[:0]
+	if r.opt.Schedule == ScheduleLeftToRight {
+		r.cand = append(r.cand, r.leftmost())
+	} else {
+		for i := lo; i < hi; i++ {
+			if r.masked[i] {
+				r.cand = append(r.cand, i)
+			}
+		}
+	}
+	p := pass{seq: r.seq, lo: 0, hi: len(r.seq.tokens)}
+	if !full {
+		p.lo, p.hi = r.start+lo-shift, r.start+hi
+		if r.opt.Schedule == ScheduleLeftToRight {
+			// As an autoregressive engine runs: the last committed token
+			// (to refresh its keys and values) and the position to predict.
+			next := r.cand[0]
+			p.lo, p.hi = r.start+next-1, r.start+next+1-shift
+		}
+	}
+	for _, i := range r.cand {
+		p.want = append(p.want, r.start+i-shift)
+	}
+	return p
+}
+
+func (r *run) leftmost() int {
+	for i, m := range r.masked {
+		if m {
+			return i
+		}
+	}
+	return r.n
+}
+
+// commit scores the candidates' logits (one row each, in plan order) and
+// commits the positions this step's schedule allows.
+func (r *run) commit(logits []float32) {
+	vocab := r.m.Config.Vocab
+	cand := r.cand
+	if r.opt.Temperature > 0 {
+		// Sampling draws from the run's RNG, so serially in position order.
+		for k, i := range cand {
+			r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[k*vocab : (k+1)*vocab])
+		}
+	} else {
+		r.m.pool.Run(len(cand), func(a, b int) {
+			for k := a; k < b; k++ {
+				i := cand[k]
+				r.pred[i], r.pchose[i], r.score[i] = r.choose(logits[k*vocab : (k+1)*vocab])
+			}
+		})
+	}
+
+	// Most confident first; ties to the leftmost position.
+	sort.SliceStable(cand, func(a, b int) bool { return r.score[cand[a]] > r.score[cand[b]] })
+	k := r.howMany(cand)
+	for _, i := range cand[:k] {
+		r.masked[i] = false
+		r.nMasked--
+		r.prob[i] = r.pchose[i]
+		r.seq.tokens[r.start+i] = r.pred[i]
+	}
+	r.step++
+	r.inBlock++
+	lo, hi := r.blockRange(r.block)
+	blockDone := true
+	for i := lo; i < hi; i++ {
+		if r.masked[i] {
+			blockDone = false
+		}
+	}
+	if (blockDone || r.inBlock >= r.perBlock) && r.block+1 < r.blocks {
+		r.block++
+		r.startBlock()
+	}
+}
+
+// howMany returns how many of the ranked candidates to commit this step.
+func (r *run) howMany(ranked []int) int {
+	masked := len(ranked)
+	if masked == 0 {
+		return 0
+	}
+	if r.opt.Schedule == ScheduleLeftToRight {
+		return 1
+	}
+	if r.inBlock >= r.perBlock-1 {
+		return masked // the block's last step commits all that remain
+	}
+	var k int
+	switch r.opt.Schedule {
+	case ScheduleTimestep:
+		s := r.inBlock
+		t := 1 - float64(s)*(1-r.opt.Eps)/float64(r.perBlock)
+		next := 1 - float64(s+1)*(1-r.opt.Eps)/float64(r.perBlock)
+		k = int(math.Floor(float64(masked) * (1 - next/t)))
+	case ScheduleBlocks:
+		k = r.quota[r.inBlock]
+	case ScheduleThreshold:
+		for _, i := range ranked {
+			if r.pchose[i] >= r.opt.Threshold {
+				k++
+			}
+		}
+	}
+	return min(max(k, 1), masked)
+}
+
+// choose picks the greedy token of one logits row and scores it. The mask
+// token is never predicted.
+func (r *run) choose(row []float32) (tok int32, p, score float64) {
+	mask := r.m.Config.MaskID
+	best, second := -1, -1
+	for i, v := range row {
+		if int32(i) == mask {
+			continue
+		}
+		if best < 0 || v > row[best] {
+			best, second = i, best
+		} else if second < 0 || v > row[second] {
+			second = i
+		}
+	}
+	maxv := float64(row[best])
+	var sum, ent float64
+	for i, v := range row {
+		if int32(i) == mask {
+			continue
+		}
+		e := math.Exp(float64(v) - maxv)
+		sum += e
+		if r.opt.Score == ScoreEntropy {
+			ent += e * (float64(v) - maxv)
+		}
+	}
+	p = 1 / sum
+	switch r.opt.Score {
+	case ScoreMargin:
+		p2 := 0.0
+		if second >= 0 {
+			p2 = math.Exp(float64(row[second])-maxv) / sum
+		}
+		score = p - p2
+	case ScoreEntropy:
+		// −H = Σ p log p = Σ (e/sum)(v − max − log sum)
+		score = ent/sum - math.Log(sum)
+	default:
+		score = p
+	}
+	return int32(best), p, score
+}
+
+// sample draws a token from the tempered, top-K / top-P filtered
+// distribution of one logits row and scores it under that distribution.
+func (r *run) sample(row []float32) (tok int32, p, score float64) {
+	mask := r.m.Config.MaskID
+	type cand struct {
+		id int32
+		l  float64
+	}
+	cs := make([]cand, 0, len(row))
+	for i, v := range row {
+		if int32(i) != mask {
+			cs = append(cs, cand{int32(i), float64(v) / r.opt.Temperature})
+		}
+	}
+	sort.Slice(cs, func(a, b int) bool { return cs[a].l > cs[b].l || (cs[a].l == cs[b].l && cs[a].id < cs[b].id) })
+	if r.opt.TopK > 0 && r.opt.TopK < len(cs) {
+		cs = cs[:r.opt.TopK]
+	}
+	probs := make([]float64, len(cs))
+	var sum float64
+	for i, c := range cs {
+		probs[i] = math.Exp(c.l - cs[0].l)
+		sum += probs[i]
+	}
+	for i := range probs {
+		probs[i] /= sum
+	}
+	if r.opt.TopP > 0 && r.opt.TopP < 1 {
+		var acc float64
+		for i := range probs {
+			acc += probs[i]
+			if acc >= r.opt.TopP {
+				cs, probs = cs[:i+1], probs[:i+1]
+				break
+			}
+		}
+		for i := range probs {
+			probs[i] /= acc
+		}
+	}
+	u := r.rng.Float64()
+	pick := len(cs) - 1
+	for i, q := range probs {
+		if u < q {
+			pick = i
+			break
+		}
+		u -= q
+	}
+	p = probs[pick]
+	switch r.opt.Score {
+	case ScoreMargin:
+		p2 := 0.0
+		if len(probs) > 1 {
+			if pick == 0 {
+				p2 = probs[1]
+			} else {
+				p2 = probs[0]
+			}
+		}
+		score = p - p2
+	case ScoreEntropy:
+		for _, q := range probs {
+			if q > 0 {
+				score += q * math.Log(q)
+			}
+		}
+	default:
+		score = p
+	}
+	return cs[pick].id, p, score
+}
+
+func (r *run) span() []int32 { return r.seq.tokens[r.start : r.start+r.n] }
+
+func (r *run) stepView() Step {
+	tokens := append([]int32(nil), r.span()...)
+	masked := append([]bool(nil), r.masked...)
+	var b strings.Builder
+	var pending []int32
+	flush := func() {
+		b.WriteString(r.m.Tokenizer.Decode(pending))
+		pending = pending[:0]
+	}
+	for i, t := range tokens {
+		if masked[i] {
+			flush()
+			b.WriteString(MaskGlyph)
+			continue
+		}
+		if !r.m.Tokenizer.IsSpecial(t) {
+			pending = append(pending, t)
+		}
+	}
+	flush()
+	return Step{Span: r.index, Step: r.step, Steps: r.steps, Tokens: tokens, Masked: masked, Text: b.String()}
+}
+
+// candidate strips the trailing EOS/pad run and any special token left
+// inside, and decodes the rest.
+func (r *run) candidate() Candidate {
+	tok := r.m.Tokenizer
+	span := append([]int32(nil), r.span()...)
+	end := len(span)
+	for end > 0 && (span[end-1] == tok.EOS() || span[end-1] == tok.PAD() || span[end-1] == tok.EOT()) {
+		end--
+	}
+	var keep []int32
+	for _, t := range span[:end] {
+		if !tok.IsSpecial(t) {
+			keep = append(keep, t)
+		}
+	}
+	var sum float64
+	for _, p := range r.prob {
+		sum += p
+	}
+	return Candidate{
+		Text:       tok.Decode(keep),
+		Tokens:     span,
+		Length:     r.n,
+		Confidence: sum / float64(r.n),
+		Steps:      r.step,
+	}
+}

@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/dfill/dfill/engine/gguf"
+	"github.com/dfill/dfill/engine/kernel"
+	"github.com/dfill/dfill/engine/tokenizer"
+)
+
+// Model is a loaded diffusion language model: its hyperparameters, its
+// tokenizer and its weights, which stay in the (memory-mapped) GGUF file.
+// A Model is safe for concurrent Infill calls; each call has its own state.
+type Model struct {
+	Config    Config
+	Tokenizer *tokenizer.Tokenizer
+
+	TokenEmbd  kernel.Matrix `gguf:"token_embd.weight" shape:"dim,vocab"`
+	OutputNorm []float32     `gguf:"output_norm.weight" shape:"dim"`
+	Output     kernel.Matrix `gguf:"output.weight" shape:"dim,vocab" opt:"tied"` // absent: tied to TokenEmbd
+	Layers     []Layer       `gguf:"blk"`
+
+	name string
+	file *gguf.File
+	pool *kernel.Pool
+	rope *kernel.RoPE
+}
+
+// Layer is one transformer block. Shapes are GGUF dims: [in, out].
+type Layer struct {
+	AttnNorm []float32     `gguf:"attn_norm.weight" shape:"dim"`
+	Q        kernel.Matrix `gguf:"attn_q.weight" shape:"dim,qdim"`
+	K        kernel.Matrix `gguf:"attn_k.weight" shape:"dim,kvdim"`
+	V        kernel.Matrix `gguf:"attn_v.weight" shape:"dim,kvdim"`
+	QBias    []float32     `gguf:"attn_q.bias" shape:"qdim" opt:"bias"`
+	KBias    []float32     `gguf:"attn_k.bias" shape:"kvdim" opt:"bias"`
+	VBias    []float32     `gguf:"attn_v.bias" shape:"kvdim" opt:"bias"`
+	Out      kernel.Matrix `gguf:"attn_output.weight" shape:"qdim,dim"`
+	FFNNorm  []float32     `gguf:"ffn_norm.weight" shape:"dim"`
+	Gate     kernel.Matrix `gguf:"ffn_gate.weight" shape:"dim,ffn"`
+	Up       kernel.Matrix `gguf:"ffn_up.weight" shape:"dim,ffn"`
+	Down     kernel.Matrix `gguf:"ffn_down.weight" shape:"ffn,dim"`
+}
+
+// LoadOptions tune how a model is loaded.
+type LoadOptions struct {
+	Threads int // CPU threads for the kernels (0: one)
+}
+
+// Load memory-maps the GGUF file at path and prepares it to run.
+func Load(path string, opt LoadOptions) (*Model, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newModel(f, filepath.Base(path), opt)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// LoadBytes prepares a model held in memory (the embedded model). The
+// weights alias data, which must stay unchanged while the model is used.
+func LoadBytes(data []byte, name string, opt LoadOptions) (*Model, error) {
+	f, err := gguf.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return newModel(f, name, opt)
+}
+
+func newModel(f *gguf.File, name string, opt LoadOptions) (*Model, error) {
+	cfg, err := configFromGGUF(f, name)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizerFromGGUF(f, name)
+	if err != nil {
+		return nil, err
+	}
+	emb, ok := f.Tensor("token_embd.weight")
+	if !ok || len(emb.Dims) != 2 {
+		return nil, fmt.Errorf("%w: %s: missing tensor token_embd.weight", ErrBadModel, name)
+	}
+	cfg.Vocab = int(emb.Dims[1])
+	if tok.VocabSize() != cfg.Vocab {
+		return nil, fmt.Errorf("%w: %s: tokenizer has %d tokens but token_embd.weight has %d rows", ErrBadModel, name, tok.VocabSize(), cfg.Vocab)
+	}
+	if cfg.MaskID < 0 || int(cfg.MaskID) >= cfg.Vocab {
+		return nil, fmt.Errorf("%w: %s: mask token id %d outside the vocabulary of %d", ErrBadModel, name, cfg.MaskID, cfg.Vocab)
+	}
+	m := &Model{Config: cfg, Tokenizer: tok, name: name, file: f}
+	m.Layers = make([]Layer, cfg.Layers)
+	l := loader{f: f, name: name, cfg: cfg}
+	if err := l.fill(reflect.ValueOf(m).Elem(), ""); err != nil {
+		return nil, err
+	}
+	if m.Output.Data == nil {
+		m.Output = m.TokenEmbd
+	}
+	threads := opt.Threads
+	if threads < 1 {
+		threads = 1
+	}
+	m.pool = kernel.NewPool(threads)
+	m.rope = kernel.NewRoPE(cfg.HeadDim, cfg.RopeBase, cfg.Context, cfg.NeoxRoPE())
+	return m, nil
+}
+
+// Name is the model's general.name, or its file name.
+func (m *Model) Name() string {
+	if m.Config.Name != "" {
+		return m.Config.Name
+	}
+	return m.name
+}
+
+// File is the GGUF file the model was loaded from.
+func (m *Model) File() *gguf.File { return m.file }
+
+// Threads is the number of CPU threads the kernels use.
+func (m *Model) Threads() int { return m.pool.Threads() }
+
+// Close stops the model's threads and unmaps its file.
+func (m *Model) Close() error {
+	m.pool.Close()
+	return m.file.Close()
+}
+
+// loader fills tagged struct fields from a GGUF file's tensors.
+type loader struct {
+	f    *gguf.File
+	name string
+	cfg  Config
+}
+
+func (l *loader) dim(sym string) (int, error) {
+	c := l.cfg
+	switch sym {
+	case "dim":
+		return c.Dim, nil
+	case "qdim":
+		return c.Heads * c.HeadDim, nil
+	case "kvdim":
+		return c.KVHeads * c.HeadDim, nil
+	case "ffn":
+		return c.FFN, nil
+	case "vocab":
+		return c.Vocab, nil
+	}
+	return 0, fmt.Errorf("engine: unknown shape symbol %q", sym)
+}
+
+func (l *loader) fill(v reflect.Value, prefix string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		field := t.Field(i)
+		tag, ok := field.Tag.Lookup("gguf")
+		if !ok {
+			continue
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct {
+			for j := 0; j < fv.Len(); j++ {
+				if err := l.fill(fv.Index(j), prefix+tag+"."+strconv.Itoa(j)+"."); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		name := prefix + tag
+		var want []int
+		for _, sym := range strings.Split(field.Tag.Get("shape"), ",") {
+			n, err := l.dim(sym)
+			if err != nil {
+				return err
+			}
+			want = append(want, n)
+		}
+		info, ok := l.f.Tensor(name)
+		if !ok {
+			switch field.Tag.Get("opt") {
+			case "tied":
+				continue
+			case "bias":
+				if !l.cfg.HasQKVBias() {
+					continue
+				}
+			}
+			return fmt.Errorf("%w: %s: missing tensor %s", ErrBadModel, l.name, name)
+		}
+		if !sameShape(info.Dims, want) {
+			return fmt.Errorf("%w: %s: tensor %s: shape %v but the model's hyperparameters need %v", ErrBadModel, l.name, name, info.Dims, want)
+		}
+		switch fv.Interface().(type) {
+		case kernel.Matrix:
+			mat, err := kernel.NewMatrix(info.Type, want[1], want[0], info.Data)
+			if err != nil {
+				return fmt.Errorf("%w: %s: tensor %s: %v", ErrBadModel, l.name, name, err)
+			}
+			fv.Set(reflect.ValueOf(mat))
+		case []float32:
+			vec := make([]float32, want[0])
+			if err := kernel.Dequantize(info.Type, info.Data, vec); err != nil {
+				return fmt.Errorf("%w: %s: tensor %s: %v", ErrBadModel, l.name, name, err)
+			}
+			fv.Set(reflect.ValueOf(vec))
+		}
+	}
+	return nil
+}
+
+func sameShape(dims []uint64, want []int) bool {
+	if len(dims) != len(want) {
+		return false
+	}
+	for i := range dims {
+		if dims[i] != uint64(want[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenizerFromGGUF builds the BPE tokenizer from the tokenizer.ggml.* keys.
+func tokenizerFromGGUF(f *gguf.File, name string) (*tokenizer.Tokenizer, error) {
+	cfg := tokenizer.Config{BOS: -1, EOS: -1, PAD: -1, Mask: -1, EOT: -1, Expand: -1}
+	cfg.Model, _ = f.String("tokenizer.ggml.model")
+	cfg.Pre, _ = f.String("tokenizer.ggml.pre")
+	var ok bool
+	if cfg.Tokens, ok = f.Strings("tokenizer.ggml.tokens"); !ok {
+		return nil, fmt.Errorf("%w: %s: missing tokenizer.ggml.tokens", ErrBadModel, name)
+	}
+	cfg.Types, _ = f.Int32s("tokenizer.ggml.token_type")
+	cfg.Merges, _ = f.Strings("tokenizer.ggml.merges")
+	for key, dst := range map[string]*int32{
+		"tokenizer.ggml.bos_token_id":     &cfg.BOS,
+		"tokenizer.ggml.eos_token_id":     &cfg.EOS,
+		"tokenizer.ggml.padding_token_id": &cfg.PAD,
+		"tokenizer.ggml.mask_token_id":    &cfg.Mask,
+		"tokenizer.ggml.eot_token_id":     &cfg.EOT,
+	} {
+		if v, ok := f.Int(key); ok {
+			*dst = int32(v)
+		}
+	}
+	cfg.AddBOS, _ = f.Bool("tokenizer.ggml.add_bos_token")
+	for i, t := range cfg.Tokens {
+		if t == tokenizer.ExpandToken {
+			cfg.Expand = int32(i)
+		}
+	}
+	tok, err := tokenizer.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, name, err)
+	}
+	return tok, nil
+}
+
+// tokenizerMetadata returns the tokenizer.ggml.* keys for cfg.
+func tokenizerMetadata(cfg tokenizer.Config) []gguf.KV {
+	kv := []gguf.KV{
+		{Key: "tokenizer.ggml.model", Value: gguf.Val(cfg.Model)},
+		{Key: "tokenizer.ggml.pre", Value: gguf.Val(cfg.Pre)},
+		{Key: "tokenizer.ggml.tokens", Value: gguf.Val(cfg.Tokens)},
+		{Key: "tokenizer.ggml.token_type", Value: gguf.Val(cfg.Types)},
+		{Key: "tokenizer.ggml.merges", Value: gguf.Val(cfg.Merges)},
+		{Key: "tokenizer.ggml.add_bos_token", Value: gguf.Val(cfg.AddBOS)},
+	}
+	for _, s := range []struct {
+		key string
+		id  int32
+	}{
+		{"tokenizer.ggml.bos_token_id", cfg.BOS},
+		{"tokenizer.ggml.eos_token_id", cfg.EOS},
+		{"tokenizer.ggml.padding_token_id", cfg.PAD},
+		{"tokenizer.ggml.mask_token_id", cfg.Mask},
+		{"tokenizer.ggml.eot_token_id", cfg.EOT},
+	} {
+		if s.id >= 0 {
+			kv = append(kv, gguf.KV{Key: s.key, Value: gguf.Val(uint32(s.id))})
+		}
+	}
+	return kv
+}

@@ -1,0 +1,240 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+
+	"github.com/dfill/dfill/engine/gguf"
+	"github.com/dfill/dfill/engine/kernel"
+	"github.com/dfill/dfill/engine/tokenizer"
+)
+
+// Spec describes a model shape for WriteRandom.
+type Spec struct {
+	Arch     Arch
+	Name     string
+	Layers   int
+	Dim      int
+	Heads    int
+	KVHeads  int
+	FFN      int
+	Vocab    int
+	Context  int
+	RopeBase float64
+	Eps      float32
+	Tied     bool      // no output.weight: the output reuses token_embd
+	Type     gguf.Type // type of the 2-D weights
+	Seed     uint64
+}
+
+// Presets are the named shapes of `dfill model random --preset`.
+var Presets = map[string]Spec{
+	"tiny":         {Layers: 2, Dim: 64, Heads: 4, KVHeads: 2, FFN: 192, Vocab: 512, Context: 2048, RopeBase: 10000, Eps: 1e-6, Tied: true},
+	"qwen2.5-0.5b": {Layers: 24, Dim: 896, Heads: 14, KVHeads: 2, FFN: 4864, Vocab: 151936, Context: 32768, RopeBase: 1e6, Eps: 1e-6, Tied: true},
+	"qwen2.5-1.5b": {Layers: 28, Dim: 1536, Heads: 12, KVHeads: 2, FFN: 8960, Vocab: 151936, Context: 32768, RopeBase: 1e6, Eps: 1e-6, Tied: true},
+	"llada-8b":     {Layers: 32, Dim: 4096, Heads: 32, KVHeads: 32, FFN: 12288, Vocab: 126464, Context: 4096, RopeBase: 500000, Eps: 1e-5},
+}
+
+// PresetNames lists the presets in a stable order.
+func PresetNames() []string {
+	var names []string
+	for n := range Presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (s Spec) validate() error {
+	if s.Arch != ArchDream && s.Arch != ArchLLaDA {
+		return fmt.Errorf("%w: %q", ErrUnsupportedArch, s.Arch)
+	}
+	if s.Layers < 1 || s.Dim < 2 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1 {
+		return fmt.Errorf("%w: layers, dim, heads, kv-heads, ffn and ctx must be positive", ErrBadOptions)
+	}
+	if s.Dim%s.Heads != 0 || s.Heads%s.KVHeads != 0 || (s.Dim/s.Heads)%2 != 0 {
+		return fmt.Errorf("%w: dim %d, heads %d, kv-heads %d: dim must split into heads of even size and heads into kv groups", ErrBadOptions, s.Dim, s.Heads, s.KVHeads)
+	}
+	if s.Vocab < 256+len(tokenizer.DefaultSpecials()) {
+		return fmt.Errorf("%w: vocab %d is smaller than the 256 bytes and %d special tokens", ErrBadOptions, s.Vocab, len(tokenizer.DefaultSpecials()))
+	}
+	if !s.Type.Known() {
+		return fmt.Errorf("%w: %s", gguf.ErrUnknownType, s.Type)
+	}
+	return nil
+}
+
+// RandomVocab returns a byte-level BPE vocabulary of exactly size tokens:
+// the 256 bytes, deterministic merges of common characters, and dfill's
+// special tokens at the end, so that any text tokenizes.
+func RandomVocab(size int) (tokenizer.Config, error) {
+	cfg := tokenizer.ByteLevel(nil)
+	nMerges := size - len(cfg.Tokens) - len(tokenizer.DefaultSpecials())
+	if nMerges < 0 {
+		return cfg, fmt.Errorf("%w: vocab %d too small", ErrBadOptions, size)
+	}
+	have := make(map[string]bool, size)
+	for _, t := range cfg.Tokens {
+		have[t] = true
+	}
+	// Grow from the printable ASCII tokens, so short merges come first.
+	var pool []string
+	for _, t := range cfg.Tokens {
+		if r := []rune(t); len(r) == 1 && (r[0] == 'Ġ' || r[0] == 'Ċ' || (r[0] > ' ' && r[0] < 127)) {
+			pool = append(pool, t)
+		}
+	}
+	for i := 0; len(cfg.Merges) < nMerges; i++ {
+		for j := 0; j <= i && len(cfg.Merges) < nMerges; j++ {
+			for _, pair := range [][2]string{{pool[i], pool[j]}, {pool[j], pool[i]}} {
+				t := pair[0] + pair[1]
+				if have[t] || len(cfg.Merges) >= nMerges {
+					continue
+				}
+				have[t] = true
+				cfg.Tokens = append(cfg.Tokens, t)
+				cfg.Types = append(cfg.Types, tokenizer.TypeNormal)
+				cfg.Merges = append(cfg.Merges, pair[0]+" "+pair[1])
+				pool = append(pool, t)
+			}
+		}
+	}
+	for _, sp := range tokenizer.DefaultSpecials() {
+		cfg.Tokens = append(cfg.Tokens, sp)
+		cfg.Types = append(cfg.Types, tokenizer.TypeControl)
+	}
+	return cfg.WithSpecialIDs(), nil
+}
+
+// WriteRandom writes a GGUF model of shape s with random weights (seeded by
+// s.Seed) and a working vocabulary of s.Vocab tokens. 2-D weights use
+// s.Type where their rows are a whole number of its blocks, else the
+// nearest finer type (Q4_K → Q8_0 → F16), as llama.cpp's quantizer does;
+// norms and biases are F32.
+func WriteRandom(w io.Writer, s Spec) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	vocab, err := RandomVocab(s.Vocab)
+	if err != nil {
+		return err
+	}
+	vocab.Pre = "qwen2"
+	if s.Arch == ArchLLaDA {
+		vocab.Pre = "llada"
+	}
+	cfg := Config{
+		Arch: s.Arch, Name: s.Name, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads,
+		HeadDim: s.Dim / s.Heads, FFN: s.FFN, Vocab: s.Vocab, Context: s.Context,
+		RopeBase: s.RopeBase, Eps: s.Eps, ShiftLogits: s.Arch == ArchDream, MaskID: vocab.Mask,
+	}
+	if cfg.RopeBase == 0 {
+		cfg.RopeBase = 10000
+	}
+	if cfg.Eps == 0 {
+		cfg.Eps = 1e-6
+	}
+	if cfg.Name == "" {
+		cfg.Name = fmt.Sprintf("random-%s-%dx%d", s.Arch, s.Layers, s.Dim)
+	}
+	meta := append(cfg.metadata(), tokenizerMetadata(vocab)...)
+	meta = append(meta, gguf.KV{Key: "general.alignment", Value: gguf.Val(uint32(32))})
+
+	qDim, kvDim := s.Heads*(s.Dim/s.Heads), s.KVHeads*(s.Dim/s.Heads)
+	type tensor struct {
+		name   string
+		dims   []uint64
+		typ    gguf.Type
+		sigma  float64 // standard deviation of the random values
+		center float64 // mean (1 for norm weights)
+	}
+	mat := func(name string, cols, rows int, sigma float64) tensor {
+		return tensor{name, []uint64{uint64(cols), uint64(rows)}, typeFor(s.Type, cols), sigma, 0}
+	}
+	vec := func(name string, n int, sigma, center float64) tensor {
+		return tensor{name, []uint64{uint64(n)}, gguf.TypeF32, sigma, center}
+	}
+	in := 1 / math.Sqrt(float64(s.Dim))
+	ts := []tensor{mat("token_embd.weight", s.Dim, s.Vocab, 2*in), vec("output_norm.weight", s.Dim, 0.1, 1)}
+	if !s.Tied {
+		out := mat("output.weight", s.Dim, s.Vocab, 2*in)
+		if s.Type == gguf.TypeQ4_K && out.typ == gguf.TypeQ4_K {
+			out.typ = gguf.TypeQ6_K // llama.cpp keeps the output at Q6_K in Q4_K_M files
+		}
+		ts = append(ts, out)
+	}
+	for l := 0; l < s.Layers; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		ts = append(ts,
+			vec(p+"attn_norm.weight", s.Dim, 0.1, 1),
+			mat(p+"attn_q.weight", s.Dim, qDim, in),
+			mat(p+"attn_k.weight", s.Dim, kvDim, in),
+			mat(p+"attn_v.weight", s.Dim, kvDim, in))
+		if s.Arch == ArchDream {
+			ts = append(ts, vec(p+"attn_q.bias", qDim, 0.1, 0), vec(p+"attn_k.bias", kvDim, 0.1, 0), vec(p+"attn_v.bias", kvDim, 0.1, 0))
+		}
+		ts = append(ts,
+			mat(p+"attn_output.weight", qDim, s.Dim, 1/math.Sqrt(float64(qDim))),
+			vec(p+"ffn_norm.weight", s.Dim, 0.1, 1),
+			mat(p+"ffn_gate.weight", s.Dim, s.FFN, in),
+			mat(p+"ffn_up.weight", s.Dim, s.FFN, in),
+			mat(p+"ffn_down.weight", s.FFN, s.Dim, 1/math.Sqrt(float64(s.FFN))))
+	}
+
+	specs := make([]gguf.TensorSpec, len(ts))
+	for i, t := range ts {
+		specs[i] = gguf.TensorSpec{Name: t.name, Type: t.typ, Dims: t.dims}
+	}
+	rng := rand.New(rand.NewPCG(s.Seed, 0x9e3779b97f4a7c15))
+	return gguf.WriteStream(w, meta, specs, func(i int, dst []byte) error {
+		t := ts[i]
+		cols := int(t.dims[0])
+		rows := len(dst) / mustRowSize(t.typ, cols)
+		row := make([]float32, cols)
+		size := mustRowSize(t.typ, cols)
+		for r := 0; r < rows; r++ {
+			for c := range row {
+				row[c] = float32(t.center + t.sigma*rng.NormFloat64())
+			}
+			q, err := kernel.Quantize(t.typ, row)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			copy(dst[r*size:], q)
+		}
+		return nil
+	})
+}
+
+// typeFor returns want if rows of cols elements are whole blocks of it,
+// else Q8_0 for a quantized want when that fits, else F16.
+func typeFor(want gguf.Type, cols int) gguf.Type {
+	switch {
+	case cols%want.BlockSize() == 0:
+		return want
+	case want.BlockSize() > 1 && cols%gguf.TypeQ8_0.BlockSize() == 0:
+		return gguf.TypeQ8_0
+	}
+	return gguf.TypeF16
+}
+
+func mustRowSize(t gguf.Type, cols int) int {
+	n, err := t.RowSize(cols)
+	if err != nil {
+		return 1
+	}
+	return n
+}
+
+// ParseArch returns the Arch named s.
+func ParseArch(s string) (Arch, error) {
+	switch a := Arch(strings.ToLower(s)); a {
+	case ArchDream, ArchLLaDA:
+		return a, nil
+	}
+	return "", fmt.Errorf("%w: %q (want dream or llada)", ErrUnsupportedArch, s)
+}

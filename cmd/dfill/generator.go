@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.uber.org/zap"
 
 	"github.com/dfill/dfill/completion"
+	"github.com/dfill/dfill/engine"
+	"github.com/dfill/dfill/fim"
 )
 
 // generatorConfig says which model to load and how to run it.
@@ -16,11 +19,99 @@ type generatorConfig struct {
 	Threads int
 }
 
+// errNoEmbeddedModel is returned when no --model is given and the binary
+// carries no model of its own.
+var errNoEmbeddedModel = errors.New("this build of dfill has no embedded model; pass --model PATH to a dream or llada GGUF (make model-random writes a random one)")
+
 // newGenerator loads the model cfg names and returns it as the completion
-// pipeline's Generator. The caller closes it with closeGenerator.
+// pipeline's Generator. The caller releases it with closeGenerator.
 func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (completion.Generator, error) {
-	return nil, errors.New("engine: not wired yet")
+	switch cfg.Backend {
+	case "", "cpu":
+	case "cuda", "remote":
+		return nil, fmt.Errorf("backend %q is not available in this build (only cpu)", cfg.Backend)
+	default:
+		return nil, fmt.Errorf("unknown backend %q (want cpu, cuda or remote)", cfg.Backend)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := loadModel(cfg.Model, cfg.Threads)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("model loaded", zap.String("model", m.Name()), zap.String("arch", string(m.Config.Arch)),
+		zap.Int("layers", m.Config.Layers), zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
+	return &engineGenerator{m: m}, nil
 }
 
 // closeGenerator releases what newGenerator holds (model mappings, threads).
-func closeGenerator(g completion.Generator) {}
+func closeGenerator(g completion.Generator) {
+	if eg, ok := g.(*engineGenerator); ok {
+		eg.m.Close()
+	}
+}
+
+// engineGenerator adapts the native engine to completion.Generator.
+type engineGenerator struct {
+	m *engine.Model
+}
+
+func (g *engineGenerator) Name() string             { return g.m.Name() }
+func (g *engineGenerator) ContextTokens() int       { return g.m.Config.Context }
+func (g *engineGenerator) CountTokens(s string) int { return len(g.m.Tokenizer.EncodePlain(s)) }
+
+// Infill denoises one span of opt.MaxTokens (and, when several candidates
+// are wanted, a half-length span in the same batch), with the confidence
+// threshold schedule and the dual cache.
+func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completion.GenerateOptions, onStep func(completion.Step)) ([]completion.Candidate, error) {
+	eo, err := engineOptions(opt)
+	if err != nil {
+		return nil, err
+	}
+	var stepFn func(engine.Step)
+	if onStep != nil {
+		last := len(eo.Lengths) - 1
+		stepFn = func(s engine.Step) {
+			if s.Span == last {
+				onStep(completion.Step{Step: s.Step, Steps: s.Steps, Text: s.Text})
+			}
+		}
+	}
+	cands, err := g.m.Infill(ctx, engine.Prompt{Prefix: p.Prefix, Suffix: p.Suffix}, eo, stepFn)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]completion.Candidate, len(cands))
+	for i, c := range cands {
+		out[i] = completion.Candidate{Text: c.Text, Confidence: c.Confidence, Steps: c.Steps}
+	}
+	return out, nil
+}
+
+// engineOptions turns the pipeline's sampler settings into engine options.
+func engineOptions(opt completion.GenerateOptions) (engine.Options, error) {
+	n := opt.MaxTokens
+	if n <= 0 {
+		n = 32
+	}
+	eo := engine.Options{
+		Lengths:   []int{n},
+		Steps:     opt.Steps,
+		Schedule:  engine.ScheduleThreshold,
+		Threshold: opt.Threshold,
+		BlockSize: 32,
+		Cache:     true,
+	}
+	if opt.Candidates > 1 && n >= 8 {
+		eo.Lengths = []int{n / 2, n}
+	}
+	if opt.Algorithm != "" {
+		s, err := engine.ParseScore(opt.Algorithm)
+		if err != nil {
+			return eo, err
+		}
+		eo.Score = s
+	}
+	return eo, nil
+}

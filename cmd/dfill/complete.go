@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dfill/dfill/completion"
+)
+
+func init() {
+	register("complete", "one completion at FILE:LINE:COL (1-based; COL counts bytes), as text or --json", runComplete)
+}
+
+// completeOutput is what `dfill complete --json` prints (DESIGN.md).
+type completeOutput struct {
+	Completions []completeItem     `json:"completions"`
+	Model       string             `json:"model"`
+	TimingsMS   map[string]float64 `json:"timings_ms"`
+}
+
+type completeItem struct {
+	Text       string    `json:"text"`
+	Range      lineRange `json:"range"`
+	Confidence float64   `json:"confidence"`
+	Steps      int       `json:"steps"`
+}
+
+type lineRange struct {
+	Start lineCol `json:"start"`
+	End   lineCol `json:"end"`
+}
+
+// lineCol is a 1-based line and a 1-based byte column, as the command takes.
+type lineCol struct {
+	Line   int `json:"line"`
+	Column int `json:"column"`
+}
+
+func runComplete(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("complete", flag.ContinueOnError)
+	sf := addSharedFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	maxTokens := fs.Int("max-tokens", 32, "longest span to fill, in tokens")
+	n := fs.Int("n", 1, "candidates to return (more than 1 acts as an explicit invocation)")
+	threshold := fs.Float64("threshold", 0, "confidence threshold (0: the default 0.9)")
+	if err := parseFlags(fs, reorderArgs(args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: dfill complete [flags] FILE:LINE:COL")
+		return errUsage
+	}
+	path, line, col, err := parseFilePos(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	text := string(data)
+	offset := offsetOf(text, line, col)
+
+	log, err := sf.logger()
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	start := time.Now()
+	gen, err := newGenerator(ctx, generatorConfig{Model: sf.model, Backend: sf.backend, Threads: sf.threads}, log)
+	if err != nil {
+		return err
+	}
+	defer closeGenerator(gen)
+	load := time.Since(start)
+
+	c := completion.New(gen, completion.Options{
+		MaxTokens: *maxTokens, Steps: sf.steps, Algorithm: sf.algorithm, Threshold: *threshold,
+	}, log)
+	abs, _ := filepath.Abs(path)
+	res, err := c.Complete(ctx, completion.Request{
+		URI: "file://" + filepath.ToSlash(abs), Path: path, Text: text, Offset: offset, Invoked: *n > 1,
+	})
+	if err != nil {
+		return err
+	}
+	if len(res.Items) > *n {
+		res.Items = res.Items[:*n]
+	}
+	if *asJSON {
+		out := completeOutput{Completions: []completeItem{}, Model: gen.Name(), TimingsMS: map[string]float64{
+			"load":     ms(load),
+			"prompt":   ms(res.Timings.Prompt),
+			"denoise":  ms(res.Timings.Generate),
+			"validate": ms(res.Timings.Validate),
+			"total":    ms(res.Timings.Total),
+		}}
+		for _, it := range res.Items {
+			out.Completions = append(out.Completions, completeItem{
+				Text:       it.Insert,
+				Range:      lineRange{Start: lineColOf(text, it.Start), End: lineColOf(text, it.End)},
+				Confidence: it.Confidence,
+				Steps:      it.Steps,
+			})
+		}
+		return printJSON(out)
+	}
+	if len(res.Items) == 0 {
+		fmt.Fprintln(os.Stderr, "dfill complete: no completion passed validation")
+		return exitCode(1)
+	}
+	for i, it := range res.Items {
+		if i > 0 {
+			fmt.Println("----")
+		}
+		fmt.Println(it.Insert)
+	}
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// parseFilePos splits FILE:LINE:COL (the file name may itself hold colons).
+func parseFilePos(s string) (path string, line, col int, err error) {
+	i := strings.LastIndexByte(s, ':')
+	j := -1
+	if i > 0 {
+		j = strings.LastIndexByte(s[:i], ':')
+	}
+	if j <= 0 {
+		return "", 0, 0, fmt.Errorf("%q: want FILE:LINE:COL", s)
+	}
+	line, err1 := strconv.Atoi(s[j+1 : i])
+	col, err2 := strconv.Atoi(s[i+1:])
+	if err1 != nil || err2 != nil || line < 1 || col < 1 {
+		return "", 0, 0, fmt.Errorf("%q: LINE and COL must be numbers from 1", s)
+	}
+	return s[:j], line, col, nil
+}
+
+// offsetOf returns the byte offset of 1-based line and byte column in text,
+// clamped to the end of the line and of the text.
+func offsetOf(text string, line, col int) int {
+	off := 0
+	for l := 1; l < line; l++ {
+		nl := strings.IndexByte(text[off:], '\n')
+		if nl < 0 {
+			return len(text)
+		}
+		off += nl + 1
+	}
+	end := strings.IndexByte(text[off:], '\n')
+	if end < 0 {
+		end = len(text) - off
+	}
+	if end > 0 && text[off+end-1] == '\r' {
+		end--
+	}
+	return off + min(col-1, end)
+}
+
+// lineColOf is offsetOf's inverse.
+func lineColOf(text string, off int) lineCol {
+	off = min(max(off, 0), len(text))
+	line := 1 + strings.Count(text[:off], "\n")
+	return lineCol{Line: line, Column: off - (strings.LastIndexByte(text[:off], '\n') + 1) + 1}
+}

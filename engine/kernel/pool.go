@@ -81,7 +81,8 @@ func (p *Pool) Close() {
 // [0, n), concurrently on the Pool's goroutines, and returns when all calls
 // have returned. One goroutine may take several chunks, in increasing order;
 // which goroutine takes which chunk varies from run to run, so fn must not
-// let its result depend on that. n ≤ 0 calls nothing.
+// let its result depend on that. n ≤ 0 calls nothing. fn must not call Run
+// or MatMul on the same Pool: the inner call would wait for the outer.
 func (p *Pool) Run(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return

@@ -1,0 +1,113 @@
+package lsp
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/dfill/dfill/completion"
+)
+
+// pendingCompletion is the newest completion request of one document; the
+// next request for the same document cancels it.
+type pendingCompletion struct {
+	cancel context.CancelCauseFunc
+}
+
+// prepared is a completion request resolved against a snapshot of its
+// document, on the read loop, before the handler goes async.
+type prepared struct {
+	doc     *document
+	req     completion.Request
+	pending *pendingCompletion
+}
+
+// prepare snapshots the document, maps the position to a byte offset and
+// supersedes the document's previous completion request. It returns nil
+// when the document is not open.
+func (s *Server) prepare(ctx context.Context, uri string, pos Position, invoked bool) *prepared {
+	doc := s.docs.get(uri)
+	if doc == nil {
+		s.log.Debug("completion for a document that is not open", zap.String("uri", uri))
+		return nil
+	}
+	off := doc.mapper.Offset(pos)
+	cancel, _ := ctx.Value(callKey{}).(context.CancelCauseFunc)
+	if cancel == nil {
+		cancel = func(error) {}
+	}
+	pc := &pendingCompletion{cancel: cancel}
+	s.mu.Lock()
+	if old := s.latest[uri]; old != nil {
+		old.cancel(errSuperseded)
+	}
+	s.latest[uri] = pc
+	denoise := s.cfg.DenoiseNotifications
+	s.mu.Unlock()
+
+	p := &prepared{
+		doc:     doc,
+		pending: pc,
+		req: completion.Request{
+			URI:        uri,
+			Path:       doc.path,
+			LanguageID: doc.languageID,
+			Text:       doc.text(),
+			Offset:     off,
+			Invoked:    invoked,
+			Others:     s.docs.others(uri),
+		},
+	}
+	if denoise {
+		at := doc.mapper.Position(off)
+		p.req.OnStep = func(st completion.Step) {
+			s.notify(ctx, "dfill/denoise", DenoiseParams{URI: uri, Position: at, Step: st.Step, Steps: st.Steps, Text: st.Text})
+		}
+	}
+	return p
+}
+
+// complete releases the read loop and asks the Completer. Without a model
+// the result is empty; a cancelled or superseded request returns an error
+// that answers RequestCancelled; other failures are logged and answer no
+// items, since an editor cannot do anything with them.
+func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, error) {
+	async(ctx)
+	defer func() {
+		s.mu.Lock()
+		if s.latest[p.req.URI] == p.pending {
+			delete(s.latest, p.req.URI)
+		}
+		s.mu.Unlock()
+	}()
+
+	start := time.Now()
+	res, err := s.run(ctx, p.req)
+	took := time.Since(start)
+
+	switch {
+	case ctx.Err() != nil || errors.Is(err, completion.ErrSuperseded) || errors.Is(err, context.Canceled):
+		s.stats.cancel()
+		if err == nil {
+			err = context.Cause(ctx)
+		}
+		return completion.Result{}, err
+	case errors.Is(err, completion.ErrNoModel):
+		return completion.Result{}, nil
+	case err != nil:
+		s.log.Warn("completion failed", zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Error(err))
+		return completion.Result{}, nil
+	}
+	s.stats.add(took, res.Timings.Generate, res.Cached)
+	return res, nil
+}
+
+// run calls the Completer while holding the generator for reading (a
+// model swap waits for it), releasing it even if the Completer panics.
+func (s *Server) run(ctx context.Context, req completion.Request) (completion.Result, error) {
+	s.genMu.RLock()
+	defer s.genMu.RUnlock()
+	return s.completer.Complete(ctx, req)
+}

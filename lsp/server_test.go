@@ -1,0 +1,356 @@
+package lsp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/dfill/dfill/completion"
+)
+
+const goSource = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\t\n}\n"
+
+// testOptions returns server options that load gen.
+func testOptions(t *testing.T, gen completion.Generator) Options {
+	return Options{Loader: loaderOf(gen, nil), completer: testCompleter(t)}
+}
+
+// ready starts a server with opts, initializes it, waits for the model and
+// opens goSource as main.go.
+func ready(t *testing.T, opts Options, caps any) *editor {
+	t.Helper()
+	e := startEditor(t, opts)
+	e.initialize(caps, nil)
+	e.modelReady()
+	e.open("file:///w/main.go", "go", goSource)
+	return e
+}
+
+func TestLifecycle(t *testing.T) {
+	tests := []struct {
+		name      string
+		encodings []string
+		want      string
+	}{
+		{"default is UTF-16", nil, EncodingUTF16},
+		{"UTF-16 only", []string{"utf-16"}, EncodingUTF16},
+		{"UTF-8 when offered", []string{"utf-16", "utf-8"}, EncodingUTF8},
+		{"unknown encodings", []string{"utf-32"}, EncodingUTF16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startEditor(t, testOptions(t, &fakeGen{text: "x"}))
+			caps := map[string]any{"general": map[string]any{"positionEncodings": tt.encodings}}
+			res := e.initialize(caps, nil)
+			if res.Capabilities.PositionEncoding != tt.want {
+				t.Errorf("positionEncoding = %q, want %q", res.Capabilities.PositionEncoding, tt.want)
+			}
+			sync := res.Capabilities.TextDocumentSync
+			if !sync.OpenClose || sync.Change != SyncIncremental || !res.Capabilities.InlineCompletionProvider || res.Capabilities.CompletionProvider == nil {
+				t.Errorf("capabilities = %+v", res.Capabilities)
+			}
+			if m := e.call("initialize", map[string]any{"capabilities": map[string]any{}}); m.Error == nil {
+				t.Error("a second initialize succeeded")
+			}
+			if m := e.call("shutdown", nil); m.Error != nil || string(m.Result) != "null" {
+				t.Errorf("shutdown = %s %+v", m.Result, m.Error)
+			}
+			if m := e.call("dfill/stats", nil); m.Error == nil || m.Error.Code != -32600 {
+				t.Errorf("request after shutdown = %+v, want InvalidRequest", m.Error)
+			}
+			e.notify("exit", nil)
+			if s := e.exitStatus(); s.code != 0 {
+				t.Errorf("exit code = %d (%v), want 0", s.code, s.err)
+			}
+		})
+	}
+}
+
+func TestExitWithoutShutdown(t *testing.T) {
+	e := startEditor(t, testOptions(t, &fakeGen{text: "x"}))
+	e.initialize(nil, nil)
+	e.notify("exit", nil)
+	if s := e.exitStatus(); s.code != 1 {
+		t.Errorf("exit code = %d, want 1", s.code)
+	}
+}
+
+func TestNotInitialized(t *testing.T) {
+	e := startEditor(t, testOptions(t, &fakeGen{text: "x"}))
+	e.open("file:///w/a.go", "go", "package a\n") // dropped
+	m := e.call("textDocument/inlineCompletion", inlineParams("file:///w/a.go", 0, 0, InlineTriggerInvoked))
+	if m.Error == nil || m.Error.Code != -32002 {
+		t.Fatalf("request before initialize = %+v, want ServerNotInitialized", m.Error)
+	}
+	e.initialize(nil, nil)
+	e.stats()
+}
+
+func TestInlineCompletion(t *testing.T) {
+	tests := []struct {
+		name    string
+		trigger int
+	}{
+		{"automatic", InlineTriggerAutomatic},
+		{"invoked", InlineTriggerInvoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ready(t, testOptions(t, &fakeGen{text: "fmt.Println(\"hello\")"}), nil)
+			// Type "f" then delete it, incrementally, then ask at the cursor.
+			line, col := lineCol(goSource, "\t\n}")
+			col++ // after the tab
+			at := Range{Start: Position{line, col}, End: Position{line, col}}
+			e.change("file:///w/main.go", 2, TextDocumentContentChangeEvent{Range: &at, Text: "f"})
+			typed := Range{Start: Position{line, col}, End: Position{line, col + 1}}
+			e.change("file:///w/main.go", 3, TextDocumentContentChangeEvent{Range: &typed, Text: ""})
+
+			list := e.inline("file:///w/main.go", line, col, tt.trigger)
+			if len(list.Items) == 0 {
+				t.Fatal("no items")
+			}
+			if tt.trigger == InlineTriggerAutomatic && len(list.Items) != 1 {
+				t.Errorf("automatic trigger got %d items, want 1", len(list.Items))
+			}
+			it := list.Items[0]
+			if !strings.Contains(it.InsertText, "Println") {
+				t.Errorf("insertText = %q", it.InsertText)
+			}
+			if it.Range == nil || it.Range.Start != (Position{line, col}) || it.Range.End.Line != line {
+				t.Errorf("range = %+v, want to start at %d:%d on the same line", it.Range, line, col)
+			}
+		})
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	e := ready(t, testOptions(t, &fakeGen{text: "fmt.Println(\"hello\")"}), nil)
+	line, col := lineCol(goSource, "\t\n}")
+	col++
+	var list CompletionList
+	e.callOK("textDocument/completion", CompletionParams{
+		TextDocument: TextDocumentIdentifier{URI: "file:///w/main.go"},
+		Position:     Position{line, col},
+		Context:      &CompletionContext{TriggerKind: CompletionTriggerInvoked},
+	}, &list)
+	if len(list.Items) == 0 {
+		t.Fatal("no items")
+	}
+	it := list.Items[0]
+	if it.TextEdit == nil || !strings.Contains(it.TextEdit.NewText, "Println") || it.TextEdit.Range.Start != (Position{line, col}) {
+		t.Errorf("textEdit = %+v", it.TextEdit)
+	}
+	if it.Label != firstLine(it.TextEdit.NewText) {
+		t.Errorf("label = %q, want the first line of %q", it.Label, it.TextEdit.NewText)
+	}
+	if it.Documentation == nil || !strings.Contains(it.Documentation.Value, it.TextEdit.NewText) {
+		t.Errorf("documentation = %+v", it.Documentation)
+	}
+	if it.InsertTextFormat != InsertTextFormatPlainText {
+		t.Errorf("insertTextFormat = %d", it.InsertTextFormat)
+	}
+}
+
+// blocked returns a ready editor whose generator blocks until released, and
+// the generator.
+func blocked(t *testing.T) (*editor, *fakeGen) {
+	gen := &fakeGen{text: "fmt.Println()", started: make(chan struct{}), release: make(chan struct{})}
+	return ready(t, testOptions(t, gen), nil), gen
+}
+
+func waitStarted(t *testing.T, gen *fakeGen) {
+	t.Helper()
+	select {
+	case <-gen.started:
+	case <-timeAfterHang():
+		t.Fatal("the generator was not called")
+	}
+}
+
+func TestCancelRequest(t *testing.T) {
+	e, gen := blocked(t)
+	line, col := lineCol(goSource, "\t\n}")
+	id, ch := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, InlineTriggerInvoked))
+	waitStarted(t, gen)
+	e.notify("$/cancelRequest", map[string]any{"id": id})
+	m := e.wait(ch)
+	if m.Error == nil || m.Error.Code != int(RequestCancelled) {
+		t.Fatalf("cancelled request answered %s %+v, want error -32800", m.Result, m.Error)
+	}
+	if st := e.stats(); st.Cancelled != 1 {
+		t.Errorf("stats.cancelled = %d, want 1", st.Cancelled)
+	}
+}
+
+func TestSupersede(t *testing.T) {
+	e, gen := blocked(t)
+	line, col := lineCol(goSource, "\t\n}")
+	_, first := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, InlineTriggerAutomatic))
+	waitStarted(t, gen)
+
+	// didChange and other requests are served while a completion runs.
+	at := Range{Start: Position{line, col + 1}, End: Position{line, col + 1}}
+	e.change("file:///w/main.go", 2, TextDocumentContentChangeEvent{Range: &at, Text: "f"})
+	e.stats()
+
+	_, second := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+2, InlineTriggerAutomatic))
+	m := e.wait(first)
+	if m.Error == nil || m.Error.Code != int(RequestCancelled) {
+		t.Fatalf("superseded request answered %s %+v, want error -32800", m.Result, m.Error)
+	}
+	waitStarted(t, gen)
+	close(gen.release)
+	m = e.wait(second)
+	if m.Error != nil {
+		t.Fatalf("newest request failed: %+v", m.Error)
+	}
+}
+
+func TestPanicBecomesInternalError(t *testing.T) {
+	gen := &fakeGen{text: "x", panics: true}
+	opts := testOptions(t, gen)
+	e := ready(t, opts, nil)
+	m := e.call("textDocument/inlineCompletion", inlineParams("file:///w/main.go", 5, 1, InlineTriggerInvoked))
+	if m.Error == nil || m.Error.Code != -32603 {
+		t.Fatalf("panicking request answered %s %+v, want InternalError", m.Result, m.Error)
+	}
+	e.stats()
+}
+
+func TestConfiguration(t *testing.T) {
+	gen := &fakeGen{text: "fmt.Println()", steps: 4}
+	var (
+		mu       sync.Mutex
+		models   []string
+		released atomic.Int32
+	)
+	loaded := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(models)
+	}
+	loader := func(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
+		mu.Lock()
+		models = append(models, cfg.Model)
+		mu.Unlock()
+		return gen, func() { released.Add(1) }, nil
+	}
+	e := startEditor(t, Options{Loader: loader, completer: testCompleter(t), Config: Config{Model: "flag.gguf", Steps: 8}})
+	e.mu.Lock()
+	e.config = json.RawMessage(`{"model":"pulled.gguf"}`)
+	e.mu.Unlock()
+	caps := map[string]any{"workspace": map[string]any{"configuration": true}, "window": map[string]any{"workDoneProgress": true}}
+	e.initialize(caps, map[string]any{"dfill": map[string]any{"backend": "cpu", "maxTokens": 32}})
+	e.waitFor("workspace/configuration", nil)
+	e.modelReady()
+	e.waitFor("$/progress", func(m *wireMsg) bool { return strings.Contains(string(m.Params), `"end"`) })
+	if models := loaded(); len(models) != 1 || models[0] != "pulled.gguf" {
+		t.Fatalf("loaded %q, want the pulled model", models)
+	}
+	e.open("file:///w/main.go", "go", goSource)
+
+	// Pushed settings: denoise notifications on.
+	e.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{"denoiseNotifications": true}}})
+	line, col := lineCol(goSource, "\t\n}")
+	e.inline("file:///w/main.go", line, col+1, InlineTriggerInvoked)
+	m := e.waitFor("dfill/denoise", nil)
+	var d DenoiseParams
+	if err := json.Unmarshal(m.Params, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.URI != "file:///w/main.go" || d.Steps == 0 || d.Step < 1 || d.Position != (Position{line, col + 1}) {
+		t.Errorf("denoise = %+v", d)
+	}
+
+	// Pulled settings with a new model: it is loaded and the old one released.
+	e.mu.Lock()
+	e.config = json.RawMessage(`{"model":"other.gguf"}`)
+	e.mu.Unlock()
+	e.notify("workspace/didChangeConfiguration", map[string]any{"settings": nil})
+	e.waitFor("$/progress", func(m *wireMsg) bool {
+		return strings.Contains(string(m.Params), "dfill-2") && strings.Contains(string(m.Params), `"end"`)
+	})
+	if models := loaded(); released.Load() != 1 || len(models) != 2 || models[1] != "other.gguf" {
+		t.Errorf("after a model change: loaded %q, released %d", models, released.Load())
+	}
+	e.call("shutdown", nil)
+	e.notify("exit", nil)
+	e.exitStatus()
+	if released.Load() != 2 {
+		t.Errorf("released %d generators at exit, want 2", released.Load())
+	}
+}
+
+func TestMergeSettings(t *testing.T) {
+	base := Config{Model: "m.gguf", Steps: 8, Languages: []string{"go"}}
+	tests := []struct {
+		name    string
+		raw     string
+		want    Config
+		wantErr bool
+	}{
+		{"null", `null`, base, false},
+		{"empty", ``, base, false},
+		{"section", `{"dfill":{"steps":4}}`, Config{Model: "m.gguf", Steps: 4, Languages: []string{"go"}}, false},
+		{"bare", `{"maxTokens":16,"remote":{"url":"http://x"}}`, Config{Model: "m.gguf", Steps: 8, MaxTokens: 16, Languages: []string{"go"}, Remote: RemoteConfig{URL: "http://x"}}, false},
+		{"languages replaced", `{"languages":["python"]}`, Config{Model: "m.gguf", Steps: 8, Languages: []string{"python"}}, false},
+		{"wrong type", `{"steps":"four","maxTokens":3}`, Config{Model: "m.gguf", Steps: 8, MaxTokens: 3, Languages: []string{"go"}}, true},
+		{"not an object", `[1]`, base, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := mergeSettings(base, json.RawMessage(tt.raw))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(tt.want)
+			if string(gj) != string(wj) {
+				t.Errorf("got %s, want %s", gj, wj)
+			}
+		})
+	}
+}
+
+func TestModelLoadFailure(t *testing.T) {
+	loader := func(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
+		return nil, nil, errors.New("open missing.gguf: no such file or directory")
+	}
+	e := startEditor(t, Options{Loader: loader, completer: testCompleter(t)})
+	e.initialize(nil, nil)
+	m := e.waitFor("window/showMessage", nil)
+	var sm ShowMessageParams
+	if err := json.Unmarshal(m.Params, &sm); err != nil {
+		t.Fatal(err)
+	}
+	if sm.Type != MessageError || !strings.Contains(sm.Message, "missing.gguf") {
+		t.Errorf("showMessage = %+v", sm)
+	}
+	e.open("file:///w/main.go", "go", goSource)
+	if list := e.inline("file:///w/main.go", 5, 1, InlineTriggerInvoked); len(list.Items) != 0 {
+		t.Errorf("items without a model: %+v", list.Items)
+	}
+	if st := e.stats(); !strings.Contains(st.ModelError, "missing.gguf") {
+		t.Errorf("stats.modelError = %q", st.ModelError)
+	}
+}
+
+func TestBeforeModelLoads(t *testing.T) {
+	release := make(chan struct{})
+	loader := func(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
+		<-release
+		return &fakeGen{text: "x"}, nil, nil
+	}
+	e := startEditor(t, Options{Loader: loader, completer: testCompleter(t)})
+	defer close(release)
+	e.initialize(nil, nil)
+	e.open("file:///w/main.go", "go", goSource)
+	if list := e.inline("file:///w/main.go", 5, 1, InlineTriggerInvoked); len(list.Items) != 0 {
+		t.Errorf("items while the model loads: %+v", list.Items)
+	}
+}

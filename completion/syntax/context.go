@@ -119,23 +119,37 @@ type Definition struct {
 	Start, End int // byte range of the whole declaration in the source
 }
 
-// Definitions returns the top-level declarations of src (a file in
-// languageID) named by one of names, with methods and members of types
-// declared there, in source order: functions, methods, types, classes,
-// constants and variables, as each grammar calls them. Only the first MiB
-// of src is read. A language without a grammar has none.
+// Definitions returns the declarations of src (a file in languageID) named
+// by one of names; see Declarations.
 func Definitions(ctx context.Context, languageID string, src []byte, names []string) ([]Definition, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	return declarations(ctx, languageID, src, want)
+}
+
+// Declarations returns the top-level declarations of src (a file in
+// languageID), with methods and members of types declared there, in source
+// order: functions, methods, types, classes, constants and variables, as
+// each grammar calls them. Only the first MiB of src is read. A language
+// without a grammar has none.
+func Declarations(ctx context.Context, languageID string, src []byte) ([]Definition, error) {
+	return declarations(ctx, languageID, src, nil)
+}
+
+// declarations returns the declarations of src named in want (nil: all).
+func declarations(ctx context.Context, languageID string, src []byte, want map[string]bool) ([]Definition, error) {
 	g := lookup(languageID)
-	if g == nil || len(names) == 0 {
+	if g == nil {
 		return nil, nil
 	}
 	if len(src) > maxDefinitionSrc {
 		cut := bytes.LastIndexByte(src[:maxDefinitionSrc], '\n') + 1
 		src = src[:cut]
-	}
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
-		want[n] = true
 	}
 	p := newParser(g)
 	defer closeParser(p)
@@ -147,21 +161,25 @@ func Definitions(ctx context.Context, languageID string, src []byte, names []str
 	defer closeTree(t)
 
 	var defs []Definition
-	seen := map[[2]int]bool{}
+	type key struct {
+		start, end int
+		name       string
+	}
+	seen := map[key]bool{}
 	var walk func(n *sitter.Node, depth int)
 	walk = func(n *sitter.Node, depth int) {
 		for i := 0; i < int(n.NamedChildCount()); i++ {
 			ch := n.NamedChild(i)
 			names, show, descend := declared(g, ch, src)
 			for _, name := range names {
-				if !want[name] {
+				if want != nil && !want[name] {
 					continue
 				}
 				start, end := withComments(show, src), int(show.EndByte())
-				if seen[[2]int{start, end}] {
+				if seen[key{start, end, name}] {
 					continue
 				}
-				seen[[2]int{start, end}] = true
+				seen[key{start, end, name}] = true
 				defs = append(defs, Definition{Name: name, Text: shorten(src[start:end]), Start: start, End: end})
 			}
 			if descend && depth < maxDefinitionNest {

@@ -31,6 +31,9 @@ type Verdict struct {
 	OK     bool // the candidate adds no syntax errors
 	Before int  // errors in the window without the candidate
 	After  int  // errors in the window with the candidate
+	// Inside counts the errors that start within the candidate's text
+	// (always its own, whatever the counts say).
+	Inside int
 	// Parsed says a tree-sitter grammar counted ERROR and MISSING nodes;
 	// false means the bracket-balance check counted unmatched brackets.
 	Parsed bool
@@ -121,7 +124,13 @@ func (s *Session) Check(insert string) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
-	return Verdict{OK: n.within(s.before), Before: s.before.total(), After: n.total(), Parsed: s.g != nil}, nil
+	return Verdict{
+		OK:     n.within(s.before) && n.inside == 0,
+		Before: s.before.total(),
+		After:  n.total(),
+		Inside: n.inside,
+		Parsed: s.g != nil,
+	}, nil
 }
 
 // Trim returns the longest prefix of whole lines of insert (all of it
@@ -159,12 +168,16 @@ func (s *Session) Trim(insert string) (string, Verdict, error) {
 // errorCount counts syntax errors by kind: for a grammar, ERROR and MISSING
 // nodes together in [0]; for bracket balance, unclosed (, [, { and stray
 // ), ], } in [0..5], so that closing an old bracket does not excuse a new
-// stray one of another kind.
-type errorCount [6]int
+// stray one of another kind. inside counts the grammar's errors that start
+// within the inserted text.
+type errorCount struct {
+	kinds  [6]int
+	inside int
+}
 
 func (e errorCount) total() int {
 	n := 0
-	for _, v := range e {
+	for _, v := range e.kinds {
 		n += v
 	}
 	return n
@@ -172,8 +185,8 @@ func (e errorCount) total() int {
 
 // within reports whether e has no more errors of any kind than base.
 func (e errorCount) within(base errorCount) bool {
-	for i := range e {
-		if e[i] > base[i] {
+	for i := range e.kinds {
+		if e.kinds[i] > base.kinds[i] {
 			return false
 		}
 	}
@@ -196,29 +209,49 @@ func (s *Session) count(insert []byte) (errorCount, error) {
 	if err := s.ctx.Err(); err != nil {
 		return errorCount{}, fmt.Errorf("syntax: parse %s (%d bytes): %w", s.languageID, len(s.buf), err)
 	}
-	return errorCount{treeErrors(t.RootNode())}, nil
+	a := uint32(len(s.head))
+	total, inside := treeErrors(t.RootNode(), a, a+uint32(len(insert)))
+	return errorCount{kinds: [6]int{total}, inside: inside}, nil
 }
 
-// treeErrors counts the ERROR and MISSING nodes under root, descending only
-// into subtrees that hold an error.
-func treeErrors(root *sitter.Node) int {
+// treeErrors counts the ERROR and MISSING nodes under root, descending
+// only into subtrees that hold an error. inside counts those that start in
+// [a, b) and the tokens in [a, b) that error recovery skipped (leaves right
+// under an ERROR node, such as a stray ")" in an ERROR that starts before
+// the insert).
+func treeErrors(root *sitter.Node, a, b uint32) (total, inside int) {
 	if root == nil || !root.HasError() {
-		return 0
+		return 0, 0
 	}
+	in := func(n *sitter.Node) bool { p := n.StartByte(); return p >= a && p < b }
 	c := sitter.NewTreeCursor(root)
 	defer c.Close()
-	n := 0
 	for {
 		node := c.CurrentNode()
-		if node.IsError() || node.IsMissing() {
-			n++
+		switch {
+		case node.IsError():
+			total++
+			if in(node) {
+				inside++
+			} else {
+				for i := 0; i < int(node.ChildCount()); i++ {
+					if ch := node.Child(i); ch.ChildCount() == 0 && !ch.IsExtra() && in(ch) {
+						inside++
+					}
+				}
+			}
+		case node.IsMissing():
+			total++
+			if in(node) {
+				inside++
+			}
 		}
 		if node.HasError() && c.GoToFirstChild() {
 			continue
 		}
 		for !c.GoToNextSibling() {
 			if !c.GoToParent() {
-				return n
+				return total, inside
 			}
 		}
 	}
@@ -251,16 +284,16 @@ func bracketErrors(b []byte) errorCount {
 			i--
 		}
 		if i < 0 {
-			e[3+kind]++
+			e.kinds[3+kind]++
 			continue
 		}
 		for _, o := range stack[i+1:] {
-			e[strings.IndexByte("([{", o)]++
+			e.kinds[strings.IndexByte("([{", o)]++
 		}
 		stack = stack[:i]
 	}
 	for _, o := range stack {
-		e[strings.IndexByte("([{", o)]++
+		e.kinds[strings.IndexByte("([{", o)]++
 	}
 	return e
 }

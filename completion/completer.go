@@ -1,11 +1,18 @@
 package completion
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/dfill/dfill/fim"
 )
 
 // ErrNoModel is returned when no Generator is loaded.
@@ -22,33 +29,319 @@ type Options struct {
 	Languages     []string      // LSP language ids to complete (empty: all)
 }
 
+// Prompt budget defaults.
+const (
+	defaultContextTokens = 2048 // when neither Options nor the Generator say
+	maxInvokedItems      = 3
+	// windowBytes is how much text around the cursor is handed to the
+	// validator; it parses at most syntax.DefaultMaxBytes of it.
+	windowBytes = 192 << 10
+)
+
 // Completer answers completion requests. It is safe for concurrent use.
 type Completer struct {
-	log *zap.Logger
+	log       *zap.Logger
+	validator Validator
+
+	cache  cache
+	edits  editRing
+	decls  declCache
+	flight flights
+
+	// mu guards gen and opts.
+	mu   sync.Mutex
+	gen  Generator
+	opts Options
+}
+
+// flights tracks the request in progress for each document.
+type flights struct {
+	// mu guards the fields below.
+	mu    sync.Mutex
+	byURI map[string]flight
+	seq   uint64
+}
+
+type flight struct {
+	id     uint64
+	cancel context.CancelCauseFunc
+}
+
+// begin registers a request for uri, cancelling the one in progress with
+// ErrSuperseded. end must be called when the request is done.
+func (f *flights) begin(ctx context.Context, uri string) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	f.mu.Lock()
+	if f.byURI == nil {
+		f.byURI = make(map[string]flight)
+	}
+	if old, ok := f.byURI[uri]; ok {
+		old.cancel(ErrSuperseded)
+	}
+	f.seq++
+	id := f.seq
+	f.byURI[uri] = flight{id: id, cancel: cancel}
+	f.mu.Unlock()
+	return ctx, func() {
+		f.mu.Lock()
+		if cur, ok := f.byURI[uri]; ok && cur.id == id {
+			delete(f.byURI, uri)
+		}
+		f.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// cancel cancels the request in progress for uri, if any.
+func (f *flights) cancel(uri string, cause error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cur, ok := f.byURI[uri]; ok {
+		cur.cancel(cause)
+		delete(f.byURI, uri)
+	}
 }
 
 // New returns a Completer that asks gen for candidates (gen may be nil until
 // a model is loaded; see SetGenerator).
 func New(gen Generator, opts Options, log *zap.Logger) *Completer {
-	return &Completer{log: log}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Completer{log: log, gen: gen, opts: opts, validator: &treeSitter{}}
 }
 
 // SetGenerator replaces the Generator (nil: no model; Complete returns ErrNoModel).
-func (c *Completer) SetGenerator(gen Generator) {}
+func (c *Completer) SetGenerator(gen Generator) {
+	c.mu.Lock()
+	c.gen = gen
+	c.mu.Unlock()
+}
 
 // SetOptions replaces the options for requests that start after the call.
-func (c *Completer) SetOptions(opts Options) {}
+func (c *Completer) SetOptions(opts Options) {
+	c.mu.Lock()
+	c.opts = opts
+	c.mu.Unlock()
+}
 
 // DidChange tells the Completer that a document changed: text is the new
 // content and [start,end) the byte range of it the edit wrote. It feeds the
 // recent-edits context and invalidates the cache.
-func (c *Completer) DidChange(uri, text string, start, end int) {}
+func (c *Completer) DidChange(uri, text string, start, end int) {
+	c.edits.add(uri, text, start, end)
+	c.cache.didChange(uri, text)
+}
 
 // DidClose forgets what the Completer keeps for a document.
-func (c *Completer) DidClose(uri string) {}
+func (c *Completer) DidClose(uri string) {
+	c.flight.cancel(uri, ErrSuperseded)
+	c.cache.forget(uri)
+	c.edits.forget(uri)
+	c.decls.forget(uri)
+}
 
 // Complete returns completions for req. A newer request for the same URI
 // makes an older one return ErrSuperseded.
+//
+// It answers from the cache when the user typed the start of an item it
+// showed last for the document; otherwise it decides the mode (single line
+// when code follows the cursor on its line), builds the prompt with
+// context from the other documents, asks the Generator, post-processes,
+// validates and ranks the candidates. An invoked request may get up to
+// three items, an automatic one the best.
 func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
-	return Result{}, errors.New("completion: not implemented yet")
+	t0 := time.Now()
+	c.mu.Lock()
+	gen, opts := c.gen, c.opts
+	c.mu.Unlock()
+
+	lang := languageOf(req.LanguageID, req.Path)
+	if len(opts.Languages) > 0 && !slices.Contains(opts.Languages, lang) {
+		return Result{}, nil
+	}
+	ctx, end := c.flight.begin(ctx, req.URI)
+	defer end()
+
+	text := req.Text
+	off := fim.ClampOffset(text, req.Offset)
+	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
+		return Result{Items: items, Cached: true, Model: model, Timings: Timings{Total: time.Since(t0)}}, nil
+	}
+	if gen == nil {
+		return Result{}, ErrNoModel
+	}
+	if strings.TrimSpace(text) == "" {
+		return Result{Model: gen.Name(), Timings: Timings{Total: time.Since(t0)}}, nil
+	}
+
+	if opts.Debounce > 0 {
+		t := time.NewTimer(opts.Debounce)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Result{}, cancelled(ctx)
+		}
+	}
+
+	// The prompt.
+	tPrompt := time.Now()
+	m := decideMode(text, off, lang)
+	maxTokens := cmp.Or(opts.MaxTokens, DefaultMaxTokens)
+	if m.single {
+		maxTokens = min(maxTokens, maxSingleLineTokens)
+	}
+	prompt := c.prompt(ctx, req, gen, opts, lang, text, off, maxTokens)
+	var res Result
+	res.Model = gen.Name()
+	res.Timings.Prompt = time.Since(tPrompt)
+	if err := ctx.Err(); err != nil {
+		return Result{}, cancelled(ctx)
+	}
+
+	// Generation.
+	tGen := time.Now()
+	gopts := GenerateOptions{
+		MaxTokens:  maxTokens,
+		Steps:      opts.Steps,
+		Algorithm:  opts.Algorithm,
+		Threshold:  opts.Threshold,
+		SingleLine: m.single,
+		Candidates: 1,
+	}
+	if req.Invoked {
+		gopts.Candidates = maxInvokedItems
+	}
+	var onStep func(Step)
+	if req.OnStep != nil {
+		onStep = func(s Step) { req.OnStep(s) }
+	}
+	cands, err := gen.Infill(ctx, prompt, gopts, onStep)
+	res.Timings.Generate = time.Since(tGen)
+	if ctx.Err() != nil {
+		return Result{}, cancelled(ctx)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("completion: %s at %s:%d: %w", gen.Name(), req.URI, off, err)
+	}
+
+	// Post-processing and validation.
+	tVal := time.Now()
+	items, err := c.items(ctx, cands, prompt, m, lang, text, off)
+	res.Timings.Validate = time.Since(tVal)
+	if ctx.Err() != nil {
+		return Result{}, cancelled(ctx)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("completion: validate %s at %d: %w", req.URI, off, err)
+	}
+	items = rank(items)
+	if !req.Invoked && len(items) > 1 {
+		items = items[:1]
+	}
+	if len(items) > maxInvokedItems {
+		items = items[:maxInvokedItems]
+	}
+	res.Items = items
+	c.cache.store(req.URI, text, off, items, req.Invoked, res.Model)
+	res.Timings.Total = time.Since(t0)
+	return res, nil
+}
+
+// cancelled returns ErrSuperseded when a newer request cancelled ctx, and
+// ctx's own error otherwise.
+func cancelled(ctx context.Context) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrSuperseded) {
+		return ErrSuperseded
+	}
+	return ctx.Err()
+}
+
+// prompt builds the infill prompt for a cursor at off: the budget is the
+// context length less the span, split 75% prefix / 25% suffix after a
+// quarter for context snippets (definitions from other documents, then
+// recent edits).
+func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts Options, lang, text string, off, maxTokens int) fim.Prompt {
+	total := cmp.Or(opts.ContextTokens, gen.ContextTokens(), defaultContextTokens)
+	avail := max(total-maxTokens, 0)
+	ctxBudget := avail / 4
+	rest := avail - ctxBudget
+	b := fim.Budget{Prefix: rest * 3 / 4, Suffix: rest - rest*3/4, Context: ctxBudget}
+
+	snippets := c.definitionSnippets(ctx, req, lang, text, off)
+	line := strings.Count(text[:off], "\n")
+	snippets = append(snippets, c.edits.snippets(req.URI, line)...)
+	return fim.Build(fim.Input{
+		Text:       text,
+		Offset:     off,
+		Path:       req.Path,
+		LanguageID: lang,
+		Snippets:   snippets,
+	}, b, gen.CountTokens)
+}
+
+// items post-processes and validates candidates into items (not ranked).
+func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, lang, text string, off int) ([]Item, error) {
+	// The validator sees a window of the document around the cursor.
+	wlo, whi := max(0, off-windowBytes), min(len(text), m.end+windowBytes)
+	var chk Checker
+	defer func() {
+		if chk != nil {
+			chk.Close()
+		}
+	}()
+	var items []Item
+	for _, cand := range cands {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		s := postprocess(cand.Text, prompt.Suffix, m.single)
+		if s == "" {
+			continue
+		}
+		if c.validator != nil {
+			if chk == nil {
+				var err error
+				chk, err = c.validator.Begin(ctx, lang, []byte(text[wlo:whi]), off-wlo, m.end-wlo)
+				if err != nil {
+					return nil, err
+				}
+			}
+			// Tree-sitter reads LF and CRLF alike: trim in LF, restore after.
+			var err error
+			if s, err = trimValid(chk, s, m); err != nil {
+				return nil, err
+			}
+			if s == "" {
+				continue
+			}
+		}
+		items = append(items, Item{
+			Insert:     finish(prompt.Restore(s), m),
+			Start:      off,
+			End:        m.end,
+			Confidence: cand.Confidence,
+			Steps:      cand.Steps,
+		})
+	}
+	return items, nil
+}
+
+// rank orders items by confidence, then length (longer first), and drops
+// repeated inserts.
+func rank(items []Item) []Item {
+	slices.SortStableFunc(items, func(a, b Item) int {
+		if c := cmp.Compare(b.Confidence, a.Confidence); c != 0 {
+			return c
+		}
+		return cmp.Compare(len(b.Insert), len(a.Insert))
+	})
+	out := items[:0]
+	for _, it := range items {
+		if !slices.ContainsFunc(out, func(o Item) bool { return o.Insert == it.Insert }) {
+			out = append(out, it)
+		}
+	}
+	return out
 }

@@ -1,0 +1,247 @@
+package completion
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// endTokens end a candidate where they appear: what follows is padding.
+var endTokens = []string{"<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|file_sep|>", "</s>"}
+
+// padTokens are removed wherever they appear.
+var padTokens = []string{"<|dlm_pad|>", "<|mask|>", "<|expand|>", "<|delete|>", "<|pad|>", "[MASK]"}
+
+// Repetition loops: a unit of text repeated this many times in a row is
+// cut to its first occurrence.
+const (
+	minRepeats     = 3
+	maxRepeatLen   = 32 // longest unit looked for within lines, in bytes
+	maxRepeatGroup = 4  // most lines in a repeated group
+)
+
+// postprocess cleans one raw candidate for a cursor followed by suffix (the
+// prompt's suffix, LF line endings): it strips special tokens, cuts the
+// overlap with the suffix, keeps the first line in single-line mode, cuts
+// repetition loops and trailing blank lines. It returns "" when nothing
+// useful is left.
+func postprocess(cand, suffix string, single bool) string {
+	cand = stripSpecial(cand)
+	cand = strings.ReplaceAll(cand, "\r\n", "\n")
+	cand = trimBlankTail(cand)
+	cand = cutOverlap(cand, suffix)
+	if single {
+		if i := strings.IndexByte(cand, '\n'); i >= 0 {
+			cand = cand[:i]
+		}
+		cand = cutOverlap(cand, suffix)
+	}
+	cand = cutRepeats(cand)
+	cand = trimBlankTail(cand)
+	if atLineEnd(suffix) {
+		// Nothing follows on the line: trailing blanks are noise.
+		cand = strings.TrimRight(cand, " \t\r")
+	}
+	if strings.TrimSpace(cand) == "" {
+		return ""
+	}
+	return cand
+}
+
+// stripSpecial cuts s at the first end token and removes pad tokens and
+// FIM control tokens (<|fim_...|>, <|fim_pad|> included), until none is
+// left (removing one may join the halves of another).
+func stripSpecial(s string) string {
+	for {
+		n := len(s)
+		s = stripOnce(s)
+		if len(s) == n {
+			return s
+		}
+	}
+}
+
+func stripOnce(s string) string {
+	for _, t := range endTokens {
+		if i := strings.Index(s, t); i >= 0 {
+			s = s[:i]
+		}
+	}
+	if !strings.Contains(s, "<|") && !strings.Contains(s, "[MASK]") {
+		return s
+	}
+	for _, t := range padTokens {
+		s = strings.ReplaceAll(s, t, "")
+	}
+	if i := strings.Index(s, "<|fim_"); i >= 0 {
+		j := strings.Index(s[i:], "|>")
+		if j < 0 {
+			return s[:i]
+		}
+		s = s[:i] + s[i+j+2:]
+	}
+	return s
+}
+
+// trimBlankTail removes trailing lines that hold only whitespace (and the
+// newline before them).
+func trimBlankTail(s string) string {
+	for {
+		i := strings.LastIndexByte(s, '\n')
+		if i < 0 || strings.TrimSpace(s[i+1:]) != "" {
+			return s
+		}
+		s = s[:i]
+	}
+}
+
+// cutOverlap removes the longest end of cand that repeats the start of the
+// suffix, or the start of the suffix's next non-blank line (the model wrote
+// the closing line that already follows). An overlap is cut only when it
+// holds more than whitespace, starts and ends on token boundaries, and
+// does not close a bracket or string that cand itself opened.
+func cutOverlap(cand, suffix string) string {
+	if cand == "" || suffix == "" {
+		return cand
+	}
+	if out, ok := cutOverlapWith(cand, suffix); ok {
+		return out
+	}
+	next := strings.TrimLeft(suffix, " \t\r\n")
+	if next != suffix && strings.ContainsRune(suffix[:len(suffix)-len(next)], '\n') {
+		if out, ok := cutOverlapWith(cand, next); ok {
+			return strings.TrimRight(out, " \t\r\n")
+		}
+	}
+	return cand
+}
+
+func cutOverlapWith(cand, suffix string) (string, bool) {
+	for k := min(len(cand), len(suffix)); k > 0; k-- {
+		ov := suffix[:k]
+		if !strings.HasSuffix(cand, ov) || strings.TrimSpace(ov) == "" {
+			continue
+		}
+		rest := cand[:len(cand)-k]
+		if !utf8.RuneStart(ov[0]) {
+			continue
+		}
+		// Token boundaries: "fo"+"o bar" is not an overlap of "o".
+		if isWord(ov[0]) && rest != "" && isWord(rest[len(rest)-1]) {
+			continue
+		}
+		if isWord(ov[k-1]) && k < len(suffix) && isWord(suffix[k]) {
+			continue
+		}
+		if closesOwn(rest, ov) {
+			continue
+		}
+		return rest, true
+	}
+	return cand, false
+}
+
+// closesOwn reports whether a closing bracket or quote in ov closes one
+// opened in rest: then ov is part of the candidate's own code ("g(x)"
+// before ")"), not a copy of the suffix.
+func closesOwn(rest, ov string) bool {
+	var stack []byte
+	base := -1 // brackets below this depth were opened in rest
+	s := rest + ov
+	for i := 0; i < len(s); i++ {
+		if i == len(rest) {
+			base = len(stack)
+		}
+		ch := s[i]
+		switch ch {
+		case '(', '[', '{':
+			stack = append(stack, ch)
+		case ')', ']', '}', '"', '\'', '`':
+			if len(stack) > 0 && stack[len(stack)-1] == opener(ch) {
+				if base >= 0 && len(stack) <= base {
+					return true
+				}
+				stack = stack[:len(stack)-1]
+			} else if ch == '"' || ch == '\'' || ch == '`' {
+				stack = append(stack, ch)
+			}
+		case '\\':
+			i++ // an escaped quote does not open or close
+		}
+	}
+	return false
+}
+
+// atLineEnd reports whether suffix starts with the end of a line (blanks
+// then a newline, or nothing).
+func atLineEnd(suffix string) bool {
+	i := strings.IndexByte(suffix, '\n')
+	if i < 0 {
+		i = len(suffix)
+	}
+	return strings.TrimSpace(suffix[:i]) == ""
+}
+
+func isWord(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= 0x80
+}
+
+// cutRepeats cuts a repetition loop to its first occurrence: a group of 1
+// to maxRepeatGroup lines (not all blank) repeated minRepeats times in a
+// row, or a unit of 2 to maxRepeatLen bytes that holds a letter and is not
+// one byte over and over ("ffffff" is a colour), repeated minRepeats times
+// in a row. Whatever follows the loop goes too: a model caught in one
+// rarely recovers.
+func cutRepeats(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	// The last line has no newline; compare lines without theirs.
+	line := func(i int) string { return strings.TrimSuffix(lines[i], "\n") }
+	for i := range lines {
+		for g := 1; g <= maxRepeatGroup && i+minRepeats*g <= len(lines); g++ {
+			blank := true
+			for k := range g {
+				blank = blank && strings.TrimSpace(line(i+k)) == ""
+			}
+			if blank {
+				continue
+			}
+			same := true
+			for r := 1; r < minRepeats && same; r++ {
+				for k := 0; k < g && same; k++ {
+					same = line(i+k) == line(i+r*g+k)
+				}
+			}
+			if same {
+				return strings.TrimSuffix(strings.Join(lines[:i+g], ""), "\n")
+			}
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		if !utf8.RuneStart(s[i]) {
+			continue
+		}
+		for l := 2; l <= maxRepeatLen && i+minRepeats*l <= len(s); l++ {
+			unit := s[i : i+l]
+			if !utf8.RuneStart(s[i+l]) || !hasLetter(unit) || strings.Count(unit, unit[:1]) == l {
+				continue
+			}
+			n := 1
+			for n < minRepeats && s[i+n*l:i+(n+1)*l] == unit {
+				n++
+			}
+			if n == minRepeats {
+				return s[:i+l]
+			}
+		}
+	}
+	return s
+}
+
+func hasLetter(s string) bool {
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= 0x80 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.lsp.dev/jsonrpc2"
+)
+
+// buildDfill builds the dfill binary into a temporary directory, once per
+// test binary run.
+var buildDfill = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "dfill-e2e")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "dfill")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", errors.New("go build: " + err.Error() + "\n" + string(out))
+	}
+	return bin, nil
+})
+
+// lspProcess is a dfill serve child spoken to over stdio, as an editor does.
+type lspProcess struct {
+	cmd  *exec.Cmd
+	conn jsonrpc2.Conn
+
+	mu    sync.Mutex
+	notes map[string][]json.RawMessage
+}
+
+type pipeRWC struct {
+	io.ReadCloser
+	io.WriteCloser
+}
+
+func (p pipeRWC) Close() error { return errors.Join(p.WriteCloser.Close(), p.ReadCloser.Close()) }
+
+func startServe(t *testing.T, args ...string) *lspProcess {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	bin, err := buildDfill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	cmd.Stderr = &testWriter{t: t}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &lspProcess{cmd: cmd, notes: map[string][]json.RawMessage{}}
+	p.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(pipeRWC{stdout, stdin}))
+	p.conn.Go(context.Background(), func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+		p.mu.Lock()
+		p.notes[req.Method()] = append(p.notes[req.Method()], json.RawMessage(append([]byte(nil), req.Params()...)))
+		p.mu.Unlock()
+		return nil, nil // answers window/workDoneProgress/create and the like with null
+	})
+	t.Cleanup(func() {
+		p.conn.Close()
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return p
+}
+
+// testWriter sends the child's stderr (its logs) to the test log.
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Logf("dfill: %s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func (p *lspProcess) call(t *testing.T, method string, params, result any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := p.conn.Call(ctx, method, params, result)
+	return err
+}
+
+func (p *lspProcess) notify(t *testing.T, method string, params any) {
+	t.Helper()
+	if err := p.conn.Notify(context.Background(), method, params); err != nil {
+		t.Fatalf("%s: %v", method, err)
+	}
+}
+
+// waitNote waits for a notification from the server (a bound on a hang,
+// not a timing assertion).
+func (p *lspProcess) waitNote(t *testing.T, method string) json.RawMessage {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		ns := p.notes[method]
+		p.mu.Unlock()
+		if len(ns) > 0 {
+			return ns[0]
+		}
+	}
+	t.Fatalf("no %s from dfill serve", method)
+	return nil
+}
+
+// wait waits for the child to exit and returns its exit status.
+func (p *lspProcess) wait(t *testing.T) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		p.cmd.Process.Kill()
+		t.Fatal("dfill serve did not exit")
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *lspProcess) initialize(t *testing.T) {
+	t.Helper()
+	var res struct {
+		Capabilities struct {
+			PositionEncoding         string `json:"positionEncoding"`
+			InlineCompletionProvider bool   `json:"inlineCompletionProvider"`
+		} `json:"capabilities"`
+	}
+	err := p.call(t, "initialize", map[string]any{
+		"processId":    os.Getpid(),
+		"capabilities": map[string]any{"window": map[string]any{"workDoneProgress": true}},
+	}, &res)
+	if err != nil {
+		t.Fatalf("initialize: %v", err)
+	}
+	if !res.Capabilities.InlineCompletionProvider || res.Capabilities.PositionEncoding != "utf-16" {
+		t.Errorf("capabilities: %+v", res.Capabilities)
+	}
+	p.notify(t, "initialized", map[string]any{})
+}
+
+func TestServeE2E(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.gguf")
+	p := startServe(t, "--model", missing, "--log-level", "debug")
+	p.initialize(t)
+
+	// The model does not exist: the server says so and keeps serving.
+	msg := p.waitNote(t, "window/showMessage")
+	if !strings.Contains(string(msg), "missing.gguf") {
+		t.Errorf("showMessage %s does not name the model", msg)
+	}
+	const text = "package main\n\nfunc main() {\n\t\n}\n"
+	p.notify(t, "textDocument/didOpen", map[string]any{"textDocument": map[string]any{
+		"uri": "file:///tmp/main.go", "languageId": "go", "version": 1, "text": text}})
+	var list struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	err := p.call(t, "textDocument/inlineCompletion", map[string]any{
+		"textDocument": map[string]any{"uri": "file:///tmp/main.go"},
+		"position":     map[string]any{"line": 3, "character": 1},
+		"context":      map[string]any{"triggerKind": 1},
+	}, &list)
+	if err != nil {
+		t.Fatalf("inlineCompletion: %v", err)
+	}
+	if len(list.Items) != 0 {
+		t.Errorf("items without a model: %s", list.Items)
+	}
+	if err := p.call(t, "shutdown", nil, nil); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	p.notify(t, "exit", nil)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status %d after shutdown, want 0", code)
+	}
+}
+
+func TestServeE2EExitWithoutShutdown(t *testing.T) {
+	p := startServe(t, "--model", filepath.Join(t.TempDir(), "missing.gguf"))
+	p.initialize(t)
+	p.notify(t, "exit", nil)
+	if code := p.wait(t); code != 1 {
+		t.Errorf("exit status %d without shutdown, want 1", code)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -247,5 +248,32 @@ func TestBytesEncoding(t *testing.T) {
 	}
 	if EncodeBytes(" \n") != "ĠĊ" {
 		t.Errorf("EncodeBytes = %q", EncodeBytes(" \n"))
+	}
+}
+
+func TestConcurrentEncode(t *testing.T) {
+	tk := trainedTokenizers(t)[2]
+	src := goSource(t, 64<<10)
+	want := make([][]int32, len(src))
+	for i, s := range src {
+		want[i] = naiveEncodePlain(tk, s)
+	}
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range src {
+				s := src[(i+g)%len(src)]
+				if got := tk.EncodePlain(s); !slices.Equal(got, want[(i+g)%len(src)]) {
+					done <- errors.New("concurrent EncodePlain differs")
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -8,7 +9,7 @@ import (
 
 // ErrUnknownPre is returned (wrapped, naming the value) for a
 // tokenizer.ggml.pre value this package has no pre-tokenizer for.
-var ErrUnknownPre = fmt.Errorf("tokenizer: unknown pre-tokenizer")
+var ErrUnknownPre = errors.New("tokenizer: unknown pre-tokenizer")
 
 // preKind selects one of the hand-written pre-tokenizers. Go's regexp has
 // no lookahead, so each regular expression llama.cpp uses is written out as

@@ -9,19 +9,20 @@ package tokenizer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
 
 // Token types, as llama.cpp's token_type (tokenizer.ggml.token_type).
 const (
-	TypeUndefined   int32 = 0 // treated as TypeNormal
-	TypeNormal      int32 = 1
-	TypeUnknown     int32 = 2
-	TypeControl     int32 = 3
-	TypeUserDefined int32 = 4
-	TypeUnused      int32 = 5
-	TypeByte        int32 = 6
+	TypeUndefined   int32 = 0 // unset; treated as TypeNormal
+	TypeNormal      int32 = 1 // an ordinary BPE token
+	TypeUnknown     int32 = 2 // the unknown token (byte-level BPE never emits it)
+	TypeControl     int32 = 3 // a special token such as <|endoftext|>
+	TypeUserDefined int32 = 4 // an added token, matched whole like a control token
+	TypeUnused      int32 = 5 // a reserved slot
+	TypeByte        int32 = 6 // a "<0xXX>" byte token
 )
 
 // ErrInvalidConfig is returned (wrapped, with the reason) by New for a
@@ -108,7 +109,7 @@ func New(cfg Config) (*Tokenizer, error) {
 	t := &Tokenizer{
 		pre:          pre,
 		ignoreMerges: pre == preLlama3,
-		tokens:       cfg.Tokens,
+		tokens:       slices.Clone(cfg.Tokens),
 		types:        make([]int32, n),
 		bytes:        make([]string, n),
 		ids:          make(map[string]int32, n),

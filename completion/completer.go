@@ -215,7 +215,11 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	}
 	var onStep func(Step)
 	if req.OnStep != nil {
-		onStep = func(s Step) { req.OnStep(s) }
+		onStep = func(s Step) {
+			if ctx.Err() == nil { // a superseded request shows no more steps
+				req.OnStep(s)
+			}
+		}
 	}
 	cands, err := gen.Infill(ctx, prompt, gopts, onStep)
 	res.Timings.Generate = time.Since(tGen)
@@ -270,7 +274,7 @@ func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts
 	b := fim.Budget{Prefix: rest * 3 / 4, Suffix: rest - rest*3/4, Context: ctxBudget}
 
 	snippets := c.definitionSnippets(ctx, req, lang, text, off)
-	line := strings.Count(text[:off], "\n")
+	line := func() int { return strings.Count(text[:off], "\n") }
 	snippets = append(snippets, c.edits.snippets(req.URI, line)...)
 	return fim.Build(fim.Input{
 		Text:       text,

@@ -487,3 +487,27 @@ func TestDidClose(t *testing.T) {
 		t.Errorf("after DidClose: cached %v, calls %d, err %v; want a fresh answer", res.Cached, gen.callCount(), err)
 	}
 }
+
+// BenchmarkCompleteLarge measures the pipeline around the model (prompt,
+// context, post-processing, validation) in a 20 MB document with another
+// open document to search for definitions.
+func BenchmarkCompleteLarge(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("package p\n\n")
+	for sb.Len() < 20<<20 {
+		sb.WriteString("func f() {\n\tx := helper(1)\n\t_ = x\n}\n\n")
+	}
+	text := sb.String()
+	off := strings.LastIndex(text[:len(text)/2], "\t_ = x\n")
+	other := strings.Repeat("func other() {}\n\n", 2000) + "func helper(n int) int {\n\treturn n\n}\n"
+	gen := &fakeGen{cands: cands("y := x + 1\n\t_ = y\n\tif y > 2 {\n\t\treturn\n\t}", "y := helper(x)", "_ = x + 2")}
+	c := New(gen, Options{}, nil)
+	req := Request{URI: "file:///big.go", LanguageID: "go", Text: text, Offset: off, Invoked: true,
+		Others: []Document{{URI: "file:///other.go", LanguageID: "go", Text: other}}}
+	for b.Loop() {
+		c.DidClose(req.URI) // no cache hits
+		if _, err := c.Complete(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -104,19 +104,25 @@ func (r *editRing) forget(uri string) {
 }
 
 // snippets returns recent edits as prompt snippets, most recent first,
-// leaving out those of uri within nearCursorLines of line (the prompt holds
-// them already).
-func (r *editRing) snippets(uri string, line int) []fim.Snippet {
+// leaving out those of uri within nearCursorLines of the cursor's line
+// (the prompt holds them already); line returns that line.
+func (r *editRing) snippets(uri string, line func() int) []fim.Snippet {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []fim.Snippet
+	cursor := -1
 	for i := len(r.order) - 1; i >= 0; i-- {
 		u := r.order[i]
 		edits := r.byURI[u]
 		for j := len(edits) - 1; j >= 0; j-- {
 			e := edits[j]
-			if u == uri && e.lastLine >= line-nearCursorLines && e.firstLine <= line+nearCursorLines {
-				continue
+			if u == uri {
+				if cursor < 0 {
+					cursor = line()
+				}
+				if e.lastLine >= cursor-nearCursorLines && e.firstLine <= cursor+nearCursorLines {
+					continue
+				}
 			}
 			out = append(out, fim.Snippet{Path: uriPath(u), Text: e.text})
 		}

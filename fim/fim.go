@@ -58,6 +58,11 @@ type Budget struct {
 	Context int // snippets from other files
 }
 
+// maxBytesPerToken bounds the bytes of text one token may stand for, as
+// far as Build looks: the windows never reach further from the cursor than
+// this many bytes per token of budget.
+const maxBytesPerToken = 64
+
 // ApproxTokens estimates a token count as a quarter of the byte length; it
 // is the counter Build uses when given none.
 func ApproxTokens(s string) int { return len(s) / 4 }
@@ -85,13 +90,31 @@ func Build(in Input, b Budget, count func(string) int) Prompt {
 	if lang == "" {
 		lang = LanguageFromPath(in.Path)
 	}
+	// No window can hold more than maxBytesPerToken bytes a token, so the
+	// text beyond that need not be looked at (nor copied to normalise it).
+	reach := (b.Prefix+b.Suffix+b.Context+1)*maxBytesPerToken + 4096
+	before, after := in.Text[:off], in.Text[off:]
+	if len(before) > reach {
+		cut := len(before) - reach
+		if i := strings.IndexByte(before[cut:], '\n'); i >= 0 {
+			cut += i + 1
+		}
+		before = before[cut:]
+	}
+	if len(after) > reach {
+		cut := reach
+		if i := strings.LastIndexByte(after[:cut], '\n'); i >= 0 {
+			cut = i + 1
+		}
+		after = after[:cut]
+	}
 	p := Prompt{
-		CRLF:       strings.Contains(in.Text, "\r\n"),
+		// Whether the document uses CRLF is judged near the cursor.
+		CRLF:       strings.Contains(before, "\r\n") || strings.Contains(after, "\r\n"),
 		Offset:     off,
 		Path:       in.Path,
 		LanguageID: lang,
 	}
-	before, after := in.Text[:off], in.Text[off:]
 	if p.CRLF {
 		before = strings.ReplaceAll(before, "\r\n", "\n")
 		after = strings.ReplaceAll(after, "\r\n", "\n")

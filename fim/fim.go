@@ -74,7 +74,9 @@ func ApproxTokens(s string) int { return len(s) / 4 }
 // The suffix is cut first, on whole lines after the rest of the cursor's
 // line; then snippets are added whole, most relevant first, while they fit
 // b.Context; then the prefix is cut on whole lines before the cursor's
-// line, to b.Prefix plus whatever the suffix and snippets left unused. The
+// line, to b.Prefix plus whatever the suffix and snippets left unused.
+// Neither window reaches further from the cursor than maxBytesPerToken
+// bytes a token of the whole budget, and CRLF is judged within that. The
 // partial lines at the cursor are kept whole when they fit and cut at a rune
 // boundary (far side first) when they alone exceed their budget. CRLF line
 // endings become LF (Prompt.CRLF records it). Offsets outside Text are

@@ -174,7 +174,7 @@ func TestHugeDocument(t *testing.T) {
 	if testing.Short() {
 		t.Skip("20 MB document")
 	}
-	e := ready(t, testOptions(t, &fakeGen{text: "return nil"}), nil)
+	e := ready(t, testOptions(t, &fakeGen{text: "eturn nil"}), nil)
 	var b strings.Builder
 	b.WriteString("package big\n\n")
 	for b.Len() < 20<<20 {

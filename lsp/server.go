@@ -45,9 +45,6 @@ type Options struct {
 	// settings overlay.
 	Config  Config
 	Version string // reported in serverInfo
-
-	// completer replaces the completion.Completer (tests only).
-	completer completer
 }
 
 // completer is what the server needs of a completion.Completer.
@@ -168,10 +165,7 @@ func newServer(ctx context.Context, opts Options) *Server {
 		calls:    make(map[jsonrpc2.ID]context.CancelCauseFunc),
 		latest:   make(map[string]*pendingCompletion),
 	}
-	s.completer = opts.completer
-	if s.completer == nil {
-		s.completer = completion.New(nil, s.cfg.completionOptions(), s.log.Named("completion"))
-	}
+	s.completer = completion.New(nil, s.cfg.completionOptions(), s.log.Named("completion"))
 	s.stats.init()
 	s.methods = map[string]method{
 		"initialize":                       s.initialize,

@@ -17,7 +17,7 @@ const goSource = "package main\n\nimport \"fmt\"\n\nfunc main() {\n\t\n}\n"
 
 // testOptions returns server options that load gen.
 func testOptions(t *testing.T, gen completion.Generator) Options {
-	return Options{Loader: loaderOf(gen, nil), completer: testCompleter(t)}
+	return Options{Loader: loaderOf(gen, nil)}
 }
 
 // ready starts a server with opts, initializes it, waits for the model and
@@ -240,7 +240,7 @@ func TestConfiguration(t *testing.T) {
 		mu.Unlock()
 		return gen, func() { released.Add(1) }, nil
 	}
-	e := startEditor(t, Options{Loader: loader, completer: testCompleter(t), Config: Config{Model: "flag.gguf", Steps: 8}})
+	e := startEditor(t, Options{Loader: loader, Config: Config{Model: "flag.gguf", Steps: 8}})
 	e.mu.Lock()
 	e.config = json.RawMessage(`{"model":"pulled.gguf"}`)
 	e.mu.Unlock()
@@ -321,7 +321,7 @@ func TestModelLoadFailure(t *testing.T) {
 	loader := func(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
 		return nil, nil, errors.New("open missing.gguf: no such file or directory")
 	}
-	e := startEditor(t, Options{Loader: loader, completer: testCompleter(t)})
+	e := startEditor(t, Options{Loader: loader})
 	e.initialize(nil, nil)
 	m := e.waitFor("window/showMessage", nil)
 	var sm ShowMessageParams
@@ -346,7 +346,7 @@ func TestBeforeModelLoads(t *testing.T) {
 		<-release
 		return &fakeGen{text: "x"}, nil, nil
 	}
-	e := startEditor(t, Options{Loader: loader, completer: testCompleter(t)})
+	e := startEditor(t, Options{Loader: loader})
 	defer close(release)
 	e.initialize(nil, nil)
 	e.open("file:///w/main.go", "go", goSource)

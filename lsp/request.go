@@ -105,9 +105,35 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 }
 
 // run calls the Completer while holding the generator for reading (a
-// model swap waits for it), releasing it even if the Completer panics.
+// model swap waits for it). It returns as soon as ctx is cancelled: a
+// generator notices cancellation only between steps, and the client should
+// hear RequestCancelled at once rather than when the step ends. A panic in
+// the Completer is re-raised on the handler's goroutine, where the request
+// chain turns it into an InternalError.
 func (s *Server) run(ctx context.Context, req completion.Request) (completion.Result, error) {
-	s.genMu.RLock()
-	defer s.genMu.RUnlock()
-	return s.completer.Complete(ctx, req)
+	type outcome struct {
+		res   completion.Result
+		err   error
+		panic any
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		defer func() {
+			o.panic = recover()
+			done <- o
+		}()
+		s.genMu.RLock()
+		defer s.genMu.RUnlock()
+		o.res, o.err = s.completer.Complete(ctx, req)
+	}()
+	select {
+	case o := <-done:
+		if o.panic != nil {
+			panic(o.panic)
+		}
+		return o.res, o.err
+	case <-ctx.Done():
+		return completion.Result{}, context.Cause(ctx)
+	}
 }

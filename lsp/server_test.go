@@ -354,3 +354,26 @@ func TestBeforeModelLoads(t *testing.T) {
 		t.Errorf("items while the model loads: %+v", list.Items)
 	}
 }
+
+func TestOneGenerationAtATime(t *testing.T) {
+	e, gen := blocked(t)
+	e.open("file:///w/other.go", "go", goSource)
+	line, col := lineCol(goSource, "\t\n}")
+	_, first := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, InlineTriggerInvoked))
+	waitStarted(t, gen)
+	// A request for another document waits for the running generation and
+	// gives up at once when cancelled.
+	id, second := e.start("textDocument/inlineCompletion", inlineParams("file:///w/other.go", line, col+1, InlineTriggerInvoked))
+	e.stats()
+	e.notify("$/cancelRequest", map[string]any{"id": id})
+	if m := e.wait(second); m.Error == nil || m.Error.Code != int(RequestCancelled) {
+		t.Fatalf("waiting request answered %s %+v, want -32800", m.Result, m.Error)
+	}
+	if n := gen.calls.Load(); n != 1 {
+		t.Errorf("generator called %d times, want 1", n)
+	}
+	close(gen.release)
+	if m := e.wait(first); m.Error != nil {
+		t.Fatalf("running request failed: %+v", m.Error)
+	}
+}

@@ -120,7 +120,9 @@ func (s *Server) run(ctx context.Context, req completion.Request) (completion.Re
 	go func() {
 		var o outcome
 		defer func() {
-			o.panic = recover()
+			if o.panic = recover(); o.panic != nil {
+				s.log.Error("completer panicked", zap.Any("panic", o.panic), zap.Stack("stack"))
+			}
 			done <- o
 		}()
 		s.genMu.RLock()

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +76,8 @@ func startServe(t *testing.T, args ...string) *lspProcess {
 	p.conn = jsonrpc2.NewConn(jsonrpc2.NewStream(pipeRWC{stdout, stdin}))
 	p.conn.Go(context.Background(), func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
 		p.mu.Lock()
-		p.notes[req.Method()] = append(p.notes[req.Method()], json.RawMessage(append([]byte(nil), req.Params()...)))
+		m := strings.Clone(req.Method()) // borrowed from the frame
+		p.notes[m] = append(p.notes[m], json.RawMessage(bytes.Clone(req.Params())))
 		p.mu.Unlock()
 		return nil, nil // answers window/workDoneProgress/create and the like with null
 	})
@@ -114,7 +118,7 @@ func (p *lspProcess) notify(t *testing.T, method string, params any) {
 // not a timing assertion).
 func (p *lspProcess) waitNote(t *testing.T, method string) json.RawMessage {
 	t.Helper()
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		p.mu.Lock()
 		ns := p.notes[method]
 		p.mu.Unlock()
@@ -122,7 +126,9 @@ func (p *lspProcess) waitNote(t *testing.T, method string) json.RawMessage {
 			return ns[0]
 		}
 	}
-	t.Fatalf("no %s from dfill serve", method)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t.Fatalf("no %s from dfill serve (got %d kinds of message: %v)", method, len(p.notes), slices.Collect(maps.Keys(p.notes)))
 	return nil
 }
 
@@ -203,5 +209,78 @@ func TestServeE2EExitWithoutShutdown(t *testing.T) {
 	p.notify(t, "exit", nil)
 	if code := p.wait(t); code != 1 {
 		t.Errorf("exit status %d without shutdown, want 1", code)
+	}
+}
+
+// TestServeE2ERandomModel serves a tiny random-weight model written by
+// dfill model random: the model loads with progress and a completion
+// request is answered (random weights propose nothing useful, so only the
+// answer's shape is checked).
+func TestServeE2ERandomModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	bin, err := buildDfill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := filepath.Join(t.TempDir(), "tiny.gguf")
+	if out, err := exec.Command(bin, "model", "random", "-preset", "tiny", "-out", model).CombinedOutput(); err != nil {
+		t.Skipf("dfill model random: %v\n%s", err, out)
+	}
+	p := startServe(t, "--model", model, "--log-level", "debug")
+	p.initialize(t)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		var st struct {
+			Model      string `json:"model"`
+			ModelError string `json:"modelError"`
+		}
+		if err := p.call(t, "dfill/stats", nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.ModelError != "" {
+			t.Fatalf("model error: %s", st.ModelError)
+		}
+		if st.Model != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("model did not load")
+		}
+	}
+	if msg := p.waitNote(t, "$/progress"); !strings.Contains(string(msg), "begin") {
+		t.Errorf("first progress %s, want begin", msg)
+	}
+	const text = "package main\n\nfunc main() {\n\t\n}\n"
+	p.notify(t, "textDocument/didOpen", map[string]any{"textDocument": map[string]any{
+		"uri": "file:///tmp/main.go", "languageId": "go", "version": 1, "text": text}})
+	var list struct {
+		Items []struct {
+			InsertText string `json:"insertText"`
+			Range      *struct {
+				Start struct{ Line, Character int } `json:"start"`
+			} `json:"range"`
+		} `json:"items"`
+	}
+	err = p.call(t, "textDocument/inlineCompletion", map[string]any{
+		"textDocument": map[string]any{"uri": "file:///tmp/main.go"},
+		"position":     map[string]any{"line": 3, "character": 1},
+		"context":      map[string]any{"triggerKind": 1},
+	}, &list)
+	if err != nil {
+		t.Fatalf("inlineCompletion: %v", err)
+	}
+	for _, it := range list.Items {
+		if it.Range == nil || it.Range.Start.Line != 3 || it.Range.Start.Character != 1 {
+			t.Errorf("item %+v does not start at the cursor", it)
+		}
+	}
+	t.Logf("%d items", len(list.Items))
+	if err := p.call(t, "shutdown", nil, nil); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	p.notify(t, "exit", nil)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status %d after shutdown, want 0", code)
 	}
 }

@@ -11,23 +11,26 @@ import (
 // sequence is one canvas (prefix, span, suffix) with the keys and values
 // of every position at every layer: the dual cache. A full pass writes all
 // of them; a span pass rewrites only the rows it runs and reads the rest.
+// Keys are stored head-major and values transposed, so that attention is
+// two matrix products per kv head: scores = Q·Kᵀ and out = P·(Vᵀ)ᵀ.
 type sequence struct {
 	tokens []int32
-	k, v   [][]float32 // [layer] (T, kvDim)
+	k      [][]float32 // [layer] (KVHeads, T, HeadDim)
+	vt     [][]float32 // [layer] (KVHeads, HeadDim, T)
 }
 
 func newSequence(cfg Config, tokens []int32) *sequence {
-	s := &sequence{tokens: tokens, k: make([][]float32, cfg.Layers), v: make([][]float32, cfg.Layers)}
+	s := &sequence{tokens: tokens, k: make([][]float32, cfg.Layers), vt: make([][]float32, cfg.Layers)}
 	kvDim := cfg.KVHeads * cfg.HeadDim
 	for l := range s.k {
 		s.k[l] = make([]float32, len(tokens)*kvDim)
-		s.v[l] = make([]float32, len(tokens)*kvDim)
+		s.vt[l] = make([]float32, len(tokens)*kvDim)
 	}
 	return s
 }
 
-// pass asks forward to run rows [lo, hi) of seq and to return the logits
-// of the positions in want (each in [lo, hi)).
+// pass asks forward to run rows [lo, hi) of seq and to return the final
+// hidden state of the positions in want (each in [lo, hi)).
 type pass struct {
 	seq    *sequence
 	lo, hi int
@@ -37,11 +40,15 @@ type pass struct {
 // workspace holds the activations of one forward; it grows as needed and is
 // reused across the steps of one Infill.
 type workspace struct {
-	x, h, q, k, v, att, gate, up, ffn []float32
-	pos                               []int // canvas position of each row
-	seq                               []int // pass index of each row
-	logits, final                     []float32
+	x, h, q, k, v, att, gate, up []float32
+	qh, scores, oh               []float32 // attention, per kv head
+	pos                          []int     // canvas position of each row
+	seq                          []int     // pass index of each row
+	logits, final                []float32
 }
+
+// ffnChunk is how many rows the FFN runs at once.
+const ffnChunk = 64
 
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
@@ -51,8 +58,10 @@ func grow(s []float32, n int) []float32 {
 }
 
 // forward runs each pass's rows through the model, attending over the whole
-// canvas of its sequence, and returns the logits of the wanted positions,
-// pass by pass, as rows of a (len(wanted), vocab) matrix.
+// canvas of its sequence, and returns the normalised final hidden state of
+// the wanted positions, pass by pass, as a (len(wanted), dim) matrix; the
+// caller turns it into logits (see logits) a few rows at a time, since the
+// output matrix is the largest.
 func (m *Model) forward(ctx context.Context, ws *workspace, passes []pass) ([]float32, error) {
 	c := m.Config
 	qDim, kvDim := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
@@ -67,9 +76,8 @@ func (m *Model) forward(ctx context.Context, ws *workspace, passes []pass) ([]fl
 	ws.k = grow(ws.k, rows*kvDim)
 	ws.v = grow(ws.v, rows*kvDim)
 	ws.att = grow(ws.att, rows*qDim)
-	ws.gate = grow(ws.gate, rows*c.FFN)
-	ws.up = grow(ws.up, rows*c.FFN)
-	ws.ffn = ws.ffn[:0]
+	ws.gate = grow(ws.gate, min(rows, ffnChunk)*c.FFN)
+	ws.up = grow(ws.up, min(rows, ffnChunk)*c.FFN)
 	ws.pos, ws.seq = ws.pos[:0], ws.seq[:0]
 	for i, p := range passes {
 		for pos := p.lo; pos < p.hi; pos++ {
@@ -93,7 +101,6 @@ func (m *Model) forward(ctx context.Context, ws *workspace, passes []pass) ([]fl
 		m.layer(ws, l, passes, rows)
 	}
 
-	// Logits only for the wanted rows: the output matrix is the largest.
 	want := 0
 	for _, p := range passes {
 		want += len(p.want)
@@ -108,9 +115,20 @@ func (m *Model) forward(ctx context.Context, ws *workspace, passes []pass) ([]fl
 		}
 		base += p.hi - p.lo
 	}
-	ws.logits = grow(ws.logits, want*c.Vocab)
-	kernel.MatMul(m.pool, ws.logits, ws.final, want, m.Output)
-	return ws.logits, nil
+	return ws.final, nil
+}
+
+// logitChunk is how many rows of logits are held at once: 8 rows of a
+// 151936-token vocabulary are 4.6 MiB.
+const logitChunk = 8
+
+// logits computes the logits of rows [lo, hi) of final (rows, dim) into
+// ws.logits and returns them, a (hi-lo, vocab) matrix.
+func (m *Model) logits(ws *workspace, final []float32, lo, hi int) []float32 {
+	c := m.Config
+	ws.logits = grow(ws.logits, (hi-lo)*c.Vocab)
+	kernel.MatMul(m.pool, ws.logits, final[lo*c.Dim:hi*c.Dim], hi-lo, m.Output)
+	return ws.logits
 }
 
 // layer runs block l over the rows in ws.x (rows, dim), in place.
@@ -136,8 +154,13 @@ func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 		m.rope.Apply(q, c.Heads, pos)
 		m.rope.Apply(k, c.KVHeads, pos)
 		seq := passes[ws.seq[r]].seq
-		copy(seq.k[l][pos*kvDim:(pos+1)*kvDim], k)
-		copy(seq.v[l][pos*kvDim:(pos+1)*kvDim], v)
+		T, hd := len(seq.tokens), c.HeadDim
+		for h := 0; h < c.KVHeads; h++ {
+			copy(seq.k[l][(h*T+pos)*hd:(h*T+pos+1)*hd], k[h*hd:(h+1)*hd])
+			for d := 0; d < hd; d++ {
+				seq.vt[l][(h*hd+d)*T+pos] = v[h*hd+d]
+			}
+		}
 	}
 
 	m.attention(ws, l, passes, rows)
@@ -147,50 +170,77 @@ func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 	for r := 0; r < rows; r++ {
 		kernel.RMSNorm(ws.h[r*c.Dim:(r+1)*c.Dim], ws.x[r*c.Dim:(r+1)*c.Dim], L.FFNNorm, c.Eps)
 	}
-	kernel.MatMul(m.pool, ws.gate, ws.h, rows, L.Gate) // (rows, ffn)
-	kernel.MatMul(m.pool, ws.up, ws.h, rows, L.Up)     // (rows, ffn)
-	kernel.SwiGLU(ws.gate[:rows*c.FFN], ws.gate[:rows*c.FFN], ws.up[:rows*c.FFN])
-	kernel.MatMul(m.pool, ws.h, ws.gate, rows, L.Down) // (rows, dim)
+	// The FFN runs ffnChunk rows at a time so a full pass over a long
+	// canvas does not hold (rows, ffn) activations twice.
+	for r0 := 0; r0 < rows; r0 += ffnChunk {
+		n := min(ffnChunk, rows-r0)
+		h := ws.h[r0*c.Dim : (r0+n)*c.Dim]
+		gate, up := ws.gate[:n*c.FFN], ws.up[:n*c.FFN]
+		kernel.MatMul(m.pool, gate, h, n, L.Gate) // (n, ffn)
+		kernel.MatMul(m.pool, up, h, n, L.Up)     // (n, ffn)
+		kernel.SwiGLU(gate, gate, up)
+		kernel.MatMul(m.pool, h, gate, n, L.Down) // (n, dim), over h: its rows are consumed
+	}
 	kernel.Add(ws.x[:rows*c.Dim], ws.h[:rows*c.Dim])
 }
 
 // attention computes, for every row and head, softmax(q·Kᵀ/√d)·V over all
-// positions of the row's canvas (bidirectional: no mask), with a one-pass
-// (online) softmax so it needs no score buffer. Grouped-query attention:
-// head h reads kv head h / (Heads/KVHeads).
+// positions of the row's canvas (bidirectional: no mask). Grouped-query
+// attention: the heads sharing a kv head are stacked, so each kv head of
+// each pass is two matrix products and a row-wise softmax, in chunks of
+// query rows that keep the score matrix small.
 func (m *Model) attention(ws *workspace, l int, passes []pass, rows int) {
 	c := m.Config
 	hd := c.HeadDim
-	qDim, kvDim := c.Heads*hd, c.KVHeads*hd
+	qDim := c.Heads * hd
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	m.pool.Run(rows*c.Heads, func(lo, hi int) {
-		for item := lo; item < hi; item++ {
-			r, h := item/c.Heads, item%c.Heads
-			seq := passes[ws.seq[r]].seq
-			q := ws.q[r*qDim+h*hd : r*qDim+(h+1)*hd]
-			out := ws.att[r*qDim+h*hd : r*qDim+(h+1)*hd]
-			clear(out)
-			kv := (h / group) * hd
-			keys, vals := seq.k[l], seq.v[l]
-			maxScore := float32(math.Inf(-1))
-			var sum float32
-			for j := 0; j < len(seq.tokens); j++ {
-				s := kernel.Dot(q, keys[j*kvDim+kv:j*kvDim+kv+hd]) * scale
-				if s > maxScore {
-					f := float32(math.Exp(float64(maxScore - s)))
-					sum *= f
-					kernel.Scale(out, f)
-					maxScore = s
+	base := 0
+	for _, p := range passes {
+		n, T := p.hi-p.lo, len(p.seq.tokens)
+		chunk := max(1, min(n, attnScoreBudget/(group*T)))
+		for r0 := 0; r0 < n; r0 += chunk {
+			nr := min(chunk, n-r0)
+			g := group * nr // stacked query rows
+			ws.qh = grow(ws.qh, g*hd)
+			ws.scores = grow(ws.scores, g*T)
+			ws.oh = grow(ws.oh, g*hd)
+			for kvh := 0; kvh < c.KVHeads; kvh++ {
+				// qh is (group·nr, hd): the group's heads for each row, scaled.
+				for j := 0; j < group; j++ {
+					h := kvh*group + j
+					for r := 0; r < nr; r++ {
+						src := ws.q[(base+r0+r)*qDim+h*hd : (base+r0+r)*qDim+(h+1)*hd]
+						dst := ws.qh[(j*nr+r)*hd : (j*nr+r+1)*hd]
+						for d, v := range src {
+							dst[d] = v * scale
+						}
+					}
 				}
-				w := float32(math.Exp(float64(s - maxScore)))
-				sum += w
-				kernel.Axpy(w, vals[j*kvDim+kv:j*kvDim+kv+hd], out)
+				keys := p.seq.k[l][kvh*T*hd : (kvh+1)*T*hd]                // (T, hd)
+				vt := p.seq.vt[l][kvh*hd*T : (kvh+1)*hd*T]                 // (hd, T)
+				kernel.MatMulF32(m.pool, ws.scores, ws.qh, g, keys, T, hd) // (g, T)
+				scores := ws.scores
+				m.pool.Run(g, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						kernel.Softmax(scores[i*T : (i+1)*T])
+					}
+				})
+				kernel.MatMulF32(m.pool, ws.oh, ws.scores, g, vt, hd, T) // (g, hd)
+				for j := 0; j < group; j++ {
+					h := kvh*group + j
+					for r := 0; r < nr; r++ {
+						copy(ws.att[(base+r0+r)*qDim+h*hd:(base+r0+r)*qDim+(h+1)*hd], ws.oh[(j*nr+r)*hd:(j*nr+r+1)*hd])
+					}
+				}
 			}
-			kernel.Scale(out, 1/sum)
 		}
-	})
+		base += n
+	}
 }
+
+// attnScoreBudget bounds the attention score matrix, in floats (4 MiB).
+const attnScoreBudget = 1 << 20
 
 // embed writes row tok of the embedding matrix, decoded, into dst.
 func embed(emb kernel.Matrix, tok int32, dst []float32) error {
@@ -213,5 +263,15 @@ func (m *Model) Logits(ctx context.Context, tokens []int32) ([]float32, error) {
 	for i := range want {
 		want[i] = i
 	}
-	return m.forward(ctx, &workspace{}, []pass{{seq: seq, lo: 0, hi: len(tokens), want: want}})
+	ws := &workspace{}
+	final, err := m.forward(ctx, ws, []pass{{seq: seq, lo: 0, hi: len(tokens), want: want}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, len(tokens)*m.Config.Vocab)
+	for lo := 0; lo < len(tokens); lo += logitChunk {
+		hi := min(lo+logitChunk, len(tokens))
+		copy(out[lo*m.Config.Vocab:], m.logits(ws, final, lo, hi))
+	}
+	return out, nil
 }

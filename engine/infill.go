@@ -69,7 +69,11 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 		runs = append(runs, r)
 	}
 
-	ws := &workspace{}
+	ws, _ := m.workspaces.Get().(*workspace)
+	if ws == nil {
+		ws = &workspace{}
+	}
+	defer m.workspaces.Put(ws)
 	for {
 		var active []*run
 		var passes []pass
@@ -85,14 +89,14 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		logits, err := m.forward(ctx, ws, passes)
+		final, err := m.forward(ctx, ws, passes)
 		if err != nil {
 			return nil, err
 		}
 		off := 0
 		for i, r := range active {
 			n := len(passes[i].want)
-			r.commit(logits[off*c.Vocab : (off+n)*c.Vocab])
+			r.commit(ws, final[off*c.Dim:(off+n)*c.Dim])
 			off += n
 			if onStep != nil {
 				onStep(r.stepView())
@@ -265,20 +269,25 @@ func (r *run) leftmost() int {
 	return r.n
 }
 
-// commit scores the candidates' logits (one row each, in plan order) and
-// commits the positions this step's schedule allows.
-func (r *run) commit(logits []float32) {
+// commit scores the candidates (final holds their hidden states, one row
+// each in plan order) and commits the positions this step's schedule allows.
+func (r *run) commit(ws *workspace, final []float32) {
 	vocab := r.m.Config.Vocab
 	cand := r.cand
-	if r.opt.Temperature > 0 {
-		// Sampling draws from the run's RNG, so serially in position order.
-		for k, i := range cand {
-			r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[k*vocab : (k+1)*vocab])
-		}
-	} else {
-		r.m.pool.Run(len(cand), func(a, b int) {
-			for k := a; k < b; k++ {
+	for lo := 0; lo < len(cand); lo += logitChunk {
+		hi := min(lo+logitChunk, len(cand))
+		logits := r.m.logits(ws, final, lo, hi)
+		if r.opt.Temperature > 0 {
+			// Sampling draws from the run's RNG, so serially in position order.
+			for k := lo; k < hi; k++ {
 				i := cand[k]
+				r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[(k-lo)*vocab : (k-lo+1)*vocab])
+			}
+			continue
+		}
+		r.m.pool.Run(hi-lo, func(a, b int) {
+			for k := a; k < b; k++ {
+				i := cand[lo+k]
 				r.pred[i], r.pchose[i], r.score[i] = r.choose(logits[k*vocab : (k+1)*vocab])
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
@@ -24,10 +25,11 @@ type Model struct {
 	Output     kernel.Matrix `gguf:"output.weight" shape:"dim,vocab" opt:"tied"` // absent: tied to TokenEmbd
 	Layers     []Layer       `gguf:"blk"`
 
-	name string
-	file *gguf.File
-	pool *kernel.Pool
-	rope *kernel.RoPE
+	name       string
+	file       *gguf.File
+	pool       *kernel.Pool
+	rope       *kernel.RoPE
+	workspaces sync.Pool // *workspace, reused across Infill calls
 }
 
 // Layer is one transformer block. Shapes are GGUF dims: [in, out].

@@ -93,7 +93,14 @@ func runMatMul(p *Pool, job matmulJob) {
 	defer p.mu.Unlock()
 	p.mm = job
 	p.mm.pool = p
-	p.runW(job.rows, matmulGrain(job, p.threads), p.mmTask)
+	if g := gemm; g != nil && job.cols > 0 {
+		p.mm.g = g
+		p.mm.xp = packX(p.xpackFor(gemmPackedLen(g, job.m, job.cols)), job.x, job.m, job.cols, g.lanes)
+		tiles := (job.rows + g.nr - 1) / g.nr
+		p.runW(tiles, gemmGrain(job, g, tiles, p.threads), p.gemmTask)
+	} else {
+		p.runW(job.rows, matmulGrain(job, p.threads), p.mmTask)
+	}
 	p.mm = matmulJob{pool: p} // drop references to the caller's buffers
 }
 
@@ -117,6 +124,8 @@ type matmulJob struct {
 	rowBytes   int
 	wf         []float32 // the weight as float32 when it can be used in place
 	dec        rowDecoder
+	g          *gemmKernels // the micro-kernels, when gemmTask runs the job
+	xp         []float32    // x packed for g (packX)
 }
 
 // tileBytes is about how much decoded weight one goroutine keeps at a time:

@@ -38,11 +38,13 @@ func colsFor(typ gguf.Type) []int {
 	return []int{256, 768, 1024}
 }
 
-// TestMatMul checks MatMul against a float64 reference on the decoded
-// weights: |out − ref| ≤ 1e-5 · Σ_c |x_c·w_c| for every element (a float32
-// dot of n ≤ 1024 terms has a worst-case error of n·2⁻²⁴ ≈ 6e-5 of that sum,
-// the typical one far less). It also checks that every element is bitwise
-// Dot(x row, decoded weight row), and that nothing around out was written.
+// TestMatMul checks MatMul, with every kernel variant this machine runs,
+// against a float64 reference on the decoded weights: |out − ref| ≤ 1e-5 ·
+// Σ_c |x_c·w_c| for every element (a float32 sum of n ≤ 1024 terms, in
+// lanes or in one chain of FMAs, has a worst-case error of n·2⁻²⁴ ≈ 6e-5 of
+// that sum, the typical one far less). With the pure-Go kernels it also
+// checks that every element is bitwise Dot(x row, decoded weight row). In
+// every case it checks that nothing around out was written.
 func TestMatMul(t *testing.T) {
 	pool := NewPool(3)
 	defer pool.Close()
@@ -50,121 +52,184 @@ func TestMatMul(t *testing.T) {
 	if testing.Short() {
 		rowsList = []int{1, 7, 127}
 	}
-	for _, typ := range allTypes {
-		for _, cols := range colsFor(typ) {
-			for _, rows := range rowsList {
-				w, wd := randomMatrix(t, typ, rows, cols, uint64(rows*cols))
-				for _, m := range []int{1, 7, 33} {
-					t.Run(fmt.Sprintf("%s/m=%d/rows=%d/cols=%d", typ, m, rows, cols), func(t *testing.T) {
-						x := gaussian(newRand(uint64(m)), m*cols)
-						out, check := guarded(t, m*rows)
-						MatMul(pool, out, x, m, w)
-						check()
-						for i := 0; i < m; i++ {
-							xi := x[i*cols : (i+1)*cols]
-							for r := 0; r < rows; r++ {
-								wr := wd[r*cols : (r+1)*cols]
-								var ref, mag float64
-								for c := range xi {
-									p := float64(xi[c]) * float64(wr[c])
-									ref += p
-									mag += math.Abs(p)
-								}
-								got := out[i*rows+r]
-								if d := math.Abs(float64(got) - ref); !(d <= 1e-5*mag) {
-									t.Fatalf("out[%d,%d] = %g, want %g (error %.2e of Σ|x·w| = %g)", i, r, got, ref, d/mag, mag)
-								}
-								if want := Dot(xi, wr); math.Float32bits(got) != math.Float32bits(want) {
-									t.Fatalf("out[%d,%d] = %g, but Dot of the rows is %g", i, r, got, want)
+	forEachVariant(t, func(t *testing.T, variant string) {
+		for _, typ := range allTypes {
+			for _, cols := range colsFor(typ) {
+				for _, rows := range rowsList {
+					w, wd := randomMatrix(t, typ, rows, cols, uint64(rows*cols))
+					for _, m := range []int{1, 7, 33} {
+						t.Run(fmt.Sprintf("%s/m=%d/rows=%d/cols=%d", typ, m, rows, cols), func(t *testing.T) {
+							x := gaussian(newRand(uint64(m)), m*cols)
+							out, check := guarded(t, m*rows)
+							MatMul(pool, out, x, m, w)
+							check()
+							for i := 0; i < m; i++ {
+								xi := x[i*cols : (i+1)*cols]
+								for r := 0; r < rows; r++ {
+									wr := wd[r*cols : (r+1)*cols]
+									var ref, mag float64
+									for c := range xi {
+										p := float64(xi[c]) * float64(wr[c])
+										ref += p
+										mag += math.Abs(p)
+									}
+									got := out[i*rows+r]
+									if d := math.Abs(float64(got) - ref); !(d <= 1e-5*mag) {
+										t.Fatalf("out[%d,%d] = %g, want %g (error %.2e of Σ|x·w| = %g)", i, r, got, ref, d/mag, mag)
+									}
+									if variant != "generic" {
+										continue
+									}
+									if want := Dot(xi, wr); math.Float32bits(got) != math.Float32bits(want) {
+										t.Fatalf("out[%d,%d] = %g, but Dot of the rows is %g", i, r, got, want)
+									}
 								}
 							}
-						}
-					})
+						})
+					}
 				}
 			}
 		}
+	})
+}
+
+// TestMatMulVariantsAgree checks that the assembly variants give bitwise the
+// same products: each computes every element as one chain of FMAs over k,
+// whatever its vector width and tile shape.
+func TestMatMulVariantsAgree(t *testing.T) {
+	var asm []string
+	for _, v := range kernelVariants() {
+		if v != "generic" {
+			asm = append(asm, v)
+		}
+	}
+	if len(asm) < 2 {
+		t.Skipf("fewer than two assembly variants on this machine: %v", asm)
+	}
+	for _, s := range []struct{ m, rows, cols int }{{1, 13, 64}, {7, 33, 1024}, {33, 127, 256}, {40, 25, 4864}} {
+		t.Run(fmt.Sprintf("%dx%dx%d", s.m, s.rows, s.cols), func(t *testing.T) {
+			w, _ := randomMatrix(t, gguf.TypeQ8_0, s.rows, s.cols, 21)
+			x := gaussian(newRand(22), s.m*s.cols)
+			var want []float32
+			for _, v := range asm {
+				restore := useVariant(v)
+				got := make([]float32, s.m*s.rows)
+				MatMul(nil, got, x, s.m, w)
+				restore()
+				if want == nil {
+					want = got
+					continue
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s: out[%d] = %g, %s gives %g", v, i, got[i], asm[0], want[i])
+					}
+				}
+			}
+		})
 	}
 }
 
+// TestMatMulF32 checks that MatMulF32 gives bitwise what MatMul gives for
+// the same weights in an F32 Matrix.
 func TestMatMulF32(t *testing.T) {
 	const m, rows, cols = 5, 33, 70
-	w := gaussian(newRand(7), rows*cols)
-	x := gaussian(newRand(8), m*cols)
-	out, check := guarded(t, m*rows)
-	MatMulF32(nil, out, x, m, w, rows, cols)
-	check()
-	for i := 0; i < m; i++ {
-		for r := 0; r < rows; r++ {
-			want := Dot(x[i*cols:(i+1)*cols], w[r*cols:(r+1)*cols])
-			if got := out[i*rows+r]; math.Float32bits(got) != math.Float32bits(want) {
-				t.Fatalf("out[%d,%d] = %g, want %g", i, r, got, want)
+	forEachVariant(t, func(t *testing.T, _ string) {
+		w, wd := randomMatrix(t, gguf.TypeF32, rows, cols, 7)
+		x := gaussian(newRand(8), m*cols)
+		out, check := guarded(t, m*rows)
+		MatMulF32(nil, out, x, m, wd, rows, cols)
+		check()
+		want := make([]float32, m*rows)
+		MatMul(nil, want, x, m, w)
+		for i := range want {
+			if math.Float32bits(out[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("out[%d] = %g, want %g", i, out[i], want[i])
 			}
 		}
-	}
+	})
 }
 
 // TestMatMulUnalignedF32 uses F32 weight bytes that do not start on a
-// 4-byte boundary, which MatMul must decode rather than view in place.
+// 4-byte boundary, which MatMul must decode rather than view in place; the
+// result must be bitwise the aligned one.
 func TestMatMulUnalignedF32(t *testing.T) {
 	const m, rows, cols = 3, 9, 40
-	w, wd := randomMatrix(t, gguf.TypeF32, rows, cols, 9)
-	buf := make([]byte, len(w.Data)+1)
-	copy(buf[1:], w.Data)
-	w.Data = buf[1:]
-	x := gaussian(newRand(10), m*cols)
-	out := make([]float32, m*rows)
-	MatMul(nil, out, x, m, w)
-	for i := 0; i < m; i++ {
-		for r := 0; r < rows; r++ {
-			if want := Dot(x[i*cols:(i+1)*cols], wd[r*cols:(r+1)*cols]); out[i*rows+r] != want {
-				t.Fatalf("out[%d,%d] = %g, want %g", i, r, out[i*rows+r], want)
+	forEachVariant(t, func(t *testing.T, _ string) {
+		w, _ := randomMatrix(t, gguf.TypeF32, rows, cols, 9)
+		x := gaussian(newRand(10), m*cols)
+		want := make([]float32, m*rows)
+		MatMul(nil, want, x, m, w)
+		buf := make([]byte, len(w.Data)+1)
+		copy(buf[1:], w.Data)
+		w.Data = buf[1:]
+		out := make([]float32, m*rows)
+		MatMul(nil, out, x, m, w)
+		for i := range want {
+			if math.Float32bits(out[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("out[%d] = %g, want %g", i, out[i], want[i])
 			}
 		}
-	}
+	})
 }
 
-// TestMatMulDeterministic checks that the result is bitwise the same with
-// 1, 2, 3 and 8 threads and with a nil Pool, for shapes whose chunking
-// differs between those counts.
+// TestMatMulDeterministic checks, for every variant, that the result is
+// bitwise the same with 1, 2, 3 and 8 threads and with a nil Pool, for
+// shapes whose chunking differs between those counts, and that each row of
+// x multiplied alone (m = 1) gives bitwise the same row as in the batch: the
+// property that lets the engine batch spans without changing their tokens.
 func TestMatMulDeterministic(t *testing.T) {
-	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}}
-	for _, typ := range allTypes {
-		for _, s := range shapes {
-			t.Run(fmt.Sprintf("%s/%dx%dx%d", typ, s.m, s.rows, s.cols), func(t *testing.T) {
-				w, _ := randomMatrix(t, typ, s.rows, s.cols, 11)
-				x := gaussian(newRand(12), s.m*s.cols)
-				want := make([]float32, s.m*s.rows)
-				MatMul(nil, want, x, s.m, w)
-				for _, threads := range []int{1, 2, 3, 8} {
-					p := NewPool(threads)
-					got := make([]float32, len(want))
-					MatMul(p, got, x, s.m, w)
-					p.Close()
-					for i := range got {
-						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-							t.Fatalf("%d threads: out[%d] = %g, single-threaded %g", threads, i, got[i], want[i])
+	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}}
+	forEachVariant(t, func(t *testing.T, _ string) {
+		for _, typ := range allTypes {
+			for _, s := range shapes {
+				t.Run(fmt.Sprintf("%s/%dx%dx%d", typ, s.m, s.rows, s.cols), func(t *testing.T) {
+					w, _ := randomMatrix(t, typ, s.rows, s.cols, 11)
+					x := gaussian(newRand(12), s.m*s.cols)
+					want := make([]float32, s.m*s.rows)
+					MatMul(nil, want, x, s.m, w)
+					for _, threads := range []int{1, 2, 3, 8} {
+						p := NewPool(threads)
+						got := make([]float32, len(want))
+						MatMul(p, got, x, s.m, w)
+						p.Close()
+						for i := range got {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("%d threads: out[%d] = %g, single-threaded %g", threads, i, got[i], want[i])
+							}
 						}
 					}
-				}
-			})
+					row := make([]float32, s.rows)
+					for i := 0; i < s.m; i++ {
+						MatMul(nil, row, x[i*s.cols:(i+1)*s.cols], 1, w)
+						for r, v := range row {
+							if got := want[i*s.rows+r]; math.Float32bits(v) != math.Float32bits(got) {
+								t.Fatalf("row %d alone: out[%d] = %g, in the batch %g", i, r, v, got)
+							}
+						}
+					}
+				})
+			}
 		}
-	}
+	})
 }
 
 func TestMatMulAllocs(t *testing.T) {
 	pool := NewPool(2)
 	defer pool.Close()
-	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ4_K} {
-		w, _ := randomMatrix(t, typ, 512, 256, 13)
-		x := gaussian(newRand(14), 4*256)
-		out := make([]float32, 4*512)
-		for _, p := range []*Pool{nil, pool} {
-			MatMul(p, out, x, 4, w) // let the scratch grow
-			if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 4, w) }); n != 0 {
-				t.Errorf("%s, %d threads: %v allocations per MatMul", typ, p.Threads(), n)
+	forEachVariant(t, func(t *testing.T, _ string) {
+		for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_K} {
+			w, _ := randomMatrix(t, typ, 512, 256, 13)
+			x := gaussian(newRand(14), 40*256)
+			out := make([]float32, 40*512)
+			for _, p := range []*Pool{nil, pool} {
+				MatMul(p, out, x, 40, w) // let the scratch grow
+				if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 40, w) }); n != 0 {
+					t.Errorf("%s, %d threads: %v allocations per MatMul", typ, p.Threads(), n)
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestNewMatrix(t *testing.T) {

@@ -20,8 +20,13 @@ func checkRel(t *testing.T, got []float32, want []float64, tol, scale float64) {
 	}
 }
 
-// TestDot: tolerance 1e-5 of Σ|a·b| (float32 accumulation over ≤ 1000 terms).
+// TestDot: tolerance 1e-5 of Σ|a·b| (float32 accumulation over ≤ 1000 terms),
+// for every kernel variant.
 func TestDot(t *testing.T) {
+	forEachVariant(t, testDot)
+}
+
+func testDot(t *testing.T, _ string) {
 	for _, n := range sizes {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			a, b := gaussian(newRand(uint64(n)), n), gaussian(newRand(uint64(n+1)), n)
@@ -36,8 +41,12 @@ func TestDot(t *testing.T) {
 }
 
 // TestAxpy: tolerance 1e-6 relative to |y|+|αx| (one product and one sum in
-// float32).
+// float32, or one fused multiply-add), for every kernel variant.
 func TestAxpy(t *testing.T) {
+	forEachVariant(t, testAxpy)
+}
+
+func testAxpy(t *testing.T, _ string) {
 	for _, n := range sizes {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			x := gaussian(newRand(uint64(n)), n)

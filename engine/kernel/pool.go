@@ -19,16 +19,19 @@ type Pool struct {
 	exited  sync.WaitGroup  // counts live worker goroutines, for Close
 
 	// mu serializes jobs and guards the fields below it.
-	mu      sync.Mutex
-	closed  bool
-	fn      func(lo, hi int)
-	fnw     func(worker, lo, hi int)
-	n       int
-	grain   int
-	next    atomic.Int64 // index of the next unclaimed chunk
-	scratch [][]float32  // one decode buffer per worker, for MatMul
-	mm      matmulJob    // MatMul's arguments, read by mmTask
-	mmTask  func(worker, lo, hi int)
+	mu       sync.Mutex
+	closed   bool
+	fn       func(lo, hi int)
+	fnw      func(worker, lo, hi int)
+	n        int
+	grain    int
+	next     atomic.Int64 // index of the next unclaimed chunk
+	scratch  [][]float32  // one decode buffer per worker, for MatMul
+	mm       matmulJob    // MatMul's arguments, read by mmTask and gemmTask
+	mmTask   func(worker, lo, hi int)
+	gemmTask func(worker, lo, hi int)
+	xpack    []float32 // MatMul's activations packed for the micro-kernels
+	ctile    []float32 // one micro-kernel output tile per worker (ctileLen each)
 }
 
 // NewPool returns a Pool of threads threads (the caller's goroutine and
@@ -39,8 +42,10 @@ func NewPool(threads int) *Pool {
 		threads: threads,
 		wake:    make([]chan struct{}, threads),
 		scratch: make([][]float32, threads),
+		ctile:   make([]float32, threads*ctileLen),
 	}
 	p.mmTask = p.mm.task
+	p.gemmTask = p.mm.gemmTask
 	p.mm.pool = p
 	for w := 1; w < threads; w++ {
 		p.wake[w] = make(chan struct{}, 1)
@@ -173,4 +178,12 @@ func (p *Pool) scratchFor(w, n int) []float32 {
 		p.scratch[w] = make([]float32, n)
 	}
 	return p.scratch[w][:n]
+}
+
+// xpackFor returns the Pool's packed-activation buffer, at least n long.
+func (p *Pool) xpackFor(n int) []float32 {
+	if cap(p.xpack) < n {
+		p.xpack = make([]float32, n)
+	}
+	return p.xpack[:n]
 }

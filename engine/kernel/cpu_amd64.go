@@ -1,0 +1,122 @@
+//go:build !purego
+
+package kernel
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/cpu"
+)
+
+// The instruction sets the assembly kernels use. They start as what the CPU
+// (and OS) support; tests lower them and call selectKernels to run each
+// variant the machine has, as crypto/sha256 does.
+var (
+	useAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasBMI2
+	useAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+)
+
+var (
+	cpuAVX512 = useAVX512
+	cpuAVX2   = useAVX2
+)
+
+func init() { selectKernels() }
+
+var gemmZTiles = gemmKernels{name: "avx512", lanes: 16, nr: 12, ldc: 32, tile: [2][]gemmTile{
+	{gemmZ1x1, gemmZ1x2, gemmZ1x3, gemmZ1x4, gemmZ1x5, gemmZ1x6, gemmZ1x7, gemmZ1x8, gemmZ1x9, gemmZ1x10, gemmZ1x11, gemmZ1x12},
+	{gemmZ2x1, gemmZ2x2, gemmZ2x3, gemmZ2x4, gemmZ2x5, gemmZ2x6, gemmZ2x7, gemmZ2x8, gemmZ2x9, gemmZ2x10, gemmZ2x11, gemmZ2x12},
+}}
+
+var gemmYTiles = gemmKernels{name: "avx2", lanes: 8, nr: 6, ldc: 16, tile: [2][]gemmTile{
+	{gemmY1x1, gemmY1x2, gemmY1x3, gemmY1x4, gemmY1x5, gemmY1x6},
+	{gemmY2x1, gemmY2x2, gemmY2x3, gemmY2x4, gemmY2x5, gemmY2x6},
+}}
+
+// selectKernels installs the fastest kernels that useAVX512 and useAVX2
+// allow, or the pure-Go ones when neither is set.
+func selectKernels() {
+	useAVX512 = useAVX512 && cpuAVX512
+	useAVX2 = useAVX2 && cpuAVX2
+	dotF32, axpyF32, gemm = dotF32Generic, axpyF32Generic, nil
+	decodeF16, decodeBF16, decodeQ8_0, decodeQ4K = decodeF16Generic, decodeBF16Generic, decodeQ8_0Generic, decodeQ4KGeneric
+	switch {
+	case useAVX512:
+		dotF32, axpyF32, gemm = dotZ, axpyZ, &gemmZTiles
+		decodeF16, decodeBF16, decodeQ8_0, decodeQ4K = decodeF16Asm, decodeBF16Asm, decodeQ8_0Asm, decodeQ4KAsm
+	case useAVX2:
+		dotF32, axpyF32, gemm = dotY, axpyY, &gemmYTiles
+	}
+}
+
+// kernelVariants returns the kernel sets this machine can run, fastest
+// first; "generic" (pure Go) is always last.
+func kernelVariants() []string {
+	var v []string
+	if cpuAVX512 {
+		v = append(v, "avx512")
+	}
+	if cpuAVX2 {
+		v = append(v, "avx2")
+	}
+	return append(v, "generic")
+}
+
+// useVariant installs the kernel set named by kernelVariants and returns a
+// func that restores the CPU's best.
+func useVariant(name string) (restore func()) {
+	useAVX512, useAVX2 = name == "avx512", name == "avx2"
+	selectKernels()
+	return func() {
+		useAVX512, useAVX2 = cpuAVX512, cpuAVX2
+		selectKernels()
+	}
+}
+
+// fmaPeak runs n iterations of a register-only FMA loop of the widest
+// vectors this machine has, and returns the float32 operations it did, for
+// measuring the machine's peak.
+func fmaPeak(n int) (flops float64) {
+	switch {
+	case cpuAVX512:
+		fmaPeakZ(n)
+		return float64(n) * 16 * 16 * 2
+	case cpuAVX2:
+		fmaPeakY(n)
+		return float64(n) * 12 * 8 * 2
+	}
+	return 0
+}
+
+func decodeF16Asm(dst []float32, src []byte) {
+	n := len(dst) &^ 15
+	decodeF16Z(dst[:n], src[:2*n])
+	decodeF16Generic(dst[n:], src[2*n:])
+}
+
+func decodeBF16Asm(dst []float32, src []byte) {
+	n := len(dst) &^ 15
+	decodeBF16Z(dst[:n], src[:2*n])
+	decodeBF16Generic(dst[n:], src[2*n:])
+}
+
+func decodeQ8_0Asm(dst []float32, src []byte) {
+	nb := len(dst) / qk8_0
+	decodeQ8_0Z(dst[:nb*qk8_0], src[:nb*q8_0Bytes])
+}
+
+func decodeQ4KAsm(dst []float32, src []byte) {
+	nb := len(dst) / qkK
+	src = src[:nb*q4KBytes]
+	var dm [16]float32
+	for i := 0; i < nb; i++ {
+		b := src[i*q4KBytes : (i+1)*q4KBytes]
+		d := f16Table[binary.LittleEndian.Uint16(b)]
+		dmin := f16Table[binary.LittleEndian.Uint16(b[2:])]
+		for j := 0; j < 8; j++ {
+			sc, m := scaleMinK4(j, b[4:16])
+			dm[j], dm[8+j] = d*float32(sc), dmin*float32(m)
+		}
+		decodeQ4KBlockZ(&dst[i*qkK], &b[16], &dm)
+	}
+}

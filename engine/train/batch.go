@@ -70,7 +70,7 @@ func (s *sampler) fill(b *Batch, batch int, rng *rand.Rand) {
 			off = rng.IntN(len(s.tokens) - s.seq + 1)
 		}
 		t := s.eps + (1-s.eps)*(1-rng.Float64()) // (eps, 1]
-		lo, hi := 0, s.seq                        // the positions that may be masked
+		lo, hi := 0, s.seq                       // the positions that may be masked
 		if rng.Float64() < s.spanFrac {
 			n := 1 + rng.IntN(min(s.maxSpan, s.seq))
 			m := 1 + rng.IntN(n)

@@ -208,12 +208,12 @@ type activations[T Float] struct {
 	batch, seq int
 	tokens     []int32
 	layers     []layerActs[T]
-	xOut       []T     // (n, dim): the residual stream after the last block
-	rows       []int   // the rows whose logits were computed
-	want       []int   // Loss's rows with a positive weight
-	xf         []T     // (m, dim): xOut's wanted rows
-	hf, invf   []T     // (m, dim), (m): their final norm
-	logits     []T     // (m, vocab), then its gradient
+	xOut       []T   // (n, dim): the residual stream after the last block
+	rows       []int // the rows whose logits were computed
+	want       []int // Loss's rows with a positive weight
+	xf         []T   // (m, dim): xOut's wanted rows
+	hf, invf   []T   // (m, dim), (m): their final norm
+	logits     []T   // (m, vocab), then its gradient
 	rowLoss    []float64
 	tgt        []int32
 	w          []float32
@@ -223,15 +223,15 @@ type activations[T Float] struct {
 
 // layerActs are one block's activations.
 type layerActs[T Float] struct {
-	x          []T // (n, dim): input
-	h1, inv1   []T // (n, dim), (n): attention norm
-	qkv        []T // (n, qDim+2·kvDim), q and k rotated
-	probs      []T // (batch, heads, seq, seq)
-	att        []T // (n, qDim): attention output
-	xMid       []T // (n, dim): x + attention
-	h2, inv2   []T // (n, dim), (n): feed-forward norm
-	gu         []T // (n, 2·ffn): gate and up
-	act        []T // (n, ffn): silu(gate)·up
+	x        []T // (n, dim): input
+	h1, inv1 []T // (n, dim), (n): attention norm
+	qkv      []T // (n, qDim+2·kvDim), q and k rotated
+	probs    []T // (batch, heads, seq, seq)
+	att      []T // (n, qDim): attention output
+	xMid     []T // (n, dim): x + attention
+	h2, inv2 []T // (n, dim), (n): feed-forward norm
+	gu       []T // (n, 2·ffn): gate and up
+	act      []T // (n, ffn): silu(gate)·up
 }
 
 // NewModel returns a model of shape s with weights initialized from seed,

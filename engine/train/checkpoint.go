@@ -67,6 +67,9 @@ func (t *Trainer) SaveCheckpoint(path string) error {
 		copy(dst, q)
 		return err
 	})
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

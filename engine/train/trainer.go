@@ -219,10 +219,14 @@ func (t *Trainer) Run(ctx context.Context) error {
 		lossN++
 		tokens += st.Tokens
 		last := t.step == o.Steps
-		if (o.EvalEvery > 0 && t.step%o.EvalEvery == 0) || last {
+		evaluated := (o.EvalEvery > 0 && t.step%o.EvalEvery == 0) || last
+		if evaluated {
 			if _, err := t.Eval(); err != nil {
 				return err
 			}
+		}
+		if o.Progress != nil && evaluated && !(t.step%o.LogEvery == 0 || last) {
+			fmt.Fprintf(o.Progress, "step %d/%d  eval %.4f\n", t.step, o.Steps, t.LastEval)
 		}
 		if o.Progress != nil && (t.step%o.LogEvery == 0 || last) {
 			el := time.Since(start)
@@ -231,7 +235,7 @@ func (t *Trainer) Run(ctx context.Context) error {
 			line := fmt.Sprintf("step %d/%d  loss %.4f  lr %.2e  |g| %.2f  %.0f tok/s  elapsed %s  left %s",
 				t.step, o.Steps, lossSum/float64(lossN), st.LR, st.GradNorm, float64(tokens)/el.Seconds(),
 				el.Round(time.Second), left.Round(time.Second))
-			if !math.IsNaN(t.LastEval) {
+			if evaluated && !math.IsNaN(t.LastEval) {
 				line += fmt.Sprintf("  eval %.4f", t.LastEval)
 			}
 			fmt.Fprintln(o.Progress, line)

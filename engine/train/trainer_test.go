@@ -1,0 +1,302 @@
+package train
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dfill/dfill/engine"
+	"github.com/dfill/dfill/engine/gguf"
+	"github.com/dfill/dfill/engine/tokenizer"
+)
+
+// tinyCorpus is repetitive Go: a model of a few thousand parameters learns
+// it in a few hundred steps.
+func tinyCorpus() []string {
+	var texts []string
+	for i := range 40 {
+		texts = append(texts, fmt.Sprintf("package p%d\n\nfunc add%d(a, b int) int {\n\treturn a + b\n}\n", i%4, i%7))
+	}
+	return texts
+}
+
+// tinyData trains a 300-token vocabulary on tinyCorpus and tokenizes it;
+// the last 5 texts are held out.
+func tinyData(t *testing.T) (tokenizer.Config, Data) {
+	t.Helper()
+	texts := tinyCorpus()
+	vocab, err := TrainVocab(texts, 300, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.New(vocab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vocab, Data{Train: Tokenize(tok, texts[:35], 2), Eval: Tokenize(tok, texts[35:], 2)}
+}
+
+func tinyOptions() Options {
+	return Options{
+		Shape: Shape{Layers: 2, Dim: 32, Heads: 4, KVHeads: 2, FFN: 64, Seq: 32, Tied: true},
+		Batch: 8, Steps: 5, LR: 3e-3, Warmup: 2, WeightDecay: 0.1, Clip: 1, SpanFrac: 0.5, MaxSpan: 12,
+		Seed: 1, Threads: 2,
+	}
+}
+
+// TestTrainingLowersLoss trains the tiny model for 300 steps: the held-out
+// loss must fall by more than 40% (from ln(vocab) ≈ 5.4 to about 2.7; the
+// masked-diffusion loss has a floor well above 0 where t is near 1 and
+// the model must guess most of a sequence).
+func TestTrainingLowersLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for a few seconds")
+	}
+	vocab, data := tinyData(t)
+	opt := tinyOptions()
+	opt.Steps, opt.Warmup = 300, 20
+	tr, err := New(opt, vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	before, err := tr.Eval()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	tr.opt.Progress, tr.opt.LogEvery = &out, 100
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := tr.LastEval
+	t.Logf("held-out loss %.3f → %.3f\n%s", before, after, out.String())
+	if !(after < 0.6*before) {
+		t.Errorf("held-out loss went from %.3f to %.3f; want a fall of more than 40%%", before, after)
+	}
+	if lines := strings.Count(out.String(), "\n"); lines != 3 || !strings.Contains(out.String(), "tok/s") {
+		t.Errorf("progress output:\n%s\nwant 3 lines with tok/s", out.String())
+	}
+}
+
+// TestExportMatchesEngine trains 5 steps, exports F32 and F16 GGUFs and
+// checks that engine.Load runs them to the trainer's logits: the same
+// architecture, RoPE order, tied or untied output and tensor layout.
+// Tolerance: 1e-4 of the largest logit for F32 (float32 rounding in a
+// different order), 2e-2 for F16 weights.
+func TestExportMatchesEngine(t *testing.T) {
+	vocab, data := tinyData(t)
+	tests := []struct {
+		name string
+		tied bool
+		typ  gguf.Type
+		tol  float64
+	}{
+		{"tied f32", true, gguf.TypeF32, 1e-4},
+		{"untied f32", false, gguf.TypeF32, 1e-4},
+		{"tied f16", true, gguf.TypeF16, 2e-2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opt := tinyOptions()
+			opt.Shape.Tied = tt.tied
+			tr, err := New(opt, vocab, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.Close()
+			if err := tr.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "model.gguf")
+			var buf bytes.Buffer
+			if err := tr.Export(&buf, tt.typ); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			m, err := engine.Load(path, engine.LoadOptions{Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if m.Config.Arch != engine.ArchLLaDA || m.Config.ShiftLogits || m.Config.MaskID != vocab.Mask {
+				t.Errorf("config %+v", m.Config)
+			}
+			tokens := m.Tokenizer.Encode("func add(a, b int) int {\n\treturn a + b\n}")
+			tokens[3], tokens[5] = vocab.Mask, vocab.Mask
+			want, err := tr.Model().Logits(tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.Logits(context.Background(), tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var scale float64
+			for _, v := range want {
+				scale = max(scale, math.Abs(float64(v)))
+			}
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > tt.tol*scale {
+					t.Fatalf("logit %d (position %d): engine %g, trainer %g", i, i/len(vocab.Tokens), got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestResume checks that 3 steps, a checkpoint, and 3 more steps in a new
+// trainer give bitwise the weights of 6 steps in one go.
+func TestResume(t *testing.T) {
+	vocab, data := tinyData(t)
+	opt := tinyOptions()
+	opt.Steps = 6
+	whole, err := New(opt, vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer whole.Close()
+	if err := whole.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	first, err := New(opt, vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	for range 3 {
+		if _, err := first.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, CheckpointName)
+	if err := first.SaveCheckpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Step != 3 || !slices.Equal(ck.Vocab.Tokens, vocab.Tokens) || ck.Vocab.Mask != vocab.Mask || !slices.Equal(ck.Vocab.Merges, vocab.Merges) {
+		t.Fatalf("checkpoint step %d, vocabulary differs: %v", ck.Step, !slices.Equal(ck.Vocab.Tokens, vocab.Tokens))
+	}
+	opt2 := opt
+	opt2.Shape = ck.Shape
+	second, err := New(opt2, ck.Vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.Restore(ck); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if second.StepCount() != 6 {
+		t.Errorf("resumed run ended at step %d", second.StepCount())
+	}
+	if !slices.Equal(second.Model().W.Data, whole.Model().W.Data) {
+		t.Error("resumed weights differ from an uninterrupted run's")
+	}
+	if second.LastEval != whole.LastEval {
+		t.Errorf("eval loss %g after resuming, %g without", second.LastEval, whole.LastEval)
+	}
+}
+
+// TestSampler checks the masking: masked inputs are the mask token with a
+// positive weight, everything else is the target with weight 0; infill
+// spans end in EOS; and the weights are normalised so their expected sum
+// is 1 (the mean over many batches is within 5%).
+func TestSampler(t *testing.T) {
+	tokens := make([]int32, 1000)
+	for i := range tokens {
+		tokens[i] = int32(i % 50)
+	}
+	const mask, eos = 98, 99
+	tests := []struct {
+		name     string
+		spanFrac float64
+	}{
+		{"random", 0},
+		{"spans", 1},
+		{"mixed", 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := sampler{tokens: tokens, seq: 64, mask: mask, eos: eos, spanFrac: tt.spanFrac, maxSpan: 16, eps: 1e-3}
+			rng := rand.New(rand.NewPCG(1, 2))
+			var b Batch
+			var sum float64
+			eosSeen := 0
+			const batches = 400
+			for range batches {
+				s.fill(&b, 4, rng)
+				for i, w := range b.Weights {
+					sum += float64(w)
+					switch {
+					case w > 0 && b.Tokens[i] != mask:
+						t.Fatalf("position %d weighs %g but is not masked", i, w)
+					case w == 0 && b.Tokens[i] != b.Targets[i]:
+						t.Fatalf("position %d is changed but weighs 0", i)
+					}
+					if b.Targets[i] == eos {
+						eosSeen++
+					}
+				}
+			}
+			if mean := sum / batches; math.Abs(mean-1) > 0.05 {
+				t.Errorf("mean weight sum %.3f, want 1", mean)
+			}
+			if (eosSeen > 0) != (tt.spanFrac > 0) {
+				t.Errorf("%d EOS targets with span fraction %g", eosSeen, tt.spanFrac)
+			}
+		})
+	}
+}
+
+func TestReadCorpus(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{
+		"a/a.go":              "package a",
+		"a/testdata/x.go":     "package x",
+		"strings/s.go":        "package strings",
+		"strings/inner/i.go":  "package inner",
+		"encoding/csv/c.go":   "package csv",
+		"b/readme.txt":        "not go",
+		"_skip/s.go":          "package skip",
+		"container/list/l.go": "package list",
+	}
+	for name, text := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := ReadCorpus(root, HeldOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTrain := []string{"package a", "package inner"}
+	wantEval := []string{"package list", "package csv", "package strings"}
+	if !slices.Equal(c.Train, wantTrain) || !slices.Equal(c.Eval, wantEval) {
+		t.Errorf("train %q, eval %q; want %q, %q", c.Train, c.Eval, wantTrain, wantEval)
+	}
+	if _, err := ReadCorpus(filepath.Join(root, "b"), nil); err == nil {
+		t.Error("a tree without .go files: no error")
+	}
+}

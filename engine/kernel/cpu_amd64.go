@@ -73,15 +73,29 @@ func useVariant(name string) (restore func()) {
 	}
 }
 
-// fmaPeak runs n iterations of a register-only FMA loop of the widest
-// vectors this machine has, and returns the float32 operations it did, for
-// measuring the machine's peak.
-func fmaPeak(n int) (flops float64) {
+// Variant returns the name of the kernel set in use: "avx512", "avx2" or
+// "generic" (pure Go).
+func Variant() string {
 	switch {
-	case cpuAVX512:
+	case useAVX512:
+		return "avx512"
+	case useAVX2:
+		return "avx2"
+	}
+	return "generic"
+}
+
+// FMAPeak runs n iterations of a register-only loop of independent fused
+// multiply-adds as wide as the kernels in use, on the calling goroutine, and
+// returns the float32 operations it did (2 per lane per FMA; 0 with the
+// pure-Go kernels). Timed on each of T goroutines at once, it measures the
+// machine's FMA peak for T threads, the ceiling MatMul is compared with.
+func FMAPeak(n int) (flops float64) {
+	switch {
+	case useAVX512:
 		fmaPeakZ(n)
 		return float64(n) * 16 * 16 * 2
-	case cpuAVX2:
+	case useAVX2:
 		fmaPeakY(n)
 		return float64(n) * 12 * 8 * 2
 	}

@@ -9,5 +9,9 @@ func kernelVariants() []string { return []string{"generic"} }
 // useVariant does nothing: there is only the pure-Go kernel set.
 func useVariant(string) (restore func()) { return func() {} }
 
-// fmaPeak measures nothing without assembly.
-func fmaPeak(int) float64 { return 0 }
+// Variant returns the name of the kernel set in use: "generic" (pure Go)
+// in this build.
+func Variant() string { return "generic" }
+
+// FMAPeak measures nothing without assembly: it returns 0.
+func FMAPeak(int) float64 { return 0 }

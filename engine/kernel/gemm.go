@@ -1,10 +1,11 @@
 package kernel
 
 // A gemmTile computes a tile of out = x·Wᵀ: v vectors of lanes activation
-// rows (x packed by packX) times nr weight rows starting at w, ws bytes
-// apart, over k columns, into c[r*ldc+l]. Every element is one chain of
-// fused multiply-adds over k = 0..k-1 starting from zero.
-type gemmTile func(c, x, w *float32, ws, k int)
+// rows (x packed by packX, the row blocks xs bytes apart) times nr weight
+// rows starting at w, ws bytes apart, over k columns, into c[r*ldc+l].
+// Every element is one chain of fused multiply-adds over the columns,
+// starting from zero when load is 0 and from c otherwise.
+type gemmTile func(c, x, w *float32, xs, ws, k, load int)
 
 // gemmKernels is a set of register-blocked micro-kernels for one
 // instruction set.
@@ -16,12 +17,19 @@ type gemmKernels struct {
 	tile  [2][]gemmTile // [v-1][nr-1]: v vectors of rows, nr weight rows
 }
 
-// ctileLen is the size of the largest micro-kernel tile, nr·ldc.
-const ctileLen = 12 * 32
-
 // gemm is the micro-kernel set MatMul uses, installed at init on CPUs the
 // assembly supports; nil means the pure-Go loop of dot products.
 var gemm *gemmKernels
+
+const (
+	// gemmXBytes is about how much packed x one chunk of columns takes: it is
+	// swept once per weight tile, so it should stay in L2.
+	gemmXBytes = 1 << 20
+	// gemmAccBytes bounds one chunk's accumulators (its tiles × all rows).
+	gemmAccBytes = 256 << 10
+	// gemmPackCols is the width of one unit of packX's work.
+	gemmPackCols = 256
+)
 
 // gemmPackedLen is the length of x packed for g: whole blocks of g.lanes
 // rows.
@@ -29,67 +37,121 @@ func gemmPackedLen(g *gemmKernels, m, cols int) int {
 	return (m + g.lanes - 1) / g.lanes * g.lanes * cols
 }
 
-// packX lays out the m rows of x (m×cols) in blocks of lanes rows, k-major,
-// so that one vector load gives column k of lanes consecutive rows:
-// xp[b*cols*lanes + k*lanes + l] = x[(b*lanes+l)*cols + k], zero past row m.
-func packX(xp, x []float32, m, cols, lanes int) []float32 {
-	for b := 0; b*lanes < m; b++ {
-		blk := xp[b*cols*lanes : (b+1)*cols*lanes]
+// gemmKC returns how many columns one pass over x takes: all of them when
+// x is small, else a multiple of 256 (a whole number of blocks of every
+// type) that keeps the packed chunk near gemmXBytes. The chunking changes
+// where the FMA chains pause, never their order.
+func gemmKC(m, cols int) int {
+	kc := gemmXBytes / (4 * max(m, 1)) / 256 * 256
+	if kc < 256 {
+		kc = 256
+	}
+	return min(kc, cols)
+}
+
+// packTask packs the units [lo, hi) of x: unit u is row block u/nk, columns
+// [256·(u%nk), 256·(u%nk+1)), laid out so that one vector load gives column
+// k of lanes consecutive rows: xp[b*cols*lanes + k*lanes + l] =
+// x[(b*lanes+l)*cols + k], zero past row m.
+func (j *matmulJob) packTask(_, lo, hi int) {
+	cols, lanes := j.cols, j.g.lanes
+	nk := (cols + gemmPackCols - 1) / gemmPackCols
+	for u := lo; u < hi; u++ {
+		b, k0 := u/nk, u%nk*gemmPackCols
+		k1 := min(k0+gemmPackCols, cols)
+		blk := j.xp[b*cols*lanes : (b+1)*cols*lanes]
 		for l := 0; l < lanes; l++ {
 			i := b*lanes + l
-			if i >= m {
-				for k := 0; k < cols; k++ {
+			if i >= j.m {
+				for k := k0; k < k1; k++ {
 					blk[k*lanes+l] = 0
 				}
 				continue
 			}
-			row := x[i*cols : (i+1)*cols]
+			row := j.x[i*cols+k0 : i*cols+k1]
 			for k, v := range row {
-				blk[k*lanes+l] = v
+				blk[(k0+k)*lanes+l] = v
 			}
 		}
 	}
-	return xp
+}
+
+// packUnits is the number of packTask units for the job.
+func (j *matmulJob) packUnits() int {
+	return (j.m + j.g.lanes - 1) / j.g.lanes * ((j.cols + gemmPackCols - 1) / gemmPackCols)
 }
 
 // gemmGrain picks how many tiles one chunk of a Pool's work takes: about
-// eight chunks per thread, each at least minWork multiply-adds.
+// eight chunks per thread, each at least minWork multiply-adds, and few
+// enough that the chunk's accumulators stay within gemmAccBytes.
 func gemmGrain(job matmulJob, g *gemmKernels, tiles, threads int) int {
 	const minWork = 1 << 16
 	perTile := g.nr * job.m * job.cols
 	c := (tiles + 8*threads - 1) / (8 * threads)
-	return max(c, (minWork+perTile-1)/perTile, 1)
+	c = max(c, (minWork+perTile-1)/perTile, 1)
+	accTile := 4 * ctileLen * gemmMBlocks(g, job.m)
+	return max(1, min(c, gemmAccBytes/accTile))
 }
 
-// gemmTask computes the weight-row tiles [lo, hi) for all m rows of x: each
-// tile's weight rows are decoded once (or used in place when float32), then
-// swept over the packed activations two vectors of rows at a time.
+// gemmMBlocks is the number of micro-kernel calls that cover m rows.
+func gemmMBlocks(g *gemmKernels, m int) int { return (m + 2*g.lanes - 1) / (2 * g.lanes) }
+
+// gemmTask computes the weight-row tiles [lo, hi) for all m rows of x. It
+// goes over the columns in chunks of gemmKC, so that the chunk of packed x
+// stays in L2 while every tile sweeps it; each tile's weight rows are
+// decoded chunk by chunk (or used in place when float32) into a piece small
+// enough for L1, and the tiles' sums wait in per-worker accumulators
+// between chunks. Then the accumulators are written to out.
 func (j *matmulJob) gemmTask(worker, lo, hi int) {
 	g := j.g
 	cols, rows, m := j.cols, j.rows, j.m
+	lanes, ldc := g.lanes, g.ldc
+	mb := gemmMBlocks(g, m)
+	acc := j.pool.accFor(worker, (hi-lo)*mb*ctileLen)
+	kc := gemmKC(m, cols)
 	var scratch []float32
 	if j.wf == nil {
-		scratch = j.pool.scratchFor(worker, g.nr*cols)
+		scratch = j.pool.scratchFor(worker, g.nr*kc)
 	}
-	c := j.pool.ctile[worker*ctileLen : (worker+1)*ctileLen] // one tile's output, c[r*g.ldc+l]
-	ldc, lanes := g.ldc, g.lanes
+	bs, ts := 1, 4
+	if j.wf == nil {
+		bs, ts = j.blockSize, j.typeSize
+	}
+	for k0 := 0; k0 < cols; k0 += kc {
+		kn := min(kc, cols-k0)
+		for t := lo; t < hi; t++ {
+			r0 := t * g.nr
+			nr := min(g.nr, rows-r0)
+			var w *float32
+			var ws int
+			if j.wf != nil {
+				w, ws = &j.wf[r0*cols+k0], 4*cols
+			} else {
+				buf := scratch[:nr*kn]
+				off := k0 / bs * ts
+				for r := 0; r < nr; r++ {
+					row := j.data[(r0+r)*j.rowBytes : (r0+r+1)*j.rowBytes]
+					j.dec(buf[r*kn:(r+1)*kn], row[off:off+kn/bs*ts])
+				}
+				w, ws = &buf[0], 4*kn
+			}
+			for b := 0; b < mb; b++ {
+				v := 2
+				if m-2*lanes*b <= lanes {
+					v = 1
+				}
+				c := acc[((t-lo)*mb+b)*ctileLen:]
+				g.tile[v-1][nr-1](&c[0], &j.xp[2*lanes*b*cols+k0*lanes], w, 4*cols*lanes, ws, kn, k0)
+			}
+		}
+	}
 	for t := lo; t < hi; t++ {
 		r0 := t * g.nr
 		nr := min(g.nr, rows-r0)
-		var w []float32
-		if j.wf != nil {
-			w = j.wf[r0*cols : (r0+nr)*cols]
-		} else {
-			w = scratch[:nr*cols]
-			j.dec(w, j.data[r0*j.rowBytes:(r0+nr)*j.rowBytes])
-		}
-		for i0 := 0; i0 < m; i0 += 2 * lanes {
-			v := 2
-			if m-i0 <= lanes {
-				v = 1
-			}
-			g.tile[v-1][nr-1](&c[0], &j.xp[i0*cols], &w[0], 4*cols, cols)
-			for l := 0; l < min(v*lanes, m-i0); l++ {
+		for b := 0; b < mb; b++ {
+			c := acc[((t-lo)*mb+b)*ctileLen : ((t-lo)*mb+b+1)*ctileLen]
+			i0 := 2 * lanes * b
+			for l := 0; l < min(2*lanes, m-i0); l++ {
 				o := j.out[(i0+l)*rows+r0 : (i0+l)*rows+r0+nr]
 				for r := range o {
 					o[r] = c[r*ldc+l]
@@ -98,3 +160,6 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 		}
 	}
 }
+
+// ctileLen is the size of the largest micro-kernel tile, nr·ldc.
+const ctileLen = 12 * 32

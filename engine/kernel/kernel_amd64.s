@@ -4,20 +4,28 @@
 
 #include "textflag.h"
 
-// func gemmZ1x1(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x1(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x1(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
 	LEAQ   (BX)(BX*2), BX
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z1
@@ -33,21 +41,30 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x2(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x2(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x2(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z2
@@ -66,22 +83,32 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x3(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x3(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x3(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z3
@@ -103,23 +130,34 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x4(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x4(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x4(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z4
@@ -129,7 +167,7 @@ loop:
 	VFMADD231PS  Z5, Z4, Z1
 	VBROADCASTSS (DX)(BX*2), Z5
 	VFMADD231PS  Z5, Z4, Z2
-	VBROADCASTSS (DX)(DI*1), Z5
+	VBROADCASTSS (DX)(R8*1), Z5
 	VFMADD231PS  Z5, Z4, Z3
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
@@ -144,25 +182,37 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x5(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x5(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x5(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
 	VXORPS Z4, Z4, Z4
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z5
@@ -172,13 +222,13 @@ loop:
 	VFMADD231PS  Z6, Z5, Z1
 	VBROADCASTSS (DX)(BX*2), Z6
 	VFMADD231PS  Z6, Z5, Z2
-	VBROADCASTSS (DX)(DI*1), Z6
+	VBROADCASTSS (DX)(R8*1), Z6
 	VFMADD231PS  Z6, Z5, Z3
-	VBROADCASTSS (R8), Z6
+	VBROADCASTSS (R9), Z6
 	VFMADD231PS  Z6, Z5, Z4
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
 	DECQ         SI
 	JNZ          loop
 
@@ -191,26 +241,39 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x6(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x6(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x6(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
 	VXORPS Z4, Z4, Z4
 	VXORPS Z5, Z5, Z5
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z6
@@ -220,15 +283,15 @@ loop:
 	VFMADD231PS  Z7, Z6, Z1
 	VBROADCASTSS (DX)(BX*2), Z7
 	VFMADD231PS  Z7, Z6, Z2
-	VBROADCASTSS (DX)(DI*1), Z7
+	VBROADCASTSS (DX)(R8*1), Z7
 	VFMADD231PS  Z7, Z6, Z3
-	VBROADCASTSS (R8), Z7
+	VBROADCASTSS (R9), Z7
 	VFMADD231PS  Z7, Z6, Z4
-	VBROADCASTSS (R8)(BX*1), Z7
+	VBROADCASTSS (R9)(BX*1), Z7
 	VFMADD231PS  Z7, Z6, Z5
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
 	DECQ         SI
 	JNZ          loop
 
@@ -242,18 +305,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x7(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x7(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x7(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -261,8 +326,20 @@ TEXT ·gemmZ1x7(SB), NOSPLIT, $0-40
 	VXORPS Z4, Z4, Z4
 	VXORPS Z5, Z5, Z5
 	VXORPS Z6, Z6, Z6
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+	VMOVUPS 768(AX), Z6
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z7
@@ -272,17 +349,17 @@ loop:
 	VFMADD231PS  Z8, Z7, Z1
 	VBROADCASTSS (DX)(BX*2), Z8
 	VFMADD231PS  Z8, Z7, Z2
-	VBROADCASTSS (DX)(DI*1), Z8
+	VBROADCASTSS (DX)(R8*1), Z8
 	VFMADD231PS  Z8, Z7, Z3
-	VBROADCASTSS (R8), Z8
+	VBROADCASTSS (R9), Z8
 	VFMADD231PS  Z8, Z7, Z4
-	VBROADCASTSS (R8)(BX*1), Z8
+	VBROADCASTSS (R9)(BX*1), Z8
 	VFMADD231PS  Z8, Z7, Z5
-	VBROADCASTSS (R8)(BX*2), Z8
+	VBROADCASTSS (R9)(BX*2), Z8
 	VFMADD231PS  Z8, Z7, Z6
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
 	DECQ         SI
 	JNZ          loop
 
@@ -297,18 +374,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x8(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x8(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x8(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -317,8 +396,21 @@ TEXT ·gemmZ1x8(SB), NOSPLIT, $0-40
 	VXORPS Z5, Z5, Z5
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+	VMOVUPS 768(AX), Z6
+	VMOVUPS 896(AX), Z7
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z8
@@ -328,19 +420,19 @@ loop:
 	VFMADD231PS  Z9, Z8, Z1
 	VBROADCASTSS (DX)(BX*2), Z9
 	VFMADD231PS  Z9, Z8, Z2
-	VBROADCASTSS (DX)(DI*1), Z9
+	VBROADCASTSS (DX)(R8*1), Z9
 	VFMADD231PS  Z9, Z8, Z3
-	VBROADCASTSS (R8), Z9
+	VBROADCASTSS (R9), Z9
 	VFMADD231PS  Z9, Z8, Z4
-	VBROADCASTSS (R8)(BX*1), Z9
+	VBROADCASTSS (R9)(BX*1), Z9
 	VFMADD231PS  Z9, Z8, Z5
-	VBROADCASTSS (R8)(BX*2), Z9
+	VBROADCASTSS (R9)(BX*2), Z9
 	VFMADD231PS  Z9, Z8, Z6
-	VBROADCASTSS (R8)(DI*1), Z9
+	VBROADCASTSS (R9)(R8*1), Z9
 	VFMADD231PS  Z9, Z8, Z7
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
 	DECQ         SI
 	JNZ          loop
 
@@ -356,19 +448,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x9(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x9(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x9(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
-	LEAQ   (R8)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	LEAQ   (R9)(BX*4), R10
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -378,8 +472,22 @@ TEXT ·gemmZ1x9(SB), NOSPLIT, $0-40
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
 	VXORPS Z8, Z8, Z8
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+	VMOVUPS 768(AX), Z6
+	VMOVUPS 896(AX), Z7
+	VMOVUPS 1024(AX), Z8
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z9
@@ -389,22 +497,22 @@ loop:
 	VFMADD231PS  Z10, Z9, Z1
 	VBROADCASTSS (DX)(BX*2), Z10
 	VFMADD231PS  Z10, Z9, Z2
-	VBROADCASTSS (DX)(DI*1), Z10
+	VBROADCASTSS (DX)(R8*1), Z10
 	VFMADD231PS  Z10, Z9, Z3
-	VBROADCASTSS (R8), Z10
-	VFMADD231PS  Z10, Z9, Z4
-	VBROADCASTSS (R8)(BX*1), Z10
-	VFMADD231PS  Z10, Z9, Z5
-	VBROADCASTSS (R8)(BX*2), Z10
-	VFMADD231PS  Z10, Z9, Z6
-	VBROADCASTSS (R8)(DI*1), Z10
-	VFMADD231PS  Z10, Z9, Z7
 	VBROADCASTSS (R9), Z10
+	VFMADD231PS  Z10, Z9, Z4
+	VBROADCASTSS (R9)(BX*1), Z10
+	VFMADD231PS  Z10, Z9, Z5
+	VBROADCASTSS (R9)(BX*2), Z10
+	VFMADD231PS  Z10, Z9, Z6
+	VBROADCASTSS (R9)(R8*1), Z10
+	VFMADD231PS  Z10, Z9, Z7
+	VBROADCASTSS (R10), Z10
 	VFMADD231PS  Z10, Z9, Z8
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
 	ADDQ         $0x04, R9
+	ADDQ         $0x04, R10
 	DECQ         SI
 	JNZ          loop
 
@@ -421,19 +529,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x10(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x10(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x10(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
-	LEAQ   (R8)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	LEAQ   (R9)(BX*4), R10
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -444,8 +554,23 @@ TEXT ·gemmZ1x10(SB), NOSPLIT, $0-40
 	VXORPS Z7, Z7, Z7
 	VXORPS Z8, Z8, Z8
 	VXORPS Z9, Z9, Z9
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+	VMOVUPS 768(AX), Z6
+	VMOVUPS 896(AX), Z7
+	VMOVUPS 1024(AX), Z8
+	VMOVUPS 1152(AX), Z9
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z10
@@ -455,24 +580,24 @@ loop:
 	VFMADD231PS  Z11, Z10, Z1
 	VBROADCASTSS (DX)(BX*2), Z11
 	VFMADD231PS  Z11, Z10, Z2
-	VBROADCASTSS (DX)(DI*1), Z11
+	VBROADCASTSS (DX)(R8*1), Z11
 	VFMADD231PS  Z11, Z10, Z3
-	VBROADCASTSS (R8), Z11
-	VFMADD231PS  Z11, Z10, Z4
-	VBROADCASTSS (R8)(BX*1), Z11
-	VFMADD231PS  Z11, Z10, Z5
-	VBROADCASTSS (R8)(BX*2), Z11
-	VFMADD231PS  Z11, Z10, Z6
-	VBROADCASTSS (R8)(DI*1), Z11
-	VFMADD231PS  Z11, Z10, Z7
 	VBROADCASTSS (R9), Z11
-	VFMADD231PS  Z11, Z10, Z8
+	VFMADD231PS  Z11, Z10, Z4
 	VBROADCASTSS (R9)(BX*1), Z11
+	VFMADD231PS  Z11, Z10, Z5
+	VBROADCASTSS (R9)(BX*2), Z11
+	VFMADD231PS  Z11, Z10, Z6
+	VBROADCASTSS (R9)(R8*1), Z11
+	VFMADD231PS  Z11, Z10, Z7
+	VBROADCASTSS (R10), Z11
+	VFMADD231PS  Z11, Z10, Z8
+	VBROADCASTSS (R10)(BX*1), Z11
 	VFMADD231PS  Z11, Z10, Z9
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
 	ADDQ         $0x04, R9
+	ADDQ         $0x04, R10
 	DECQ         SI
 	JNZ          loop
 
@@ -490,19 +615,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x11(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x11(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x11(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
-	LEAQ   (R8)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	LEAQ   (R9)(BX*4), R10
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -514,8 +641,24 @@ TEXT ·gemmZ1x11(SB), NOSPLIT, $0-40
 	VXORPS Z8, Z8, Z8
 	VXORPS Z9, Z9, Z9
 	VXORPS Z10, Z10, Z10
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+	VMOVUPS 768(AX), Z6
+	VMOVUPS 896(AX), Z7
+	VMOVUPS 1024(AX), Z8
+	VMOVUPS 1152(AX), Z9
+	VMOVUPS 1280(AX), Z10
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z11
@@ -525,26 +668,26 @@ loop:
 	VFMADD231PS  Z12, Z11, Z1
 	VBROADCASTSS (DX)(BX*2), Z12
 	VFMADD231PS  Z12, Z11, Z2
-	VBROADCASTSS (DX)(DI*1), Z12
+	VBROADCASTSS (DX)(R8*1), Z12
 	VFMADD231PS  Z12, Z11, Z3
-	VBROADCASTSS (R8), Z12
-	VFMADD231PS  Z12, Z11, Z4
-	VBROADCASTSS (R8)(BX*1), Z12
-	VFMADD231PS  Z12, Z11, Z5
-	VBROADCASTSS (R8)(BX*2), Z12
-	VFMADD231PS  Z12, Z11, Z6
-	VBROADCASTSS (R8)(DI*1), Z12
-	VFMADD231PS  Z12, Z11, Z7
 	VBROADCASTSS (R9), Z12
-	VFMADD231PS  Z12, Z11, Z8
+	VFMADD231PS  Z12, Z11, Z4
 	VBROADCASTSS (R9)(BX*1), Z12
-	VFMADD231PS  Z12, Z11, Z9
+	VFMADD231PS  Z12, Z11, Z5
 	VBROADCASTSS (R9)(BX*2), Z12
+	VFMADD231PS  Z12, Z11, Z6
+	VBROADCASTSS (R9)(R8*1), Z12
+	VFMADD231PS  Z12, Z11, Z7
+	VBROADCASTSS (R10), Z12
+	VFMADD231PS  Z12, Z11, Z8
+	VBROADCASTSS (R10)(BX*1), Z12
+	VFMADD231PS  Z12, Z11, Z9
+	VBROADCASTSS (R10)(BX*2), Z12
 	VFMADD231PS  Z12, Z11, Z10
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
 	ADDQ         $0x04, R9
+	ADDQ         $0x04, R10
 	DECQ         SI
 	JNZ          loop
 
@@ -563,19 +706,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x12(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x12(SB), NOSPLIT, $0-40
+TEXT ·gemmZ1x12(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
-	LEAQ   (R8)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	LEAQ   (R9)(BX*4), R10
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -588,8 +733,25 @@ TEXT ·gemmZ1x12(SB), NOSPLIT, $0-40
 	VXORPS Z9, Z9, Z9
 	VXORPS Z10, Z10, Z10
 	VXORPS Z11, Z11, Z11
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 128(AX), Z1
+	VMOVUPS 256(AX), Z2
+	VMOVUPS 384(AX), Z3
+	VMOVUPS 512(AX), Z4
+	VMOVUPS 640(AX), Z5
+	VMOVUPS 768(AX), Z6
+	VMOVUPS 896(AX), Z7
+	VMOVUPS 1024(AX), Z8
+	VMOVUPS 1152(AX), Z9
+	VMOVUPS 1280(AX), Z10
+	VMOVUPS 1408(AX), Z11
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z12
@@ -599,28 +761,28 @@ loop:
 	VFMADD231PS  Z13, Z12, Z1
 	VBROADCASTSS (DX)(BX*2), Z13
 	VFMADD231PS  Z13, Z12, Z2
-	VBROADCASTSS (DX)(DI*1), Z13
+	VBROADCASTSS (DX)(R8*1), Z13
 	VFMADD231PS  Z13, Z12, Z3
-	VBROADCASTSS (R8), Z13
-	VFMADD231PS  Z13, Z12, Z4
-	VBROADCASTSS (R8)(BX*1), Z13
-	VFMADD231PS  Z13, Z12, Z5
-	VBROADCASTSS (R8)(BX*2), Z13
-	VFMADD231PS  Z13, Z12, Z6
-	VBROADCASTSS (R8)(DI*1), Z13
-	VFMADD231PS  Z13, Z12, Z7
 	VBROADCASTSS (R9), Z13
-	VFMADD231PS  Z13, Z12, Z8
+	VFMADD231PS  Z13, Z12, Z4
 	VBROADCASTSS (R9)(BX*1), Z13
-	VFMADD231PS  Z13, Z12, Z9
+	VFMADD231PS  Z13, Z12, Z5
 	VBROADCASTSS (R9)(BX*2), Z13
+	VFMADD231PS  Z13, Z12, Z6
+	VBROADCASTSS (R9)(R8*1), Z13
+	VFMADD231PS  Z13, Z12, Z7
+	VBROADCASTSS (R10), Z13
+	VFMADD231PS  Z13, Z12, Z8
+	VBROADCASTSS (R10)(BX*1), Z13
+	VFMADD231PS  Z13, Z12, Z9
+	VBROADCASTSS (R10)(BX*2), Z13
 	VFMADD231PS  Z13, Z12, Z10
-	VBROADCASTSS (R9)(DI*1), Z13
+	VBROADCASTSS (R10)(R8*1), Z13
 	VFMADD231PS  Z13, Z12, Z11
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
 	ADDQ         $0x04, R9
+	ADDQ         $0x04, R10
 	DECQ         SI
 	JNZ          loop
 
@@ -640,20 +802,28 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY1x1(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY1x1(SB), NOSPLIT, $0-40
+TEXT ·gemmY1x1(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
 	LEAQ   (BX)(BX*2), BX
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Y0, Y0, Y0
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y1
@@ -669,21 +839,30 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY1x2(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY1x2(SB), NOSPLIT, $0-40
+TEXT ·gemmY1x2(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 64(AX), Y1
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y2
@@ -702,22 +881,32 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY1x3(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY1x3(SB), NOSPLIT, $0-40
+TEXT ·gemmY1x3(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 64(AX), Y1
+	VMOVUPS 128(AX), Y2
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y3
@@ -739,23 +928,34 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY1x4(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY1x4(SB), NOSPLIT, $0-40
+TEXT ·gemmY1x4(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), DI
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 64(AX), Y1
+	VMOVUPS 128(AX), Y2
+	VMOVUPS 192(AX), Y3
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y4
@@ -765,7 +965,7 @@ loop:
 	VFMADD231PS  Y5, Y4, Y1
 	VBROADCASTSS (DX)(BX*2), Y5
 	VFMADD231PS  Y5, Y4, Y2
-	VBROADCASTSS (DX)(DI*1), Y5
+	VBROADCASTSS (DX)(R8*1), Y5
 	VFMADD231PS  Y5, Y4, Y3
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
@@ -780,25 +980,37 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY1x5(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY1x5(SB), NOSPLIT, $0-40
+TEXT ·gemmY1x5(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 64(AX), Y1
+	VMOVUPS 128(AX), Y2
+	VMOVUPS 192(AX), Y3
+	VMOVUPS 256(AX), Y4
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y5
@@ -808,13 +1020,13 @@ loop:
 	VFMADD231PS  Y6, Y5, Y1
 	VBROADCASTSS (DX)(BX*2), Y6
 	VFMADD231PS  Y6, Y5, Y2
-	VBROADCASTSS (DX)(DI*1), Y6
+	VBROADCASTSS (DX)(R8*1), Y6
 	VFMADD231PS  Y6, Y5, Y3
-	VBROADCASTSS (R8), Y6
+	VBROADCASTSS (R9), Y6
 	VFMADD231PS  Y6, Y5, Y4
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
 	DECQ         SI
 	JNZ          loop
 
@@ -827,26 +1039,39 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY1x6(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY1x6(SB), NOSPLIT, $0-40
+TEXT ·gemmY1x6(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), DI
-	LEAQ   (DX)(BX*4), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), BX
+	MOVQ   k+40(FP), SI
+	MOVQ   load+48(FP), DI
+	LEAQ   (BX)(BX*2), R8
+	LEAQ   (DX)(BX*4), R9
+	TESTQ  DI, DI
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 64(AX), Y1
+	VMOVUPS 128(AX), Y2
+	VMOVUPS 192(AX), Y3
+	VMOVUPS 256(AX), Y4
+	VMOVUPS 320(AX), Y5
+
+start:
+	TESTQ SI, SI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y6
@@ -856,15 +1081,15 @@ loop:
 	VFMADD231PS  Y7, Y6, Y1
 	VBROADCASTSS (DX)(BX*2), Y7
 	VFMADD231PS  Y7, Y6, Y2
-	VBROADCASTSS (DX)(DI*1), Y7
+	VBROADCASTSS (DX)(R8*1), Y7
 	VFMADD231PS  Y7, Y6, Y3
-	VBROADCASTSS (R8), Y7
+	VBROADCASTSS (R9), Y7
 	VFMADD231PS  Y7, Y6, Y4
-	VBROADCASTSS (R8)(BX*1), Y7
+	VBROADCASTSS (R9)(BX*1), Y7
 	VFMADD231PS  Y7, Y6, Y5
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R8
+	ADDQ         $0x04, R9
 	DECQ         SI
 	JNZ          loop
 
@@ -878,31 +1103,40 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x1(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x1(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x1(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), BX
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), SI
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z2
-	VMOVUPS      (CX)(DI*1), Z3
+	VMOVUPS      (CX)(BX*1), Z3
 	VBROADCASTSS (DX), Z4
 	VFMADD231PS  Z4, Z2, Z0
 	VFMADD231PS  Z4, Z3, Z1
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -911,36 +1145,47 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x2(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x2(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x2(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z4
-	VMOVUPS      (CX)(DI*1), Z5
+	VMOVUPS      (CX)(BX*1), Z5
 	VBROADCASTSS (DX), Z6
 	VFMADD231PS  Z6, Z4, Z0
 	VFMADD231PS  Z6, Z5, Z1
-	VBROADCASTSS (DX)(BX*1), Z6
+	VBROADCASTSS (DX)(SI*1), Z6
 	VFMADD231PS  Z6, Z4, Z2
 	VFMADD231PS  Z6, Z5, Z3
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -951,41 +1196,54 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x3(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x3(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x3(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
 	VXORPS Z3, Z3, Z3
 	VXORPS Z4, Z4, Z4
 	VXORPS Z5, Z5, Z5
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z6
-	VMOVUPS      (CX)(DI*1), Z7
+	VMOVUPS      (CX)(BX*1), Z7
 	VBROADCASTSS (DX), Z8
 	VFMADD231PS  Z8, Z6, Z0
 	VFMADD231PS  Z8, Z7, Z1
-	VBROADCASTSS (DX)(BX*1), Z8
+	VBROADCASTSS (DX)(SI*1), Z8
 	VFMADD231PS  Z8, Z6, Z2
 	VFMADD231PS  Z8, Z7, Z3
-	VBROADCASTSS (DX)(BX*2), Z8
+	VBROADCASTSS (DX)(SI*2), Z8
 	VFMADD231PS  Z8, Z6, Z4
 	VFMADD231PS  Z8, Z7, Z5
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -998,17 +1256,19 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x4(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x4(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x4(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1017,27 +1277,40 @@ TEXT ·gemmZ2x4(SB), NOSPLIT, $0-40
 	VXORPS Z5, Z5, Z5
 	VXORPS Z6, Z6, Z6
 	VXORPS Z7, Z7, Z7
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z8
-	VMOVUPS      (CX)(DI*1), Z9
+	VMOVUPS      (CX)(BX*1), Z9
 	VBROADCASTSS (DX), Z10
 	VFMADD231PS  Z10, Z8, Z0
 	VFMADD231PS  Z10, Z9, Z1
-	VBROADCASTSS (DX)(BX*1), Z10
+	VBROADCASTSS (DX)(SI*1), Z10
 	VFMADD231PS  Z10, Z8, Z2
 	VFMADD231PS  Z10, Z9, Z3
-	VBROADCASTSS (DX)(BX*2), Z10
+	VBROADCASTSS (DX)(SI*2), Z10
 	VFMADD231PS  Z10, Z8, Z4
 	VFMADD231PS  Z10, Z9, Z5
-	VBROADCASTSS (DX)(R8*1), Z10
+	VBROADCASTSS (DX)(R9*1), Z10
 	VFMADD231PS  Z10, Z8, Z6
 	VFMADD231PS  Z10, Z9, Z7
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1052,18 +1325,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x5(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x5(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x5(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1074,31 +1349,46 @@ TEXT ·gemmZ2x5(SB), NOSPLIT, $0-40
 	VXORPS Z7, Z7, Z7
 	VXORPS Z8, Z8, Z8
 	VXORPS Z9, Z9, Z9
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z10
-	VMOVUPS      (CX)(DI*1), Z11
+	VMOVUPS      (CX)(BX*1), Z11
 	VBROADCASTSS (DX), Z12
 	VFMADD231PS  Z12, Z10, Z0
 	VFMADD231PS  Z12, Z11, Z1
-	VBROADCASTSS (DX)(BX*1), Z12
+	VBROADCASTSS (DX)(SI*1), Z12
 	VFMADD231PS  Z12, Z10, Z2
 	VFMADD231PS  Z12, Z11, Z3
-	VBROADCASTSS (DX)(BX*2), Z12
+	VBROADCASTSS (DX)(SI*2), Z12
 	VFMADD231PS  Z12, Z10, Z4
 	VFMADD231PS  Z12, Z11, Z5
-	VBROADCASTSS (DX)(R8*1), Z12
+	VBROADCASTSS (DX)(R9*1), Z12
 	VFMADD231PS  Z12, Z10, Z6
 	VFMADD231PS  Z12, Z11, Z7
-	VBROADCASTSS (R9), Z12
+	VBROADCASTSS (R10), Z12
 	VFMADD231PS  Z12, Z10, Z8
 	VFMADD231PS  Z12, Z11, Z9
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
-	DECQ         SI
+	ADDQ         $0x04, R10
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1115,18 +1405,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x6(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x6(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x6(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1139,34 +1431,51 @@ TEXT ·gemmZ2x6(SB), NOSPLIT, $0-40
 	VXORPS Z9, Z9, Z9
 	VXORPS Z10, Z10, Z10
 	VXORPS Z11, Z11, Z11
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z12
-	VMOVUPS      (CX)(DI*1), Z13
+	VMOVUPS      (CX)(BX*1), Z13
 	VBROADCASTSS (DX), Z14
 	VFMADD231PS  Z14, Z12, Z0
 	VFMADD231PS  Z14, Z13, Z1
-	VBROADCASTSS (DX)(BX*1), Z14
+	VBROADCASTSS (DX)(SI*1), Z14
 	VFMADD231PS  Z14, Z12, Z2
 	VFMADD231PS  Z14, Z13, Z3
-	VBROADCASTSS (DX)(BX*2), Z14
+	VBROADCASTSS (DX)(SI*2), Z14
 	VFMADD231PS  Z14, Z12, Z4
 	VFMADD231PS  Z14, Z13, Z5
-	VBROADCASTSS (DX)(R8*1), Z14
+	VBROADCASTSS (DX)(R9*1), Z14
 	VFMADD231PS  Z14, Z12, Z6
 	VFMADD231PS  Z14, Z13, Z7
-	VBROADCASTSS (R9), Z14
+	VBROADCASTSS (R10), Z14
 	VFMADD231PS  Z14, Z12, Z8
 	VFMADD231PS  Z14, Z13, Z9
-	VBROADCASTSS (R9)(BX*1), Z14
+	VBROADCASTSS (R10)(SI*1), Z14
 	VFMADD231PS  Z14, Z12, Z10
 	VFMADD231PS  Z14, Z13, Z11
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
-	DECQ         SI
+	ADDQ         $0x04, R10
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1185,18 +1494,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x7(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x7(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x7(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1211,37 +1522,56 @@ TEXT ·gemmZ2x7(SB), NOSPLIT, $0-40
 	VXORPS Z11, Z11, Z11
 	VXORPS Z12, Z12, Z12
 	VXORPS Z13, Z13, Z13
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z14
-	VMOVUPS      (CX)(DI*1), Z15
+	VMOVUPS      (CX)(BX*1), Z15
 	VBROADCASTSS (DX), Z16
 	VFMADD231PS  Z16, Z14, Z0
 	VFMADD231PS  Z16, Z15, Z1
-	VBROADCASTSS (DX)(BX*1), Z16
+	VBROADCASTSS (DX)(SI*1), Z16
 	VFMADD231PS  Z16, Z14, Z2
 	VFMADD231PS  Z16, Z15, Z3
-	VBROADCASTSS (DX)(BX*2), Z16
+	VBROADCASTSS (DX)(SI*2), Z16
 	VFMADD231PS  Z16, Z14, Z4
 	VFMADD231PS  Z16, Z15, Z5
-	VBROADCASTSS (DX)(R8*1), Z16
+	VBROADCASTSS (DX)(R9*1), Z16
 	VFMADD231PS  Z16, Z14, Z6
 	VFMADD231PS  Z16, Z15, Z7
-	VBROADCASTSS (R9), Z16
+	VBROADCASTSS (R10), Z16
 	VFMADD231PS  Z16, Z14, Z8
 	VFMADD231PS  Z16, Z15, Z9
-	VBROADCASTSS (R9)(BX*1), Z16
+	VBROADCASTSS (R10)(SI*1), Z16
 	VFMADD231PS  Z16, Z14, Z10
 	VFMADD231PS  Z16, Z15, Z11
-	VBROADCASTSS (R9)(BX*2), Z16
+	VBROADCASTSS (R10)(SI*2), Z16
 	VFMADD231PS  Z16, Z14, Z12
 	VFMADD231PS  Z16, Z15, Z13
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
-	DECQ         SI
+	ADDQ         $0x04, R10
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1262,18 +1592,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x8(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x8(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x8(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1290,40 +1622,61 @@ TEXT ·gemmZ2x8(SB), NOSPLIT, $0-40
 	VXORPS Z13, Z13, Z13
 	VXORPS Z14, Z14, Z14
 	VXORPS Z15, Z15, Z15
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+	VMOVUPS 896(AX), Z14
+	VMOVUPS 960(AX), Z15
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z16
-	VMOVUPS      (CX)(DI*1), Z17
+	VMOVUPS      (CX)(BX*1), Z17
 	VBROADCASTSS (DX), Z18
 	VFMADD231PS  Z18, Z16, Z0
 	VFMADD231PS  Z18, Z17, Z1
-	VBROADCASTSS (DX)(BX*1), Z18
+	VBROADCASTSS (DX)(SI*1), Z18
 	VFMADD231PS  Z18, Z16, Z2
 	VFMADD231PS  Z18, Z17, Z3
-	VBROADCASTSS (DX)(BX*2), Z18
+	VBROADCASTSS (DX)(SI*2), Z18
 	VFMADD231PS  Z18, Z16, Z4
 	VFMADD231PS  Z18, Z17, Z5
-	VBROADCASTSS (DX)(R8*1), Z18
+	VBROADCASTSS (DX)(R9*1), Z18
 	VFMADD231PS  Z18, Z16, Z6
 	VFMADD231PS  Z18, Z17, Z7
-	VBROADCASTSS (R9), Z18
+	VBROADCASTSS (R10), Z18
 	VFMADD231PS  Z18, Z16, Z8
 	VFMADD231PS  Z18, Z17, Z9
-	VBROADCASTSS (R9)(BX*1), Z18
+	VBROADCASTSS (R10)(SI*1), Z18
 	VFMADD231PS  Z18, Z16, Z10
 	VFMADD231PS  Z18, Z17, Z11
-	VBROADCASTSS (R9)(BX*2), Z18
+	VBROADCASTSS (R10)(SI*2), Z18
 	VFMADD231PS  Z18, Z16, Z12
 	VFMADD231PS  Z18, Z17, Z13
-	VBROADCASTSS (R9)(R8*1), Z18
+	VBROADCASTSS (R10)(R9*1), Z18
 	VFMADD231PS  Z18, Z16, Z14
 	VFMADD231PS  Z18, Z17, Z15
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
-	DECQ         SI
+	ADDQ         $0x04, R10
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1346,19 +1699,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x9(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x9(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x9(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
-	LEAQ   (R9)(BX*4), R10
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	LEAQ   (R10)(SI*4), R11
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1377,44 +1732,67 @@ TEXT ·gemmZ2x9(SB), NOSPLIT, $0-40
 	VXORPS Z15, Z15, Z15
 	VXORPS Z16, Z16, Z16
 	VXORPS Z17, Z17, Z17
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+	VMOVUPS 896(AX), Z14
+	VMOVUPS 960(AX), Z15
+	VMOVUPS 1024(AX), Z16
+	VMOVUPS 1088(AX), Z17
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z18
-	VMOVUPS      (CX)(DI*1), Z19
+	VMOVUPS      (CX)(BX*1), Z19
 	VBROADCASTSS (DX), Z20
 	VFMADD231PS  Z20, Z18, Z0
 	VFMADD231PS  Z20, Z19, Z1
-	VBROADCASTSS (DX)(BX*1), Z20
+	VBROADCASTSS (DX)(SI*1), Z20
 	VFMADD231PS  Z20, Z18, Z2
 	VFMADD231PS  Z20, Z19, Z3
-	VBROADCASTSS (DX)(BX*2), Z20
+	VBROADCASTSS (DX)(SI*2), Z20
 	VFMADD231PS  Z20, Z18, Z4
 	VFMADD231PS  Z20, Z19, Z5
-	VBROADCASTSS (DX)(R8*1), Z20
+	VBROADCASTSS (DX)(R9*1), Z20
 	VFMADD231PS  Z20, Z18, Z6
 	VFMADD231PS  Z20, Z19, Z7
-	VBROADCASTSS (R9), Z20
+	VBROADCASTSS (R10), Z20
 	VFMADD231PS  Z20, Z18, Z8
 	VFMADD231PS  Z20, Z19, Z9
-	VBROADCASTSS (R9)(BX*1), Z20
+	VBROADCASTSS (R10)(SI*1), Z20
 	VFMADD231PS  Z20, Z18, Z10
 	VFMADD231PS  Z20, Z19, Z11
-	VBROADCASTSS (R9)(BX*2), Z20
+	VBROADCASTSS (R10)(SI*2), Z20
 	VFMADD231PS  Z20, Z18, Z12
 	VFMADD231PS  Z20, Z19, Z13
-	VBROADCASTSS (R9)(R8*1), Z20
+	VBROADCASTSS (R10)(R9*1), Z20
 	VFMADD231PS  Z20, Z18, Z14
 	VFMADD231PS  Z20, Z19, Z15
-	VBROADCASTSS (R10), Z20
+	VBROADCASTSS (R11), Z20
 	VFMADD231PS  Z20, Z18, Z16
 	VFMADD231PS  Z20, Z19, Z17
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
 	ADDQ         $0x04, R10
-	DECQ         SI
+	ADDQ         $0x04, R11
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1439,19 +1817,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x10(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x10(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x10(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
-	LEAQ   (R9)(BX*4), R10
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	LEAQ   (R10)(SI*4), R11
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1472,47 +1852,72 @@ TEXT ·gemmZ2x10(SB), NOSPLIT, $0-40
 	VXORPS Z17, Z17, Z17
 	VXORPS Z18, Z18, Z18
 	VXORPS Z19, Z19, Z19
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+	VMOVUPS 896(AX), Z14
+	VMOVUPS 960(AX), Z15
+	VMOVUPS 1024(AX), Z16
+	VMOVUPS 1088(AX), Z17
+	VMOVUPS 1152(AX), Z18
+	VMOVUPS 1216(AX), Z19
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z20
-	VMOVUPS      (CX)(DI*1), Z21
+	VMOVUPS      (CX)(BX*1), Z21
 	VBROADCASTSS (DX), Z22
 	VFMADD231PS  Z22, Z20, Z0
 	VFMADD231PS  Z22, Z21, Z1
-	VBROADCASTSS (DX)(BX*1), Z22
+	VBROADCASTSS (DX)(SI*1), Z22
 	VFMADD231PS  Z22, Z20, Z2
 	VFMADD231PS  Z22, Z21, Z3
-	VBROADCASTSS (DX)(BX*2), Z22
+	VBROADCASTSS (DX)(SI*2), Z22
 	VFMADD231PS  Z22, Z20, Z4
 	VFMADD231PS  Z22, Z21, Z5
-	VBROADCASTSS (DX)(R8*1), Z22
+	VBROADCASTSS (DX)(R9*1), Z22
 	VFMADD231PS  Z22, Z20, Z6
 	VFMADD231PS  Z22, Z21, Z7
-	VBROADCASTSS (R9), Z22
+	VBROADCASTSS (R10), Z22
 	VFMADD231PS  Z22, Z20, Z8
 	VFMADD231PS  Z22, Z21, Z9
-	VBROADCASTSS (R9)(BX*1), Z22
+	VBROADCASTSS (R10)(SI*1), Z22
 	VFMADD231PS  Z22, Z20, Z10
 	VFMADD231PS  Z22, Z21, Z11
-	VBROADCASTSS (R9)(BX*2), Z22
+	VBROADCASTSS (R10)(SI*2), Z22
 	VFMADD231PS  Z22, Z20, Z12
 	VFMADD231PS  Z22, Z21, Z13
-	VBROADCASTSS (R9)(R8*1), Z22
+	VBROADCASTSS (R10)(R9*1), Z22
 	VFMADD231PS  Z22, Z20, Z14
 	VFMADD231PS  Z22, Z21, Z15
-	VBROADCASTSS (R10), Z22
+	VBROADCASTSS (R11), Z22
 	VFMADD231PS  Z22, Z20, Z16
 	VFMADD231PS  Z22, Z21, Z17
-	VBROADCASTSS (R10)(BX*1), Z22
+	VBROADCASTSS (R11)(SI*1), Z22
 	VFMADD231PS  Z22, Z20, Z18
 	VFMADD231PS  Z22, Z21, Z19
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
 	ADDQ         $0x04, R10
-	DECQ         SI
+	ADDQ         $0x04, R11
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1539,19 +1944,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x11(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x11(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x11(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
-	LEAQ   (R9)(BX*4), R10
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	LEAQ   (R10)(SI*4), R11
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1574,50 +1981,77 @@ TEXT ·gemmZ2x11(SB), NOSPLIT, $0-40
 	VXORPS Z19, Z19, Z19
 	VXORPS Z20, Z20, Z20
 	VXORPS Z21, Z21, Z21
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+	VMOVUPS 896(AX), Z14
+	VMOVUPS 960(AX), Z15
+	VMOVUPS 1024(AX), Z16
+	VMOVUPS 1088(AX), Z17
+	VMOVUPS 1152(AX), Z18
+	VMOVUPS 1216(AX), Z19
+	VMOVUPS 1280(AX), Z20
+	VMOVUPS 1344(AX), Z21
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z22
-	VMOVUPS      (CX)(DI*1), Z23
+	VMOVUPS      (CX)(BX*1), Z23
 	VBROADCASTSS (DX), Z24
 	VFMADD231PS  Z24, Z22, Z0
 	VFMADD231PS  Z24, Z23, Z1
-	VBROADCASTSS (DX)(BX*1), Z24
+	VBROADCASTSS (DX)(SI*1), Z24
 	VFMADD231PS  Z24, Z22, Z2
 	VFMADD231PS  Z24, Z23, Z3
-	VBROADCASTSS (DX)(BX*2), Z24
+	VBROADCASTSS (DX)(SI*2), Z24
 	VFMADD231PS  Z24, Z22, Z4
 	VFMADD231PS  Z24, Z23, Z5
-	VBROADCASTSS (DX)(R8*1), Z24
+	VBROADCASTSS (DX)(R9*1), Z24
 	VFMADD231PS  Z24, Z22, Z6
 	VFMADD231PS  Z24, Z23, Z7
-	VBROADCASTSS (R9), Z24
+	VBROADCASTSS (R10), Z24
 	VFMADD231PS  Z24, Z22, Z8
 	VFMADD231PS  Z24, Z23, Z9
-	VBROADCASTSS (R9)(BX*1), Z24
+	VBROADCASTSS (R10)(SI*1), Z24
 	VFMADD231PS  Z24, Z22, Z10
 	VFMADD231PS  Z24, Z23, Z11
-	VBROADCASTSS (R9)(BX*2), Z24
+	VBROADCASTSS (R10)(SI*2), Z24
 	VFMADD231PS  Z24, Z22, Z12
 	VFMADD231PS  Z24, Z23, Z13
-	VBROADCASTSS (R9)(R8*1), Z24
+	VBROADCASTSS (R10)(R9*1), Z24
 	VFMADD231PS  Z24, Z22, Z14
 	VFMADD231PS  Z24, Z23, Z15
-	VBROADCASTSS (R10), Z24
+	VBROADCASTSS (R11), Z24
 	VFMADD231PS  Z24, Z22, Z16
 	VFMADD231PS  Z24, Z23, Z17
-	VBROADCASTSS (R10)(BX*1), Z24
+	VBROADCASTSS (R11)(SI*1), Z24
 	VFMADD231PS  Z24, Z22, Z18
 	VFMADD231PS  Z24, Z23, Z19
-	VBROADCASTSS (R10)(BX*2), Z24
+	VBROADCASTSS (R11)(SI*2), Z24
 	VFMADD231PS  Z24, Z22, Z20
 	VFMADD231PS  Z24, Z23, Z21
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
 	ADDQ         $0x04, R10
-	DECQ         SI
+	ADDQ         $0x04, R11
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1646,19 +2080,21 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x12(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmZ2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x12(SB), NOSPLIT, $0-40
+TEXT ·gemmZ2x12(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x06, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
-	LEAQ   (R9)(BX*4), R10
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	LEAQ   (R10)(SI*4), R11
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Z0, Z0, Z0
 	VXORPS Z1, Z1, Z1
 	VXORPS Z2, Z2, Z2
@@ -1683,53 +2119,82 @@ TEXT ·gemmZ2x12(SB), NOSPLIT, $0-40
 	VXORPS Z21, Z21, Z21
 	VXORPS Z22, Z22, Z22
 	VXORPS Z23, Z23, Z23
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Z0
+	VMOVUPS 64(AX), Z1
+	VMOVUPS 128(AX), Z2
+	VMOVUPS 192(AX), Z3
+	VMOVUPS 256(AX), Z4
+	VMOVUPS 320(AX), Z5
+	VMOVUPS 384(AX), Z6
+	VMOVUPS 448(AX), Z7
+	VMOVUPS 512(AX), Z8
+	VMOVUPS 576(AX), Z9
+	VMOVUPS 640(AX), Z10
+	VMOVUPS 704(AX), Z11
+	VMOVUPS 768(AX), Z12
+	VMOVUPS 832(AX), Z13
+	VMOVUPS 896(AX), Z14
+	VMOVUPS 960(AX), Z15
+	VMOVUPS 1024(AX), Z16
+	VMOVUPS 1088(AX), Z17
+	VMOVUPS 1152(AX), Z18
+	VMOVUPS 1216(AX), Z19
+	VMOVUPS 1280(AX), Z20
+	VMOVUPS 1344(AX), Z21
+	VMOVUPS 1408(AX), Z22
+	VMOVUPS 1472(AX), Z23
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Z24
-	VMOVUPS      (CX)(DI*1), Z25
+	VMOVUPS      (CX)(BX*1), Z25
 	VBROADCASTSS (DX), Z26
 	VFMADD231PS  Z26, Z24, Z0
 	VFMADD231PS  Z26, Z25, Z1
-	VBROADCASTSS (DX)(BX*1), Z26
+	VBROADCASTSS (DX)(SI*1), Z26
 	VFMADD231PS  Z26, Z24, Z2
 	VFMADD231PS  Z26, Z25, Z3
-	VBROADCASTSS (DX)(BX*2), Z26
+	VBROADCASTSS (DX)(SI*2), Z26
 	VFMADD231PS  Z26, Z24, Z4
 	VFMADD231PS  Z26, Z25, Z5
-	VBROADCASTSS (DX)(R8*1), Z26
+	VBROADCASTSS (DX)(R9*1), Z26
 	VFMADD231PS  Z26, Z24, Z6
 	VFMADD231PS  Z26, Z25, Z7
-	VBROADCASTSS (R9), Z26
+	VBROADCASTSS (R10), Z26
 	VFMADD231PS  Z26, Z24, Z8
 	VFMADD231PS  Z26, Z25, Z9
-	VBROADCASTSS (R9)(BX*1), Z26
+	VBROADCASTSS (R10)(SI*1), Z26
 	VFMADD231PS  Z26, Z24, Z10
 	VFMADD231PS  Z26, Z25, Z11
-	VBROADCASTSS (R9)(BX*2), Z26
+	VBROADCASTSS (R10)(SI*2), Z26
 	VFMADD231PS  Z26, Z24, Z12
 	VFMADD231PS  Z26, Z25, Z13
-	VBROADCASTSS (R9)(R8*1), Z26
+	VBROADCASTSS (R10)(R9*1), Z26
 	VFMADD231PS  Z26, Z24, Z14
 	VFMADD231PS  Z26, Z25, Z15
-	VBROADCASTSS (R10), Z26
+	VBROADCASTSS (R11), Z26
 	VFMADD231PS  Z26, Z24, Z16
 	VFMADD231PS  Z26, Z25, Z17
-	VBROADCASTSS (R10)(BX*1), Z26
+	VBROADCASTSS (R11)(SI*1), Z26
 	VFMADD231PS  Z26, Z24, Z18
 	VFMADD231PS  Z26, Z25, Z19
-	VBROADCASTSS (R10)(BX*2), Z26
+	VBROADCASTSS (R11)(SI*2), Z26
 	VFMADD231PS  Z26, Z24, Z20
 	VFMADD231PS  Z26, Z25, Z21
-	VBROADCASTSS (R10)(R8*1), Z26
+	VBROADCASTSS (R11)(R9*1), Z26
 	VFMADD231PS  Z26, Z24, Z22
 	VFMADD231PS  Z26, Z25, Z23
 	ADDQ         $0x40, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
 	ADDQ         $0x04, R10
-	DECQ         SI
+	ADDQ         $0x04, R11
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1760,31 +2225,40 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY2x1(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY2x1(SB), NOSPLIT, $0-40
+TEXT ·gemmY2x1(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), BX
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), SI
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y2
-	VMOVUPS      (CX)(DI*1), Y3
+	VMOVUPS      (CX)(BX*1), Y3
 	VBROADCASTSS (DX), Y4
 	VFMADD231PS  Y4, Y2, Y0
 	VFMADD231PS  Y4, Y3, Y1
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1793,36 +2267,47 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY2x2(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY2x2(SB), NOSPLIT, $0-40
+TEXT ·gemmY2x2(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y4
-	VMOVUPS      (CX)(DI*1), Y5
+	VMOVUPS      (CX)(BX*1), Y5
 	VBROADCASTSS (DX), Y6
 	VFMADD231PS  Y6, Y4, Y0
 	VFMADD231PS  Y6, Y5, Y1
-	VBROADCASTSS (DX)(BX*1), Y6
+	VBROADCASTSS (DX)(SI*1), Y6
 	VFMADD231PS  Y6, Y4, Y2
 	VFMADD231PS  Y6, Y5, Y3
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1833,41 +2318,54 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY2x3(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY2x3(SB), NOSPLIT, $0-40
+TEXT ·gemmY2x3(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+	VMOVUPS 128(AX), Y4
+	VMOVUPS 160(AX), Y5
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y6
-	VMOVUPS      (CX)(DI*1), Y7
+	VMOVUPS      (CX)(BX*1), Y7
 	VBROADCASTSS (DX), Y8
 	VFMADD231PS  Y8, Y6, Y0
 	VFMADD231PS  Y8, Y7, Y1
-	VBROADCASTSS (DX)(BX*1), Y8
+	VBROADCASTSS (DX)(SI*1), Y8
 	VFMADD231PS  Y8, Y6, Y2
 	VFMADD231PS  Y8, Y7, Y3
-	VBROADCASTSS (DX)(BX*2), Y8
+	VBROADCASTSS (DX)(SI*2), Y8
 	VFMADD231PS  Y8, Y6, Y4
 	VFMADD231PS  Y8, Y7, Y5
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1880,17 +2378,19 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY2x4(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY2x4(SB), NOSPLIT, $0-40
+TEXT ·gemmY2x4(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), R8
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1899,27 +2399,40 @@ TEXT ·gemmY2x4(SB), NOSPLIT, $0-40
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 	VXORPS Y7, Y7, Y7
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+	VMOVUPS 128(AX), Y4
+	VMOVUPS 160(AX), Y5
+	VMOVUPS 192(AX), Y6
+	VMOVUPS 224(AX), Y7
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y8
-	VMOVUPS      (CX)(DI*1), Y9
+	VMOVUPS      (CX)(BX*1), Y9
 	VBROADCASTSS (DX), Y10
 	VFMADD231PS  Y10, Y8, Y0
 	VFMADD231PS  Y10, Y9, Y1
-	VBROADCASTSS (DX)(BX*1), Y10
+	VBROADCASTSS (DX)(SI*1), Y10
 	VFMADD231PS  Y10, Y8, Y2
 	VFMADD231PS  Y10, Y9, Y3
-	VBROADCASTSS (DX)(BX*2), Y10
+	VBROADCASTSS (DX)(SI*2), Y10
 	VFMADD231PS  Y10, Y8, Y4
 	VFMADD231PS  Y10, Y9, Y5
-	VBROADCASTSS (DX)(R8*1), Y10
+	VBROADCASTSS (DX)(R9*1), Y10
 	VFMADD231PS  Y10, Y8, Y6
 	VFMADD231PS  Y10, Y9, Y7
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	DECQ         SI
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1934,18 +2447,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY2x5(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY2x5(SB), NOSPLIT, $0-40
+TEXT ·gemmY2x5(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -1956,31 +2471,46 @@ TEXT ·gemmY2x5(SB), NOSPLIT, $0-40
 	VXORPS Y7, Y7, Y7
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+	VMOVUPS 128(AX), Y4
+	VMOVUPS 160(AX), Y5
+	VMOVUPS 192(AX), Y6
+	VMOVUPS 224(AX), Y7
+	VMOVUPS 256(AX), Y8
+	VMOVUPS 288(AX), Y9
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y10
-	VMOVUPS      (CX)(DI*1), Y11
+	VMOVUPS      (CX)(BX*1), Y11
 	VBROADCASTSS (DX), Y12
 	VFMADD231PS  Y12, Y10, Y0
 	VFMADD231PS  Y12, Y11, Y1
-	VBROADCASTSS (DX)(BX*1), Y12
+	VBROADCASTSS (DX)(SI*1), Y12
 	VFMADD231PS  Y12, Y10, Y2
 	VFMADD231PS  Y12, Y11, Y3
-	VBROADCASTSS (DX)(BX*2), Y12
+	VBROADCASTSS (DX)(SI*2), Y12
 	VFMADD231PS  Y12, Y10, Y4
 	VFMADD231PS  Y12, Y11, Y5
-	VBROADCASTSS (DX)(R8*1), Y12
+	VBROADCASTSS (DX)(R9*1), Y12
 	VFMADD231PS  Y12, Y10, Y6
 	VFMADD231PS  Y12, Y11, Y7
-	VBROADCASTSS (R9), Y12
+	VBROADCASTSS (R10), Y12
 	VFMADD231PS  Y12, Y10, Y8
 	VFMADD231PS  Y12, Y11, Y9
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
-	DECQ         SI
+	ADDQ         $0x04, R10
+	DECQ         DI
 	JNZ          loop
 
 store:
@@ -1997,18 +2527,20 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmY2x6(c *float32, x *float32, w *float32, ws int, k int)
+// func gemmY2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 // Requires: AVX, FMA3
-TEXT ·gemmY2x6(SB), NOSPLIT, $0-40
+TEXT ·gemmY2x6(SB), NOSPLIT, $0-56
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
-	MOVQ   ws+24(FP), BX
-	MOVQ   k+32(FP), SI
-	MOVQ   SI, DI
-	SHLQ   $0x05, DI
-	LEAQ   (BX)(BX*2), R8
-	LEAQ   (DX)(BX*4), R9
+	MOVQ   xs+24(FP), BX
+	MOVQ   ws+32(FP), SI
+	MOVQ   k+40(FP), DI
+	MOVQ   load+48(FP), R8
+	LEAQ   (SI)(SI*2), R9
+	LEAQ   (DX)(SI*4), R10
+	TESTQ  R8, R8
+	JNZ    load
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -2021,34 +2553,51 @@ TEXT ·gemmY2x6(SB), NOSPLIT, $0-40
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
-	TESTQ  SI, SI
-	JZ     store
+	JMP    start
+
+load:
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y1
+	VMOVUPS 64(AX), Y2
+	VMOVUPS 96(AX), Y3
+	VMOVUPS 128(AX), Y4
+	VMOVUPS 160(AX), Y5
+	VMOVUPS 192(AX), Y6
+	VMOVUPS 224(AX), Y7
+	VMOVUPS 256(AX), Y8
+	VMOVUPS 288(AX), Y9
+	VMOVUPS 320(AX), Y10
+	VMOVUPS 352(AX), Y11
+
+start:
+	TESTQ DI, DI
+	JZ    store
 
 loop:
 	VMOVUPS      (CX), Y12
-	VMOVUPS      (CX)(DI*1), Y13
+	VMOVUPS      (CX)(BX*1), Y13
 	VBROADCASTSS (DX), Y14
 	VFMADD231PS  Y14, Y12, Y0
 	VFMADD231PS  Y14, Y13, Y1
-	VBROADCASTSS (DX)(BX*1), Y14
+	VBROADCASTSS (DX)(SI*1), Y14
 	VFMADD231PS  Y14, Y12, Y2
 	VFMADD231PS  Y14, Y13, Y3
-	VBROADCASTSS (DX)(BX*2), Y14
+	VBROADCASTSS (DX)(SI*2), Y14
 	VFMADD231PS  Y14, Y12, Y4
 	VFMADD231PS  Y14, Y13, Y5
-	VBROADCASTSS (DX)(R8*1), Y14
+	VBROADCASTSS (DX)(R9*1), Y14
 	VFMADD231PS  Y14, Y12, Y6
 	VFMADD231PS  Y14, Y13, Y7
-	VBROADCASTSS (R9), Y14
+	VBROADCASTSS (R10), Y14
 	VFMADD231PS  Y14, Y12, Y8
 	VFMADD231PS  Y14, Y13, Y9
-	VBROADCASTSS (R9)(BX*1), Y14
+	VBROADCASTSS (R10)(SI*1), Y14
 	VFMADD231PS  Y14, Y12, Y10
 	VFMADD231PS  Y14, Y13, Y11
 	ADDQ         $0x20, CX
 	ADDQ         $0x04, DX
-	ADDQ         $0x04, R9
-	DECQ         SI
+	ADDQ         $0x04, R10
+	DECQ         DI
 	JNZ          loop
 
 store:

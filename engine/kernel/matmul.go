@@ -66,7 +66,8 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 		wf = viewF32(w.Data[:w.Rows*w.RowBytes()])
 	}
 	runMatMul(p, matmulJob{out: out, x: x, m: m, cols: w.Cols, rows: w.Rows,
-		data: w.Data, rowBytes: w.RowBytes(), wf: wf, dec: dec})
+		data: w.Data, rowBytes: w.RowBytes(), wf: wf, dec: dec,
+		blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize()})
 }
 
 // MatMulF32 is MatMul for a float32 weight w of rows×cols elements.
@@ -95,7 +96,9 @@ func runMatMul(p *Pool, job matmulJob) {
 	p.mm.pool = p
 	if g := gemm; g != nil && job.cols > 0 {
 		p.mm.g = g
-		p.mm.xp = packX(p.xpackFor(gemmPackedLen(g, job.m, job.cols)), job.x, job.m, job.cols, g.lanes)
+		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
+		units := p.mm.packUnits()
+		p.runW(units, max(4, (units+2*p.threads-1)/(2*p.threads)), p.packTask)
 		tiles := (job.rows + g.nr - 1) / g.nr
 		p.runW(tiles, gemmGrain(job, g, tiles, p.threads), p.gemmTask)
 	} else {
@@ -122,6 +125,8 @@ type matmulJob struct {
 	rows, cols int
 	data       []byte
 	rowBytes   int
+	blockSize  int       // elements per block of the weight's type
+	typeSize   int       // bytes per block
 	wf         []float32 // the weight as float32 when it can be used in place
 	dec        rowDecoder
 	g          *gemmKernels // the micro-kernels, when gemmTask runs the job

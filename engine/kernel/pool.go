@@ -30,8 +30,9 @@ type Pool struct {
 	mm       matmulJob    // MatMul's arguments, read by mmTask and gemmTask
 	mmTask   func(worker, lo, hi int)
 	gemmTask func(worker, lo, hi int)
-	xpack    []float32 // MatMul's activations packed for the micro-kernels
-	ctile    []float32 // one micro-kernel output tile per worker (ctileLen each)
+	xpack    []float32   // MatMul's activations packed for the micro-kernels
+	acc      [][]float32 // per worker: the micro-kernels' accumulators
+	packTask func(worker, lo, hi int)
 }
 
 // NewPool returns a Pool of threads threads (the caller's goroutine and
@@ -42,10 +43,11 @@ func NewPool(threads int) *Pool {
 		threads: threads,
 		wake:    make([]chan struct{}, threads),
 		scratch: make([][]float32, threads),
-		ctile:   make([]float32, threads*ctileLen),
+		acc:     make([][]float32, threads),
 	}
 	p.mmTask = p.mm.task
 	p.gemmTask = p.mm.gemmTask
+	p.packTask = p.mm.packTask
 	p.mm.pool = p
 	for w := 1; w < threads; w++ {
 		p.wake[w] = make(chan struct{}, 1)
@@ -186,4 +188,12 @@ func (p *Pool) xpackFor(n int) []float32 {
 		p.xpack = make([]float32, n)
 	}
 	return p.xpack[:n]
+}
+
+// accFor returns worker w's accumulator buffer, at least n long.
+func (p *Pool) accFor(w, n int) []float32 {
+	if cap(p.acc[w]) < n {
+		p.acc[w] = make([]float32, n)
+	}
+	return p.acc[w][:n]
 }

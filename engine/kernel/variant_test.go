@@ -57,3 +57,11 @@ func TestDecodersMatchGeneric(t *testing.T) {
 		}
 	})
 }
+
+// TestGemmKCSplits makes sure TestMatMulDeterministic's widest shape is
+// really split into column chunks, so that it tests their seams.
+func TestGemmKCSplits(t *testing.T) {
+	if kc := gemmKC(300, 1024); kc >= 1024 || kc%256 != 0 {
+		t.Errorf("gemmKC(300, 1024) = %d, want a multiple of 256 below 1024", kc)
+	}
+}

@@ -58,21 +58,26 @@ func gemm(z bool, v, nr int) {
 		lanes, vb, name, ldc = 16, 64, "gemmZ", 32
 	}
 	name = fmt.Sprintf("%s%dx%d", name, v, nr)
-	TEXT(name, NOSPLIT, "func(c, x, w *float32, ws, k int)")
+	TEXT(name, NOSPLIT, "func(c, x, w *float32, xs, ws, k, load int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %d×%d tile of x·Wᵀ, activation rows along the lanes:", name, v*lanes, nr),
 		"",
 		fmt.Sprintf("\tfor r := 0; r < %d; r++ {", nr),
 		fmt.Sprintf("\t\tfor l := 0; l < %d; l++ {", v*lanes),
 		"\t\t\tvar acc float32",
+		"\t\t\tif load != 0 {",
+		fmt.Sprintf("\t\t\t\tacc = c[r*%d + l]", ldc),
+		"\t\t\t}",
 		"\t\t\tfor kk := 0; kk < k; kk++ {",
-		fmt.Sprintf("\t\t\t\tacc = fma(x[(l/%d)*k*%d + kk*%d + l%%%d], w[r*ws/4 + kk], acc)", lanes, lanes, lanes, lanes),
+		fmt.Sprintf("\t\t\t\tacc = fma(x[(l/%d)*xs/4 + kk*%d + l%%%d], w[r*ws/4 + kk], acc)", lanes, lanes, lanes),
 		"\t\t\t}",
 		fmt.Sprintf("\t\t\tc[r*%d + l] = acc", ldc),
 		"\t\t}",
 		"\t}",
 		"",
-		fmt.Sprintf("x is packed in blocks of %d rows, k-major; ws is the byte stride of w's rows.", lanes))
+		fmt.Sprintf("x is packed in blocks of %d rows, k-major, xs bytes apart; ws is the byte stride", lanes),
+		"of w's rows. With load = 0 the sums start from zero, else from c, so a",
+		"product split over chunks of k is the same chain of FMAs as one call.")
 	vec := func() VecVirtual {
 		if z {
 			return ZMM()
@@ -82,16 +87,10 @@ func gemm(z bool, v, nr int) {
 	c := ld(Param("c"))
 	xp := ld(Param("x"))
 	p0 := ld(Param("w"))
+	xs := ld(Param("xs"))
 	s := ld(Param("ws"))
 	n := ld(Param("k"))
-
-	xs := GP64() // byte stride between x's row blocks: k·lanes·4
-	MOVQ(n, xs)
-	if z {
-		SHLQ(U8(6), xs)
-	} else {
-		SHLQ(U8(5), xs)
-	}
+	load := ld(Param("load"))
 	s3 := GP64()
 	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
 	bases := []GPVirtual{p0}
@@ -118,9 +117,23 @@ func gemm(z bool, v, nr int) {
 		acc[r] = make([]VecVirtual, v)
 		for j := range acc[r] {
 			acc[r][j] = vec()
+		}
+	}
+	TESTQ(load, load)
+	JNZ(LabelRef("load"))
+	for r := range acc {
+		for j := range acc[r] {
 			VXORPS(acc[r][j], acc[r][j], acc[r][j])
 		}
 	}
+	JMP(LabelRef("start"))
+	Label("load")
+	for r := range acc {
+		for j := range acc[r] {
+			VMOVUPS(Mem{Base: c, Disp: 4 * (r*ldc + j*lanes)}, acc[r][j])
+		}
+	}
+	Label("start")
 	TESTQ(n, n)
 	JZ(LabelRef("store"))
 	Label("loop")

@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dfill/dfill/engine/gguf"
+	"github.com/dfill/dfill/engine/kernel"
+)
+
+func init() { benches["kernels"] = runBenchKernels }
+
+// kernelShape is one weight matrix of a model: rows (outputs) × cols
+// (inputs).
+type kernelShape struct {
+	Name       string
+	Rows, Cols int
+}
+
+// kernelModels are the GEMM shapes of the models the bench knows: the
+// distinct weight matrices of one block and the output matrix.
+var kernelModels = map[string][]kernelShape{
+	"qwen2.5-0.5b": {
+		{"attn_q", 896, 896}, {"attn_kv", 128, 896}, {"ffn_up", 4864, 896},
+		{"ffn_down", 896, 4864}, {"output", 151936, 896},
+	},
+	"tiny": {
+		{"attn_q", 64, 64}, {"ffn_up", 192, 64}, {"ffn_down", 64, 192}, {"output", 512, 64},
+	},
+}
+
+// kernelCell is one measurement: a shape, a batch of M activation rows and
+// a weight type.
+type kernelCell struct {
+	Model      string  `json:"model"`
+	Shape      string  `json:"shape"`
+	M          int     `json:"m"`
+	Rows       int     `json:"rows"`
+	Cols       int     `json:"cols"`
+	Type       string  `json:"type"`
+	GFLOPs     float64 `json:"gflops"`      // median over the repeats
+	Spread     float64 `json:"spread"`      // (max−min)/median over the repeats
+	PeakGFLOPs float64 `json:"peak_gflops"` // median FMA peak measured next to each repeat
+	PctPeak    float64 `json:"pct_peak"`    // median of GFLOPs/peak over the repeats, in %
+	BLASGFLOPs float64 `json:"blas_gflops"` // OpenBLAS sgemm on the same shape (0: not built with -tags blas)
+	XBLAS      float64 `json:"x_blas"`      // median of GFLOPs/BLASGFLOPs over the repeats
+	BLASSpread float64 `json:"blas_spread"` // (max−min)/median of the BLAS repeats
+}
+
+// kernelReport is what `dfill bench kernels` prints.
+type kernelReport struct {
+	Variant       string       `json:"variant"`
+	Threads       int          `json:"threads"`
+	PeakGFLOPs    float64      `json:"peak_gflops"` // FMA peak on all threads at once
+	PeakPerThread float64      `json:"peak_gflops_per_thread"`
+	PeakSpread    float64      `json:"peak_spread"`
+	BLAS          string       `json:"blas"`
+	Cells         []kernelCell `json:"cells"`
+}
+
+func runBenchKernels(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench kernels", flag.ContinueOnError)
+	sf := addSharedFlags(fs)
+	models := fs.String("models", "qwen2.5-0.5b,tiny", "models whose GEMM shapes to measure: "+strings.Join(slices.Sorted(mapKeys(kernelModels)), ", "))
+	ms := fs.String("m", "16,32,64,256,576", "numbers of activation rows (tokens) M")
+	types := fs.String("types", "f32,f16,bf16,q8_0,q4_k", "weight types")
+	shapes := fs.String("shapes", "", "only these shapes (comma-separated names; default all)")
+	minTime := fs.Duration("min-time", 100*time.Millisecond, "minimum time of one repeat of a cell")
+	repeats := fs.Int("repeats", 3, "repeats per cell; the median is reported, the spread says how noisy")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	mList, err := parseInts(*ms)
+	if err != nil {
+		return fmt.Errorf("--m: %w", err)
+	}
+	var typeList []gguf.Type
+	for _, name := range strings.Split(*types, ",") {
+		t, err := parseKernelType(strings.TrimSpace(name))
+		if err != nil {
+			return fmt.Errorf("--types: %w", err)
+		}
+		typeList = append(typeList, t)
+	}
+	var only map[string]bool
+	if *shapes != "" {
+		only = map[string]bool{}
+		for _, s := range strings.Split(*shapes, ",") {
+			only[strings.TrimSpace(s)] = true
+		}
+	}
+	threads := max(sf.threads, 1)
+	*repeats = max(*repeats, 1)
+
+	rep := kernelReport{Variant: kernel.Variant(), Threads: threads, BLAS: blasName()}
+	var p1, pn []float64
+	for range *repeats {
+		p1 = append(p1, peakSample(1, *minTime))
+		pn = append(pn, peakSample(threads, *minTime))
+	}
+	rep.PeakPerThread, _ = medianSpread(p1)
+	rep.PeakGFLOPs, rep.PeakSpread = medianSpread(pn)
+	setBLASThreads(threads)
+
+	pool := kernel.NewPool(threads)
+	defer pool.Close()
+	for _, model := range strings.Split(*models, ",") {
+		model = strings.TrimSpace(model)
+		shapeList, ok := kernelModels[model]
+		if !ok {
+			return fmt.Errorf("--models: unknown model %q", model)
+		}
+		for _, s := range shapeList {
+			if only != nil && !only[s.Name] {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			cells, err := benchShape(pool, model, s, mList, typeList, *minTime, *repeats, threads)
+			if err != nil {
+				return err
+			}
+			rep.Cells = append(rep.Cells, cells...)
+		}
+	}
+	if *asJSON {
+		return printJSON(rep)
+	}
+	printKernelReport(rep)
+	return nil
+}
+
+func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func parseKernelType(name string) (gguf.Type, error) {
+	for _, t := range []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ6_K} {
+		if strings.EqualFold(t.String(), name) {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown weight type %q (f32, f16, bf16, q8_0, q4_k, q6_k)", name)
+}
+
+// medianSpread returns the median of xs and (max−min)/median.
+func medianSpread(xs []float64) (median, spread float64) {
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	median = s[len(s)/2]
+	if median > 0 {
+		spread = (s[len(s)-1] - s[0]) / median
+	}
+	return median, spread
+}
+
+// benchShape measures one weight shape for every M and type. Each repeat
+// times, back to back, the FMA peak, MatMul and OpenBLAS sgemm on the same
+// shape (when built with it), so that the ratios compare runs that shared
+// the machine's load; the medians of the ratios are reported.
+func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, types []gguf.Type, minTime time.Duration, repeats, threads int) ([]kernelCell, error) {
+	maxM := slices.Max(mList)
+	r := rand.New(rand.NewPCG(1, uint64(s.Rows)))
+	x := make([]float32, maxM*s.Cols)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	out := make([]float32, maxM*s.Rows)
+	var cells []kernelCell
+	var f32 []float32 // the weight as float32, for OpenBLAS
+	for _, typ := range types {
+		if s.Cols%typ.BlockSize() != 0 {
+			continue // e.g. a K-quant row of 896: not a whole number of super-blocks
+		}
+		w, err := benchWeight(typ, s.Rows, s.Cols, r)
+		if err != nil {
+			return nil, err
+		}
+		if blasAvailable() && f32 == nil {
+			f32 = make([]float32, s.Rows*s.Cols)
+			if err := kernel.Dequantize(w.Type, w.Data, f32); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", s.Name, typ, err)
+			}
+		}
+		for _, m := range mList {
+			flops := 2 * float64(m) * float64(s.Rows) * float64(s.Cols)
+			ours := func() { kernel.MatMul(pool, out, x, m, w) }
+			blas := func() { blasSgemm(out, x, f32, m, s.Rows, s.Cols) }
+			ours()
+			if blasAvailable() {
+				blas()
+			}
+			var g, b, pk, rPeak, rBLAS []float64
+			for range repeats {
+				p := peakSample(threads, minTime/4)
+				gi := flops * timeRate(minTime, ours) / 1e9
+				g, pk = append(g, gi), append(pk, p)
+				if p > 0 {
+					rPeak = append(rPeak, gi/p)
+				}
+				if blasAvailable() {
+					bi := flops * timeRate(minTime, blas) / 1e9
+					b, rBLAS = append(b, bi), append(rBLAS, gi/bi)
+				}
+			}
+			c := kernelCell{Model: model, Shape: s.Name, M: m, Rows: s.Rows, Cols: s.Cols, Type: typ.String()}
+			c.GFLOPs, c.Spread = medianSpread(g)
+			c.PeakGFLOPs, _ = medianSpread(pk)
+			rp, _ := medianSpread(rPeak)
+			c.PctPeak = 100 * rp
+			c.BLASGFLOPs, c.BLASSpread = medianSpread(b)
+			c.XBLAS, _ = medianSpread(rBLAS)
+			cells = append(cells, c)
+		}
+	}
+	return cells, nil
+}
+
+// peakSample times kernel.FMAPeak on threads goroutines at once for about d
+// and returns GFLOP/s; 0 without assembly.
+func peakSample(threads int, d time.Duration) float64 {
+	const iters = 1 << 18
+	perCall := kernel.FMAPeak(iters)
+	if perCall == 0 {
+		return 0
+	}
+	calls := 0
+	start := time.Now()
+	for calls == 0 || time.Since(start) < d {
+		var wg sync.WaitGroup
+		for range threads {
+			wg.Go(func() {
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				kernel.FMAPeak(iters)
+			})
+		}
+		wg.Wait()
+		calls += threads
+	}
+	return perCall * float64(calls) / time.Since(start).Seconds() / 1e9
+}
+
+// timeRate runs fn for at least d and returns calls per second.
+func timeRate(d time.Duration, fn func()) float64 {
+	n := 0
+	start := time.Now()
+	for n == 0 || time.Since(start) < d {
+		fn()
+		n++
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// benchWeight returns a rows×cols weight of typ with Gaussian-like values:
+// 64 distinct random rows quantized once and repeated, so that a 151936-row
+// output matrix takes seconds, not minutes, to build.
+func benchWeight(typ gguf.Type, rows, cols int, r *rand.Rand) (kernel.Matrix, error) {
+	const distinct = 64
+	n := min(rows, distinct)
+	src := make([]float32, n*cols)
+	for i := range src {
+		src[i] = float32(r.NormFloat64()) / float32(math.Sqrt(float64(cols)))
+	}
+	q, err := kernel.Quantize(typ, src)
+	if err != nil {
+		return kernel.Matrix{}, fmt.Errorf("bench weight %d×%d %s: %w", rows, cols, typ, err)
+	}
+	rowBytes := len(q) / n
+	data := make([]byte, rows*rowBytes)
+	for i := 0; i < rows; i += n {
+		copy(data[i*rowBytes:], q)
+	}
+	return kernel.NewMatrix(typ, rows, cols, data)
+}
+
+func printKernelReport(rep kernelReport) {
+	fmt.Printf("kernels: %s, %d threads; FMA peak %.1f GFLOP/s (%.1f per thread, spread %.0f%%); BLAS: %s\n",
+		rep.Variant, rep.Threads, rep.PeakGFLOPs, rep.PeakPerThread, 100*rep.PeakSpread, rep.BLAS)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "model\tshape\trows×cols\tM\ttype\tGFLOP/s\t±\tpeak\t% peak\tBLAS GFLOP/s\t±\t× BLAS\t")
+	for _, c := range rep.Cells {
+		blas, bs, x := "-", "-", "-"
+		if c.BLASGFLOPs > 0 {
+			blas, bs, x = fmt.Sprintf("%.1f", c.BLASGFLOPs), fmt.Sprintf("%.0f%%", 100*c.BLASSpread), fmt.Sprintf("%.2f", c.XBLAS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%d\t%s\t%.1f\t%.0f%%\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
+			c.Model, c.Shape, c.Rows, c.Cols, c.M, c.Type, c.GFLOPs, 100*c.Spread, c.PeakGFLOPs, c.PctPeak, blas, bs, x)
+	}
+	tw.Flush()
+}

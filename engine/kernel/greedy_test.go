@@ -86,4 +86,3 @@ func relRMS(got, want []float32) float64 {
 	}
 	return math.Sqrt(se / sw)
 }
-

@@ -48,6 +48,13 @@ type Completer struct {
 	decls  declCache
 	flight flights
 
+	// generating admits one generation at a time. A local model uses every
+	// core for one request and notices cancellation only between layers
+	// and steps: without it, fast typing starts a generation per keystroke
+	// and the superseded ones compete with the newest for the CPU until
+	// they notice. A request waiting here gives up once it is superseded.
+	generating chan struct{}
+
 	// mu guards gen and opts.
 	mu   sync.Mutex
 	gen  Generator
@@ -108,7 +115,7 @@ func New(gen Generator, opts Options, log *zap.Logger) *Completer {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Completer{log: log, gen: gen, opts: opts, validator: &treeSitter{}}
+	return &Completer{log: log, gen: gen, opts: opts, validator: &treeSitter{}, generating: make(chan struct{}, 1)}
 }
 
 // SetGenerator replaces the Generator (nil: no model; Complete returns ErrNoModel).
@@ -221,7 +228,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 			}
 		}
 	}
-	cands, err := gen.Infill(ctx, prompt, gopts, onStep)
+	cands, err := c.generate(ctx, gen, prompt, gopts, onStep)
 	res.Timings.Generate = time.Since(tGen)
 	if ctx.Err() != nil {
 		return Result{}, cancelled(ctx)
@@ -348,4 +355,18 @@ func rank(items []Item) []Item {
 		}
 	}
 	return out
+}
+
+// generate runs gen.Infill once no other generation is running.
+func (c *Completer) generate(ctx context.Context, gen Generator, p fim.Prompt, opt GenerateOptions, onStep func(Step)) ([]Candidate, error) {
+	select {
+	case c.generating <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.generating }()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return gen.Infill(ctx, p, opt, onStep)
 }

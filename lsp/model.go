@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/dfill/dfill/completion"
-	"github.com/dfill/dfill/fim"
 )
 
 // errNoLoader is the load error of a server started without a Loader.
@@ -72,9 +71,6 @@ func (s *Server) loadOne(ctx context.Context, cfg ModelConfig) {
 // swap installs gen (nil: none) and releases the previous generator once no
 // completion uses it. s.loadMu is held.
 func (s *Server) swap(gen completion.Generator, release func(), name string, loadErr error) {
-	if gen != nil {
-		gen = &gated{Generator: gen, sem: s.generating}
-	}
 	s.completer.SetGenerator(gen)
 	s.genMu.Lock() // waits for completions that may still use the old one
 	old := s.release
@@ -111,29 +107,4 @@ func (s *Server) beginProgress(ctx context.Context, title, message string) (end 
 	return func(message string) {
 		s.notify(context.WithoutCancel(ctx), "$/progress", ProgressParams{Token: token, Value: WorkDoneProgressEnd{Kind: "end", Message: message}})
 	}
-}
-
-// gated lets one Infill run at a time. A local model uses every core for
-// one request, and a generator notices cancellation only between steps:
-// without the gate, fast typing starts a generation per keystroke and the
-// superseded ones compete with the newest for the CPU (and memory) until
-// they notice. A request waiting at the gate gives up as soon as it is
-// superseded.
-type gated struct {
-	completion.Generator
-	sem chan struct{}
-}
-
-// Infill implements completion.Generator.
-func (g *gated) Infill(ctx context.Context, p fim.Prompt, opt completion.GenerateOptions, onStep func(completion.Step)) ([]completion.Candidate, error) {
-	select {
-	case g.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-g.sem }()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return g.Generator.Infill(ctx, p, opt, onStep)
 }

@@ -75,8 +75,6 @@ type Server struct {
 	docs      *documents
 	stats     stats
 	methods   map[string]method
-	// generating admits one generation at a time (see gated).
-	generating chan struct{}
 
 	exited   chan struct{}
 	exitOnce sync.Once
@@ -166,8 +164,6 @@ func newServer(ctx context.Context, opts Options) *Server {
 		cfg:      opts.Config,
 		calls:    make(map[jsonrpc2.ID]context.CancelCauseFunc),
 		latest:   make(map[string]*pendingCompletion),
-
-		generating: make(chan struct{}, 1),
 	}
 	s.completer = completion.New(nil, s.cfg.completionOptions(), s.log.Named("completion"))
 	s.stats.init()

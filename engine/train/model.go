@@ -199,6 +199,7 @@ type Model[T Float] struct {
 	pool *kernel.Pool
 	rope rope[T]
 	s    scratch[T]
+	asp  attnScratchPool[T]
 	a    activations[T]
 }
 
@@ -310,7 +311,7 @@ func (m *Model[T]) forward(tokens []int32, batch, seq int, rows []int) ([]T, err
 		matMul(p, la.qkv, la.h1, n, L.QKV, at.stride(), s.Dim)
 		m.rope.apply(p, la.qkv, n, at.stride(), 0, s.Heads, seq, false)
 		m.rope.apply(p, la.qkv, n, at.stride(), at.qDim(), s.KVHeads, seq, false)
-		attention(p, la.att, la.probs, la.qkv, at)
+		attention(p, &m.asp, la.att, la.probs, la.qkv, at)
 		matMul(p, a.tmp, la.att, n, L.AttnOut, s.Dim, at.qDim())
 		add(la.xMid, la.x, a.tmp)
 		rmsNorm(p, la.h2, la.inv2, la.xMid, L.FFNNorm, n, s.Dim, s.Eps)
@@ -383,7 +384,7 @@ func (m *Model[T]) backward() {
 		rmsNormBackward(p, a.dx, GL.FFNNorm, a.dh, la.xMid, L.FFNNorm, la.inv2, n, s.Dim)
 
 		linearBackward(p, &m.s, a.datt, GL.AttnOut, a.dx, la.att, L.AttnOut, n, at.qDim(), s.Dim)
-		attentionBackward(p, a.dqkv, a.datt, la.probs, la.qkv, at)
+		attentionBackward(p, &m.asp, a.dqkv, a.datt, la.probs, la.qkv, at)
 		m.rope.apply(p, a.dqkv, n, at.stride(), 0, s.Heads, seq, true)
 		m.rope.apply(p, a.dqkv, n, at.stride(), at.qDim(), s.KVHeads, seq, true)
 		linearBackward(p, &m.s, a.dh, GL.QKV, a.dqkv, la.h1, L.QKV, n, s.Dim, at.stride())

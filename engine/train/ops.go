@@ -36,23 +36,35 @@ func grow[T any](b []T, n int) []T {
 	return b[:n]
 }
 
-// dotFor returns the dot product for T: the engine's kernel.Dot (and its
-// assembly) for float32, a plain loop for float64.
-func dotFor[T Float]() func(a, b []T) T {
-	var f any = kernel.Dot
-	if d, ok := f.(func(a, b []T) T); ok {
-		return d
+// expFor returns e^x for T: fastExp for float32, math.Exp for float64.
+func expFor[T Float]() func(x T) T {
+	var f any = fastExp
+	if e, ok := f.(func(x T) T); ok {
+		return e
 	}
-	return dotGeneric[T]
+	return func(x T) T { return T(math.Exp(float64(x))) }
 }
 
-// axpyFor returns y += alpha·x for T: kernel.Axpy for float32.
-func axpyFor[T Float]() func(alpha T, x, y []T) {
-	var f any = kernel.Axpy
-	if a, ok := f.(func(alpha T, x, y []T)); ok {
-		return a
+// fastExp returns e^x to within about 2 ulp of float32 (cephes' expf):
+// x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two, so r is exact), e^r
+// by its Taylor series to r⁶ (error below 2e-7), scaled by 2^n. It is
+// several times faster than math.Exp, which works in float64.
+func fastExp(x float32) float32 {
+	switch {
+	case x > 88.72:
+		return float32(math.Inf(1))
+	case x < -87.33:
+		return 0 // below the smallest normal float32
+	case x != x:
+		return x
 	}
-	return axpyGeneric[T]
+	n := float32(math.Floor(float64(x*1.442695041 + 0.5)))
+	r := x - n*0.693359375 + n*2.12194440e-4
+	p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720))))))
+	if n > 127 { // 2^n itself overflows though p·2^n may not
+		return 2 * p * math.Float32frombits(uint32(int32(n)+126)<<23)
+	}
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
 func dotGeneric[T Float](a, b []T) T {
@@ -62,13 +74,6 @@ func dotGeneric[T Float](a, b []T) T {
 		s += v * b[i]
 	}
 	return s
-}
-
-func axpyGeneric[T Float](alpha T, x, y []T) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] += alpha * v
-	}
 }
 
 // matMul computes out (m, rows) = x (m, cols) · wᵀ for w (rows, cols):
@@ -90,24 +95,48 @@ func matMul[T Float](p *kernel.Pool, out, x []T, m int, w []T, rows, cols int) {
 }
 
 // transpose writes the (cols, rows) transpose of src (rows, cols) to dst,
-// in 32×32 tiles so both sides stay in cache.
+// in strips of 8 rows, 8×8 tiles unrolled. Small tiles matter: with rows a
+// multiple of 1024, the rows of a tile of dst lie 4 KiB apart, in one L1
+// set, and tiles of more than 8 rows (the ways of a set) evict each other
+// (32×32 tiles are 4× slower for 1024×768).
 func transpose[T Float](p *kernel.Pool, dst, src []T, rows, cols int) {
-	const tile = 32
 	dst, src = dst[:rows*cols], src[:rows*cols]
-	p.Run((rows+tile-1)/tile, func(lo, hi int) {
+	p.Run((rows+7)/8, func(lo, hi int) {
 		for b := lo; b < hi; b++ {
-			r0, r1 := b*tile, min((b+1)*tile, rows)
-			for c0 := 0; c0 < cols; c0 += tile {
-				c1 := min(c0+tile, cols)
-				for r := r0; r < r1; r++ {
-					row := src[r*cols : (r+1)*cols]
-					for c := c0; c < c1; c++ {
-						dst[c*rows+r] = row[c]
-					}
+			r0 := 8 * b
+			if r0+8 > rows {
+				transposeBlock(dst, src, rows, cols, r0, rows, 0)
+				continue
+			}
+			c0 := 0
+			for ; c0+8 <= cols; c0 += 8 {
+				i := r0*cols + c0
+				s0 := src[i : i+8 : i+8]
+				s1 := src[i+cols : i+cols+8 : i+cols+8]
+				s2 := src[i+2*cols : i+2*cols+8 : i+2*cols+8]
+				s3 := src[i+3*cols : i+3*cols+8 : i+3*cols+8]
+				s4 := src[i+4*cols : i+4*cols+8 : i+4*cols+8]
+				s5 := src[i+5*cols : i+5*cols+8 : i+5*cols+8]
+				s6 := src[i+6*cols : i+6*cols+8 : i+6*cols+8]
+				s7 := src[i+7*cols : i+7*cols+8 : i+7*cols+8]
+				for c := 0; c < 8; c++ {
+					j := (c0+c)*rows + r0
+					d := dst[j : j+8 : j+8]
+					d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = s0[c], s1[c], s2[c], s3[c], s4[c], s5[c], s6[c], s7[c]
 				}
 			}
+			transposeBlock(dst, src, rows, cols, r0, r0+8, c0)
 		}
 	})
+}
+
+// transposeBlock transposes rows [r0, r1), columns [c0, cols) of src.
+func transposeBlock[T Float](dst, src []T, rows, cols, r0, r1, c0 int) {
+	for r := r0; r < r1; r++ {
+		for c := c0; c < cols; c++ {
+			dst[c*rows+r] = src[r*cols+c]
+		}
+	}
 }
 
 // linearBackward is the backward of y (n, out) = x (n, in) · wᵀ for w
@@ -233,106 +262,189 @@ func (a attnShape) qDim() int   { return a.heads * a.headDim }
 func (a attnShape) kvDim() int  { return a.kvHeads * a.headDim }
 func (a attnShape) stride() int { return a.qDim() + 2*a.kvDim() }
 
+// attnScratch is one goroutine's buffers for attention: per-head matrices
+// gathered out of the strided qkv rows, so that every product is a matMul.
+type attnScratch[T Float] struct {
+	q, k, v, qT, kT, vT, o, do, doT, dq, dk, dv, tmp []T // (seq, headDim) or (headDim, seq)
+	s, sT, pT                                        []T // (seq, seq)
+}
+
+// attnScratchPool hands each chunk of an attention's parallel loop a set of
+// buffers; there are never more chunks in flight than the pool's threads.
+type attnScratchPool[T Float] struct {
+	free chan *attnScratch[T]
+}
+
+// init makes room for threads sets of buffers; it is called before the
+// parallel loop, never inside it.
+func (sp *attnScratchPool[T]) init(threads int) {
+	if sp.free == nil || cap(sp.free) < threads {
+		sp.free = make(chan *attnScratch[T], threads)
+	}
+}
+
+func (sp *attnScratchPool[T]) get(seq, hd int) *attnScratch[T] {
+	var s *attnScratch[T]
+	select {
+	case s = <-sp.free:
+	default:
+		s = &attnScratch[T]{}
+	}
+	n, nn := seq*hd, seq*seq
+	for _, b := range []*[]T{&s.q, &s.k, &s.v, &s.qT, &s.kT, &s.vT, &s.o, &s.do, &s.doT, &s.dq, &s.dk, &s.dv, &s.tmp} {
+		*b = grow(*b, n)
+	}
+	for _, b := range []*[]T{&s.s, &s.sT, &s.pT} {
+		*b = grow(*b, nn)
+	}
+	return s
+}
+
+func (sp *attnScratchPool[T]) put(s *attnScratch[T]) {
+	select {
+	case sp.free <- s:
+	default:
+	}
+}
+
+// gather copies the (seq, hd) block of x (rows of stride stride) that
+// starts at row base, column off, into dst.
+func gather[T Float](dst, x []T, base, seq, stride, off, hd int) {
+	for i := 0; i < seq; i++ {
+		copy(dst[i*hd:(i+1)*hd], x[(base+i)*stride+off:][:hd])
+	}
+}
+
+// scatter is gather's inverse: it copies src into the block of x.
+func scatter[T Float](x, src []T, base, seq, stride, off, hd int) {
+	for i := 0; i < seq; i++ {
+		copy(x[(base+i)*stride+off:][:hd], src[i*hd:(i+1)*hd])
+	}
+}
+
 // attention computes, for every sequence, head and position i, the
 // bidirectional softmax(q_i·Kᵀ/√d)·V over the sequence's positions, writing
 // out (batch·seq, qDim) and the attention probabilities to probs (batch,
 // heads, seq, seq). Query head h reads key/value head h/(heads/kvHeads).
-func attention[T Float](p *kernel.Pool, out, probs, qkv []T, a attnShape) {
-	dot, axpy := dotFor[T](), axpyFor[T]()
+// Each (sequence, head) is one item of the parallel loop, its two
+// products S = Q·Kᵀ and O = P·V single-threaded matMuls.
+func attention[T Float](p *kernel.Pool, sp *attnScratchPool[T], out, probs, qkv []T, a attnShape) {
+	exp := expFor[T]()
 	hd, qDim, kvDim, stride, n := a.headDim, a.qDim(), a.kvDim(), a.stride(), a.seq
 	group := a.heads / a.kvHeads
 	scale := T(1 / math.Sqrt(float64(hd)))
+	sp.init(p.Threads())
 	p.Run(a.batch*a.heads, func(lo, hi int) {
+		s := sp.get(n, hd)
+		defer sp.put(s)
 		for item := lo; item < hi; item++ {
 			b, h := item/a.heads, item%a.heads
-			kOff, vOff := qDim+(h/group)*hd, qDim+kvDim+(h/group)*hd
+			g := h / group
 			base := b * n
+			gather(s.q, qkv, base, n, stride, h*hd, hd)
+			gather(s.k, qkv, base, n, stride, qDim+g*hd, hd)
+			gather(s.v, qkv, base, n, stride, qDim+kvDim+g*hd, hd)
+			transpose(nil, s.vT, s.v, n, hd)
+			pr := probs[(b*a.heads+h)*n*n:][:n*n]
+			matMul(nil, pr, s.q, n, s.k, n, hd)
 			for i := 0; i < n; i++ {
-				q := qkv[(base+i)*stride+h*hd:][:hd]
-				pr := probs[((b*a.heads+h)*n+i)*n:][:n]
+				row := pr[i*n : (i+1)*n]
 				mx := T(math.Inf(-1))
-				for j := range pr {
-					s := dot(q, qkv[(base+j)*stride+kOff:][:hd]) * scale
-					pr[j] = s
-					mx = max(mx, s)
+				for _, v := range row {
+					mx = max(mx, v)
 				}
 				var sum float64
-				for j, s := range pr {
-					e := T(math.Exp(float64(s - mx)))
-					pr[j] = e
+				for j, v := range row {
+					e := exp((v - mx) * scale)
+					row[j] = e
 					sum += float64(e)
 				}
 				inv := T(1 / sum)
-				o := out[(base+i)*qDim+h*hd:][:hd]
-				clear(o)
-				for j := range pr {
-					pr[j] *= inv
-					axpy(pr[j], qkv[(base+j)*stride+vOff:][:hd], o)
+				for j := range row {
+					row[j] *= inv
 				}
 			}
+			matMul(nil, s.o, pr, n, s.vT, hd, n)
+			scatter(out, s.o, base, n, qDim, h*hd, hd)
 		}
 	})
 }
 
 // attentionBackward writes dqkv (batch·seq, stride), the gradient with
 // respect to the (rotated) queries, keys and values, from dout (batch·seq,
-// qDim) and what attention kept. With P the probabilities and S the scaled
-// scores:
+// qDim) and what attention kept. With P the probabilities:
 //
-//	dV_j = Σ_i P_ij·dO_i
-//	dP_ij = dO_i·V_j,  dS_ij = P_ij·(dP_ij − Σ_k P_ik·dP_ik)
-//	dQ_i = Σ_j dS_ij·K_j/√d,  dK_j = Σ_i dS_ij·Q_i/√d
+//	dV = Pᵀ·dO,  dP = dO·Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)) / √d
+//	dQ = dS·K,  dK = dSᵀ·Q
 //
-// Work is split by (sequence, key/value head), so each goroutine owns the
-// keys and values it accumulates into.
-func attentionBackward[T Float](p *kernel.Pool, dqkv, dout, probs, qkv []T, a attnShape) {
-	dot, axpy := dotFor[T](), axpyFor[T]()
+// summed over the query heads that share a key/value head. Work is split by
+// (sequence, key/value head), so each goroutine owns what it accumulates.
+func attentionBackward[T Float](p *kernel.Pool, sp *attnScratchPool[T], dqkv, dout, probs, qkv []T, a attnShape) {
 	hd, qDim, kvDim, stride, n := a.headDim, a.qDim(), a.kvDim(), a.stride(), a.seq
 	group := a.heads / a.kvHeads
-	scale := T(1 / math.Sqrt(float64(hd)))
+	scale := 1 / math.Sqrt(float64(hd))
+	sp.init(p.Threads())
 	p.Run(a.batch*a.kvHeads, func(lo, hi int) {
-		dp := make([]T, n)
+		s := sp.get(n, hd)
+		defer sp.put(s)
 		for item := lo; item < hi; item++ {
 			b, g := item/a.kvHeads, item%a.kvHeads
-			kOff, vOff := qDim+g*hd, qDim+kvDim+g*hd
 			base := b * n
-			for j := 0; j < n; j++ {
-				clear(dqkv[(base+j)*stride+kOff:][:hd])
-				clear(dqkv[(base+j)*stride+vOff:][:hd])
-			}
+			gather(s.k, qkv, base, n, stride, qDim+g*hd, hd)
+			gather(s.v, qkv, base, n, stride, qDim+kvDim+g*hd, hd)
+			transpose(nil, s.kT, s.k, n, hd)
+			clear(s.dk)
+			clear(s.dv)
 			for h := g * group; h < (g+1)*group; h++ {
+				gather(s.q, qkv, base, n, stride, h*hd, hd)
+				gather(s.do, dout, base, n, qDim, h*hd, hd)
+				transpose(nil, s.qT, s.q, n, hd)
+				transpose(nil, s.doT, s.do, n, hd)
+				pr := probs[(b*a.heads+h)*n*n:][:n*n]
+				dp := s.s
+				matMul(nil, dp, s.do, n, s.v, n, hd)
 				for i := 0; i < n; i++ {
-					do := dout[(base+i)*qDim+h*hd:][:hd]
-					pr := probs[((b*a.heads+h)*n+i)*n:][:n]
+					prow, drow := pr[i*n:(i+1)*n], dp[i*n:(i+1)*n]
 					var dsum float64
-					for j := range dp {
-						dp[j] = dot(do, qkv[(base+j)*stride+vOff:][:hd])
-						dsum += float64(pr[j]) * float64(dp[j])
+					for j, pj := range prow {
+						dsum += float64(pj) * float64(drow[j])
 					}
-					q := qkv[(base+i)*stride+h*hd:][:hd]
-					dq := dqkv[(base+i)*stride+h*hd:][:hd]
-					clear(dq)
-					for j, pj := range pr {
-						ds := pj * (dp[j] - T(dsum)) * scale
-						row := (base + j) * stride
-						axpy(ds, qkv[row+kOff:][:hd], dq)
-						axpy(ds, q, dqkv[row+kOff:][:hd])
-						axpy(pj, do, dqkv[row+vOff:][:hd])
+					for j, pj := range prow {
+						drow[j] = T(float64(pj) * (float64(drow[j]) - dsum) * scale)
 					}
 				}
+				matMul(nil, s.dq, dp, n, s.kT, hd, n)
+				scatter(dqkv, s.dq, base, n, stride, h*hd, hd)
+				transpose(nil, s.sT, dp, n, n)
+				matMul(nil, s.tmp, s.sT, n, s.qT, hd, n)
+				addTo(s.dk, s.tmp)
+				transpose(nil, s.pT, pr, n, n)
+				matMul(nil, s.tmp, s.pT, n, s.doT, hd, n)
+				addTo(s.dv, s.tmp)
 			}
+			scatter(dqkv, s.dk, base, n, stride, qDim+g*hd, hd)
+			scatter(dqkv, s.dv, base, n, stride, qDim+kvDim+g*hd, hd)
 		}
 	})
+}
+
+// addTo adds x to dst element by element.
+func addTo[T Float](dst, x []T) {
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] += v
+	}
 }
 
 // swiglu writes act (n, f) = silu(gate)·up, where gu (n, 2f) holds each
 // row's gate then its up projection, and silu(x) = x·σ(x).
 func swiglu[T Float](p *kernel.Pool, act, gu []T, n, f int) {
+	exp := expFor[T]()
 	p.Run(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			gate, up, out := gu[2*r*f:(2*r+1)*f], gu[(2*r+1)*f:(2*r+2)*f], act[r*f:(r+1)*f]
 			for i, g := range gate {
-				out[i] = g / (1 + T(math.Exp(float64(-g)))) * up[i]
+				out[i] = g / (1 + exp(-g)) * up[i]
 			}
 		}
 	})
@@ -342,12 +454,13 @@ func swiglu[T Float](p *kernel.Pool, act, gu []T, n, f int) {
 //
 //	dgate = dact·up·σ·(1 + gate·(1−σ)),  dup = dact·gate·σ
 func swigluBackward[T Float](p *kernel.Pool, dgu, dact, gu []T, n, f int) {
+	exp := expFor[T]()
 	p.Run(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			gate, up := gu[2*r*f:(2*r+1)*f], gu[(2*r+1)*f:(2*r+2)*f]
 			dg, du, da := dgu[2*r*f:(2*r+1)*f], dgu[(2*r+1)*f:(2*r+2)*f], dact[r*f:(r+1)*f]
 			for i, g := range gate {
-				sg := 1 / (1 + T(math.Exp(float64(-g))))
+				sg := 1 / (1 + exp(-g))
 				du[i] = da[i] * g * sg
 				dg[i] = da[i] * up[i] * sg * (1 + g*(1-sg))
 			}
@@ -356,30 +469,34 @@ func swigluBackward[T Float](p *kernel.Pool, dgu, dact, gu []T, n, f int) {
 }
 
 // crossEntropy returns Σ_r w_r·(logsumexp(logits_r) − logits_r[tgt_r]) over
-// the n rows of logits (n, v), with each row's term in rowLoss (n). When
-// grad is set it overwrites logits with the gradient, w_r·(softmax(logits_r)
-// − onehot(tgt_r)).
+// the n rows of logits (n, v), with each row's term in rowLoss (n). It
+// overwrites logits: with the gradient w_r·(softmax(logits_r) −
+// onehot(tgt_r)) when grad is set, else with scratch.
 func crossEntropy[T Float](p *kernel.Pool, logits []T, tgt []int32, w []float32, rowLoss []float64, n, v int, grad bool) float64 {
+	exp := expFor[T]()
 	p.Run(n, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := logits[r*v : (r+1)*v]
+			t := tgt[r]
 			mx := row[0]
 			for _, x := range row {
 				mx = max(mx, x)
 			}
+			target := float64(row[t] - mx)
 			var sum float64
-			for _, x := range row {
-				sum += math.Exp(float64(x - mx))
+			for i, x := range row {
+				e := exp(x - mx)
+				row[i] = e // kept for the gradient
+				sum += float64(e)
 			}
-			lse := float64(mx) + math.Log(sum)
-			t := tgt[r]
-			rowLoss[r] = float64(w[r]) * (lse - float64(row[t]))
+			wr := float64(w[r])
+			rowLoss[r] = wr * (math.Log(sum) - target)
 			if !grad {
 				continue
 			}
-			wr := float64(w[r])
-			for i, x := range row {
-				row[i] = T(wr * math.Exp(float64(x)-lse))
+			scale := T(wr / sum)
+			for i := range row {
+				row[i] *= scale
 			}
 			row[t] -= T(wr)
 		}

@@ -110,10 +110,11 @@ func TestOpGradients(t *testing.T) {
 			n := a.batch * a.seq
 			qkv, r := randVec(rng, n*a.stride(), 1), randVec(rng, n*a.qDim(), 1)
 			out, probs := make([]float64, n*a.qDim()), make([]float64, a.batch*a.heads*a.seq*a.seq)
-			loss := func() float64 { attention(pool, out, probs, qkv, a); return dotAll(r, out) }
+			var sp attnScratchPool[float64]
+			loss := func() float64 { attention(pool, &sp, out, probs, qkv, a); return dotAll(r, out) }
 			loss()
 			dqkv := make([]float64, len(qkv))
-			attentionBackward(pool, dqkv, r, probs, qkv, a)
+			attentionBackward(pool, &sp, dqkv, r, probs, qkv, a)
 			checkGrad(t, "dqkv", qkv, dqkv, loss)
 		}},
 		{"swiglu", func(t *testing.T, rng *rand.Rand) {
@@ -209,4 +210,34 @@ func to32(x []float64) []float32 {
 		out[i] = float32(v)
 	}
 	return out
+}
+
+// TestFastExp compares fastExp with math.Exp over float32's range: within
+// 3e-7 relative (about 2.5 ulp), 0 below the smallest normal, +Inf above
+// the largest float32.
+func TestFastExp(t *testing.T) {
+	tests := []struct {
+		name   string
+		lo, hi float32
+	}{
+		{"softmax range", -30, 0},
+		{"around zero", -1, 1},
+		{"full range", -87, 88.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for i := 0; i <= 100000; i++ {
+				x := tt.lo + (tt.hi-tt.lo)*float32(i)/100000
+				want := math.Exp(float64(x))
+				if got := float64(fastExp(x)); math.Abs(got-want) > 3e-7*want {
+					t.Fatalf("fastExp(%g) = %g, want %g (relative error %.2g)", x, got, want, math.Abs(got-want)/want)
+				}
+			}
+		})
+	}
+	for _, c := range []struct{ x, want float32 }{{-100, 0}, {100, float32(math.Inf(1))}, {0, 1}} {
+		if got := fastExp(c.x); got != c.want {
+			t.Errorf("fastExp(%g) = %g, want %g", c.x, got, c.want)
+		}
+	}
 }

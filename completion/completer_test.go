@@ -218,12 +218,24 @@ func TestSupersedeOtherDocumentUntouched(t *testing.T) {
 	}()
 	<-gen.started
 	c.SetGenerator(&fakeGen{cands: cands("return")})
-	if _, err := c.Complete(context.Background(), Request{URI: "file:///b.go", LanguageID: "go", Text: text, Offset: off}); err != nil {
-		t.Fatal(err)
+	// b.go does not supersede a.go: it waits for a.go's generation (one
+	// runs at a time) and is answered once that ends.
+	second := make(chan error, 1)
+	go func() {
+		_, err := c.Complete(context.Background(), Request{URI: "file:///b.go", LanguageID: "go", Text: text, Offset: off})
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		t.Fatalf("b.go answered (%v) while a.go was generating; want it to wait its turn", err)
+	case <-time.After(50 * time.Millisecond):
 	}
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Errorf("request cancelled by its caller: %v, want context.Canceled", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("b.go: %v", err)
 	}
 }
 

@@ -7,7 +7,7 @@ import (
 )
 
 func init() {
-	register("bench", "measure: bench ar-vs-diffusion | lsp (prints a table, or JSON with --json)", runBench)
+	register("bench", "measure: bench kernels | lsp | ar-vs-diffusion (a table, or JSON with --json)", runBench)
 }
 
 // benches maps `dfill bench NAME` to its runner.
@@ -22,6 +22,6 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(os.Stderr, "dfill bench: unknown benchmark %q\n", args[0])
 	}
-	fmt.Fprintln(os.Stderr, "usage: dfill bench ar-vs-diffusion|lsp [flags]")
+	fmt.Fprintln(os.Stderr, "usage: dfill bench kernels|lsp|ar-vs-diffusion [flags]")
 	return errUsage
 }

@@ -25,12 +25,7 @@ import (
 	"github.com/dfill/dfill/lsp"
 )
 
-func init() {
-	register("bench-lsp", "replay typing a source file into dfill serve and measure completion latency (dfill bench lsp)", runBenchLSP)
-	if _, ok := benches["lsp"]; !ok {
-		benches["lsp"] = runBenchLSP
-	}
-}
+func init() { benches["lsp"] = runBenchLSP }
 
 // benchLSPResult is what dfill bench lsp prints (as a table, or as JSON).
 type benchLSPResult struct {

@@ -226,7 +226,7 @@ func TestServeE2ERandomModel(t *testing.T) {
 	}
 	model := filepath.Join(t.TempDir(), "tiny.gguf")
 	if out, err := exec.Command(bin, "model", "random", "-preset", "tiny", "-out", model).CombinedOutput(); err != nil {
-		t.Skipf("dfill model random: %v\n%s", err, out)
+		t.Fatalf("dfill model random: %v\n%s", err, out)
 	}
 	p := startServe(t, "--model", model, "--log-level", "debug")
 	p.initialize(t)

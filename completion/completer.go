@@ -27,6 +27,11 @@ type Options struct {
 	Threshold     float64       // confidence threshold (0: use the step schedule)
 	Debounce      time.Duration // wait this long for a newer request before generating
 	Languages     []string      // LSP language ids to complete (empty: all)
+
+	// SkipValidation returns candidates without the syntax check, for
+	// measuring what validation adds (dfill bench infill); the server
+	// never sets it.
+	SkipValidation bool
 }
 
 // Prompt budget defaults.
@@ -239,7 +244,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 
 	// Post-processing and validation.
 	tVal := time.Now()
-	items, err := c.items(ctx, cands, prompt, m, lang, text, off)
+	items, err := c.items(ctx, cands, prompt, m, lang, text, off, !opts.SkipValidation)
 	res.Timings.Validate = time.Since(tVal)
 	if ctx.Err() != nil {
 		return Result{}, cancelled(ctx)
@@ -293,7 +298,7 @@ func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts
 }
 
 // items post-processes and validates candidates into items (not ranked).
-func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, lang, text string, off int) ([]Item, error) {
+func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, lang, text string, off int, validate bool) ([]Item, error) {
 	// The validator sees a window of the document around the cursor.
 	wlo, whi := max(0, off-windowBytes), min(len(text), m.end+windowBytes)
 	var chk Checker
@@ -311,7 +316,7 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 		if s == "" {
 			continue
 		}
-		if c.validator != nil {
+		if validate && c.validator != nil {
 			if chk == nil {
 				var err error
 				chk, err = c.validator.Begin(ctx, lang, []byte(text[wlo:whi]), off-wlo, m.end-wlo)

@@ -523,3 +523,29 @@ func BenchmarkCompleteLarge(b *testing.B) {
 		}
 	}
 }
+
+func TestSkipValidation(t *testing.T) {
+	// "return )" breaks the Go buffer: validation drops it, SkipValidation
+	// keeps it.
+	text, off := at("package p\n\nfunc f() {\n\t|\n}\n")
+	req := Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off}
+	for _, tt := range []struct {
+		name  string
+		skip  bool
+		items int
+	}{
+		{name: "validated", skip: false, items: 0},
+		{name: "skipped", skip: true, items: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(&fakeGen{cands: cands("return )")}, Options{SkipValidation: tt.skip}, zaptest.NewLogger(t))
+			res, err := c.Complete(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Items) != tt.items {
+				t.Errorf("items %+v, want %d", res.Items, tt.items)
+			}
+		})
+	}
+}

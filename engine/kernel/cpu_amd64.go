@@ -39,11 +39,13 @@ func selectKernels() {
 	useAVX512 = useAVX512 && cpuAVX512
 	useAVX2 = useAVX2 && cpuAVX2
 	dotF32, axpyF32, gemm = dotF32Generic, axpyF32Generic, nil
+	expSub, swiGLU = expSubGeneric, swiGLUGeneric
 	decodeF16, decodeBF16, decodeQ8_0, decodeQ4K = decodeF16Generic, decodeBF16Generic, decodeQ8_0Generic, decodeQ4KGeneric
 	switch {
 	case useAVX512:
 		dotF32, axpyF32, gemm = dotZ, axpyZ, &gemmZTiles
 		decodeF16, decodeBF16, decodeQ8_0, decodeQ4K = decodeF16Asm, decodeBF16Asm, decodeQ8_0Asm, decodeQ4KAsm
+		expSub, swiGLU = expSubAsm, swigluZ
 	case useAVX2:
 		dotF32, axpyF32, gemm = dotY, axpyY, &gemmYTiles
 	}
@@ -134,3 +136,5 @@ func decodeQ4KAsm(dst []float32, src []byte) {
 		decodeQ4KBlockZ(&dst[i*qkK], &b[16], &dm)
 	}
 }
+
+func expSubAsm(x []float32, m float32) float64 { return float64(expSubZ(x, m)) }

@@ -85,7 +85,7 @@ func (j *matmulJob) packUnits() int {
 // eight chunks per thread, each at least minWork multiply-adds, and few
 // enough that the chunk's accumulators stay within gemmAccBytes.
 func gemmGrain(job matmulJob, g *gemmKernels, tiles, threads int) int {
-	const minWork = 1 << 16
+	const minWork = 1 << 17 // about the cost of waking a worker, and more
 	perTile := g.nr * job.m * job.cols
 	c := (tiles + 8*threads - 1) / (8 * threads)
 	c = max(c, (minWork+perTile-1)/perTile, 1)

@@ -97,8 +97,14 @@ func runMatMul(p *Pool, job matmulJob) {
 	if g := gemm; g != nil && job.cols > 0 {
 		p.mm.g = g
 		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
+		// Packing is a copy: split it only when it is big enough to pay for
+		// waking the workers.
 		units := p.mm.packUnits()
-		p.runW(units, max(4, (units+2*p.threads-1)/(2*p.threads)), p.packTask)
+		grain := max(4, (units+2*p.threads-1)/(2*p.threads))
+		if job.m*job.cols < 1<<16 {
+			grain = units
+		}
+		p.runW(units, grain, p.packTask)
 		tiles := (job.rows + g.nr - 1) / g.nr
 		p.runW(tiles, gemmGrain(job, g, tiles, p.threads), p.gemmTask)
 	} else {

@@ -3,8 +3,10 @@ package kernel
 import "math"
 
 // The vector ops take equal-length slices and panic otherwise (a programming
-// error, as an out-of-range index would be). Sums of squares and softmax
-// normalizers are accumulated in float64, as ggml accumulates them.
+// error, as an out-of-range index would be). Sums of squares are accumulated
+// in float64, as ggml accumulates them, and so are softmax normalizers in
+// the pure-Go kernels; the AVX-512 softmax and SwiGLU use a vectorized exp
+// of about 2 ulp and sum in float32 lanes.
 
 // RMSNorm writes x normalized by its root mean square and scaled by weight:
 // out[i] = x[i] / sqrt(mean(x²) + eps) · weight[i]. out may be x.
@@ -55,15 +57,36 @@ func Softmax(x []float32) {
 		}
 		return
 	}
+	inv := float32(1 / expSub(x, mx))
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// The loops of Softmax and SwiGLU that call exp, replaceable at init by
+// vectorized ones as dotF32 is.
+var (
+	expSub = expSubGeneric
+	swiGLU = swiGLUGeneric
+)
+
+// expSubGeneric replaces x[i] with e^(x[i]−m) and returns their sum,
+// accumulated in float64.
+func expSubGeneric(x []float32, m float32) float64 {
 	var sum float64
 	for i, v := range x {
-		e := float32(math.Exp(float64(v - mx)))
+		e := float32(math.Exp(float64(v - m)))
 		x[i] = e
 		sum += float64(e)
 	}
-	inv := float32(1 / sum)
-	for i := range x {
-		x[i] *= inv
+	return sum
+}
+
+func swiGLUGeneric(out, gate, up []float32) {
+	up = up[:len(gate)]
+	out = out[:len(gate)]
+	for i, g := range gate {
+		out[i] = silu(g) * up[i]
 	}
 }
 
@@ -88,9 +111,7 @@ func SwiGLU(out, gate, up []float32) {
 	if len(out) != len(gate) || len(up) != len(gate) {
 		panic("kernel: SwiGLU of slices of different lengths")
 	}
-	for i, g := range gate {
-		out[i] = silu(g) * up[i]
-	}
+	swiGLU(out, gate, up)
 }
 
 // Add adds src to dst element by element.

@@ -104,6 +104,10 @@ func TestRMSNorm(t *testing.T) {
 // TestSoftmax: tolerance 1e-6 relative to each probability; inputs are
 // shifted by +80 so that a naive exp would overflow float32.
 func TestSoftmax(t *testing.T) {
+	forEachVariant(t, testSoftmax)
+}
+
+func testSoftmax(t *testing.T, _ string) {
 	for _, n := range sizes {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			x := gaussian(newRand(uint64(n)), n)
@@ -147,6 +151,10 @@ func TestSoftmax(t *testing.T) {
 // TestActivations: SiLU and SwiGLU within 1e-6 relative (plus 1e-30 for
 // values that underflow) of float64 math.
 func TestActivations(t *testing.T) {
+	forEachVariant(t, testActivations)
+}
+
+func testActivations(t *testing.T, _ string) {
 	for _, n := range sizes {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			g, u := gaussian(newRand(uint64(n)), n), gaussian(newRand(uint64(n+1)), n)
@@ -173,6 +181,10 @@ func TestActivations(t *testing.T) {
 	SiLU(out, []float32{-1000, 1000})
 	if out[0] != 0 || out[1] != 1000 {
 		t.Errorf("SiLU(-1000, 1000) = %v", out)
+	}
+	SwiGLU(out, []float32{-1000, 1000}, []float32{2, 2})
+	if out[0] != 0 || out[1] != 2000 {
+		t.Errorf("SwiGLU(-1000, 1000; 2, 2) = %v", out)
 	}
 }
 

@@ -874,3 +874,23 @@ func decodeQ8_0Z(dst []float32, src []byte)
 //
 //go:noescape
 func decodeQ4KBlockZ(dst *float32, qs *byte, dm *[16]float32)
+
+// expSubZ replaces x[i] with e^(x[i]−m) (expZ: about 2 ulp, exactly 0 for
+// −Inf) and returns their sum, in 16 lanes and a fixed lane tree:
+//
+//	for i := range x {
+//		x[i] = exp(x[i] - m)
+//		sum += x[i]
+//	}
+//
+//go:noescape
+func expSubZ(x []float32, m float32) float32
+
+// swigluZ computes, with expZ,
+//
+//	for i := range gate {
+//		out[i] = gate[i] * up[i] / (1 + exp(-gate[i]))
+//	}
+//
+//go:noescape
+func swigluZ(out []float32, gate []float32, up []float32)

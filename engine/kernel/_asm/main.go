@@ -9,6 +9,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/gotypes"
@@ -47,6 +48,8 @@ func main() {
 	decodeBF16Z()
 	decodeQ8_0Z()
 	decodeQ4KBlockZ()
+	expSubZ()
+	swigluZ()
 	Generate()
 }
 
@@ -567,4 +570,152 @@ func ld(p Component) GPVirtual {
 	r := GP64()
 	Load(p, r)
 	return r
+}
+
+// expConsts are the constants of expZ, broadcast into registers once.
+type expConsts struct {
+	lo, hi, log2e, c1, c2, one VecVirtual
+	poly                       []VecVirtual
+}
+
+// bcastF32 broadcasts the float32 constant f into a new ZMM register.
+func bcastF32(f float32) VecVirtual {
+	g := GP32()
+	MOVL(U32(math.Float32bits(f)), g)
+	z := ZMM()
+	VPBROADCASTD(g, z)
+	return z
+}
+
+func newExpConsts() expConsts {
+	return expConsts{
+		lo: bcastF32(-150), hi: bcastF32(89), log2e: bcastF32(1.44269504088896341),
+		c1: bcastF32(0.693359375), c2: bcastF32(-2.12194440e-4), one: bcastF32(1),
+		// Cephes expf's polynomial for e^r on [-ln2/2, ln2/2], highest degree first.
+		poly: []VecVirtual{bcastF32(1.9875691500e-4), bcastF32(1.3981999507e-3), bcastF32(8.3334519073e-3),
+			bcastF32(4.1665795894e-2), bcastF32(1.6666665459e-1), bcastF32(5.0000001201e-1)},
+	}
+}
+
+// expZ returns e^x lane by lane (Cephes expf: x clamped to [-150, 89], so
+// that very negative inputs give exactly 0 and large ones +Inf; n =
+// round(x·log2 e), r = x − n·ln2 in two steps, e^r by a degree-7 polynomial,
+// scaled by 2^n with VSCALEFPS). About 2 ulp.
+func expZ(x VecVirtual, c expConsts) VecVirtual {
+	VMAXPS(c.lo, x, x)
+	VMINPS(c.hi, x, x)
+	n := ZMM()
+	VMULPS(c.log2e, x, n)
+	VRNDSCALEPS(U8(0), n, n)
+	VFNMADD231PS(c.c1, n, x) // x -= n·c1
+	VFNMADD231PS(c.c2, n, x) // x -= n·c2
+	p := ZMM()
+	VMOVAPS(c.poly[0], p)
+	for _, k := range c.poly[1:] {
+		VFMADD213PS(k, x, p) // p = p·r + k
+	}
+	r2, y := ZMM(), ZMM()
+	VMULPS(x, x, r2)
+	VADDPS(c.one, x, y)
+	VFMADD231PS(r2, p, y) // y = p·r² + r + 1
+	VSCALEFPS(n, y, y)
+	return y
+}
+
+func expSubZ() {
+	TEXT("expSubZ", NOSPLIT, "func(x []float32, m float32) float32")
+	Pragma("noescape")
+	Doc("expSubZ replaces x[i] with e^(x[i]−m) (expZ: about 2 ulp, exactly 0 for",
+		"−Inf) and returns their sum, in 16 lanes and a fixed lane tree:",
+		"",
+		"	for i := range x {",
+		"		x[i] = exp(x[i] - m)",
+		"		sum += x[i]",
+		"	}")
+	c := newExpConsts()
+	mz := ZMM()
+	VBROADCASTSS(NewParamAddr("m", 24), mz)
+	x := ld(Param("x").Base())
+	n := ld(Param("x").Len())
+	acc := ZMM()
+	VXORPS(acc, acc, acc)
+	Label("loop")
+	CMPQ(n, U8(16))
+	JL(LabelRef("tail"))
+	t := ZMM()
+	VMOVUPS(Mem{Base: x}, t)
+	VSUBPS(mz, t, t)
+	y := expZ(t, c)
+	VMOVUPS(y, Mem{Base: x})
+	VADDPS(y, acc, acc)
+	ADDQ(U8(64), x)
+	SUBQ(U8(16), n)
+	JMP(LabelRef("loop"))
+	Label("tail")
+	TESTQ(n, n)
+	JZ(LabelRef("reduce"))
+	k := tailMask(n)
+	tt := ZMM()
+	VMOVUPS_Z(Mem{Base: x}, k, tt)
+	VSUBPS(mz, tt, tt)
+	yt := expZ(tt, c)
+	VMOVUPS(yt, k, Mem{Base: x})
+	VADDPS(yt, acc, k, acc)
+	Label("reduce")
+	Store(hsumZ(acc), ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+func swigluZ() {
+	TEXT("swigluZ", NOSPLIT, "func(out, gate, up []float32)")
+	Pragma("noescape")
+	Doc("swigluZ computes, with expZ,",
+		"",
+		"	for i := range gate {",
+		"		out[i] = gate[i] * up[i] / (1 + exp(-gate[i]))",
+		"	}")
+	c := newExpConsts()
+	o := ld(Param("out").Base())
+	g := ld(Param("gate").Base())
+	u := ld(Param("up").Base())
+	n := ld(Param("gate").Len())
+	body := func(k OpmaskVirtual) {
+		gv, uv, e := ZMM(), ZMM(), ZMM()
+		if k == nil {
+			VMOVUPS(Mem{Base: g}, gv)
+			VMOVUPS(Mem{Base: u}, uv)
+		} else {
+			VMOVUPS_Z(Mem{Base: g}, k, gv)
+			VMOVUPS_Z(Mem{Base: u}, k, uv)
+		}
+		zero := ZMM()
+		VXORPS(zero, zero, zero)
+		VSUBPS(gv, zero, e)
+		y := expZ(e, c)
+		VADDPS(c.one, y, y)
+		VMULPS(uv, gv, gv)
+		VDIVPS(y, gv, gv)
+		if k == nil {
+			VMOVUPS(gv, Mem{Base: o})
+		} else {
+			VMOVUPS(gv, k, Mem{Base: o})
+		}
+	}
+	Label("loop")
+	CMPQ(n, U8(16))
+	JL(LabelRef("tail"))
+	body(nil)
+	ADDQ(U8(64), o)
+	ADDQ(U8(64), g)
+	ADDQ(U8(64), u)
+	SUBQ(U8(16), n)
+	JMP(LabelRef("loop"))
+	Label("tail")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	body(tailMask(n))
+	Label("done")
+	VZEROUPPER()
+	RET()
 }

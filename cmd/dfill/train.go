@@ -103,8 +103,8 @@ func runTrain(ctx context.Context, args []string) error {
 		if *asJSON {
 			return printJSON(th)
 		}
-		fmt.Printf("%d params, batch %d × seq %d: %.0f ms/step, %.0f tokens/s, %.1fM tokens/hour\n",
-			th.Params, th.Batch, th.Seq, th.MsPerStep, th.TokensPerSec, th.TokensPerHour/1e6)
+		fmt.Printf("%d params, batch %d × seq %d: %.0f ms/step, %.0f tokens/s, %.1fM tokens/hour; %.0f CPU-ms/step, %.0f tokens/CPU-s\n",
+			th.Params, th.Batch, th.Seq, th.MsPerStep, th.TokensPerSec, th.TokensPerHour/1e6, th.CPUMsPerStep, th.TokensPerCPUSec)
 		return nil
 	}
 

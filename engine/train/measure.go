@@ -19,6 +19,12 @@ type Throughput struct {
 	// TokensPerHour is how many tokens an hour of training at this rate
 	// runs through the model.
 	TokensPerHour float64 `json:"tokens_per_hour"`
+	// CPUMsPerStep is the CPU time (all threads) one step took, and
+	// TokensPerCPUSec the tokens per CPU-second: on a machine shared with
+	// other work these predict an idle machine's speed better than the
+	// wall clock does (0 where CPU time is not measured).
+	CPUMsPerStep    float64 `json:"cpu_ms_per_step"`
+	TokensPerCPUSec float64 `json:"tokens_per_cpu_sec"`
 }
 
 // Measure times steps training steps (after one untimed warm-up step) of a
@@ -51,7 +57,7 @@ func Measure(opt Options, steps int) (Throughput, error) {
 	if _, err := tr.Step(); err != nil {
 		return Throughput{}, err
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	tokens := 0
 	for range steps {
 		st, err := tr.Step()
@@ -61,9 +67,15 @@ func Measure(opt Options, steps int) (Throughput, error) {
 		tokens += st.Tokens
 	}
 	el := time.Since(start).Seconds()
-	return Throughput{
+	cpu := (cpuTime() - cpu0).Seconds()
+	th := Throughput{
 		Params: tr.model.Shape.Params(), Steps: steps, Batch: opt.Batch, Seq: opt.Shape.Seq,
 		MsPerStep: 1000 * el / float64(steps), TokensPerSec: float64(tokens) / el,
 		TokensPerHour: 3600 * float64(tokens) / el,
-	}, nil
+	}
+	if cpu > 0 {
+		th.CPUMsPerStep = 1000 * cpu / float64(steps)
+		th.TokensPerCPUSec = float64(tokens) / cpu
+	}
+	return th, nil
 }

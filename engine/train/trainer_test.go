@@ -300,3 +300,51 @@ func TestReadCorpus(t *testing.T) {
 		t.Error("a tree without .go files: no error")
 	}
 }
+
+// TestCancelWritesCheckpoint cancels a run after its second step: Run
+// returns the context's error and leaves a checkpoint that resumes at
+// step 2.
+func TestCancelWritesCheckpoint(t *testing.T) {
+	vocab, data := tinyData(t)
+	opt := tinyOptions()
+	opt.OutDir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opt.Progress, opt.LogEvery = cancelAfter{cancel, 2}.writer(), 1
+	tr, err := New(opt, vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if err := tr.Run(ctx); err != context.Canceled {
+		t.Fatalf("Run: %v, want context.Canceled", err)
+	}
+	ck, err := LoadCheckpoint(filepath.Join(opt.OutDir, CheckpointName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Step != 2 {
+		t.Errorf("checkpoint at step %d, want 2", ck.Step)
+	}
+}
+
+// cancelAfter cancels a context when the n-th progress line is written.
+type cancelAfter struct {
+	cancel context.CancelFunc
+	n      int
+}
+
+func (c cancelAfter) writer() *lineCounter { return &lineCounter{c: c} }
+
+type lineCounter struct {
+	c     cancelAfter
+	lines int
+}
+
+func (w *lineCounter) Write(p []byte) (int, error) {
+	w.lines += bytes.Count(p, []byte("\n"))
+	if w.lines >= w.c.n {
+		w.c.cancel()
+	}
+	return len(p), nil
+}

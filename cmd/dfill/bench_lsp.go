@@ -232,7 +232,7 @@ func replay(ctx context.Context, conn jsonrpc2.Conn, settings map[string]any, ur
 	res.Keystrokes = len(plan.Keys)
 	slices.Sort(latencies)
 	if n := len(latencies); n > 0 {
-		res.LatencyMs = latencyMs{P50: ms(latencies[(n-1)*50/100]), P95: ms(latencies[(n-1)*95/100]), Max: ms(latencies[n-1])}
+		res.LatencyMs = latencyMs{P50: ms(percentile(latencies, 0.50)), P95: ms(percentile(latencies, 0.95)), Max: ms(latencies[n-1])}
 	}
 	if _, err := conn.Call(ctx, "dfill/stats", nil, &res.Server); err != nil {
 		return res, fmt.Errorf("dfill/stats: %w", err)

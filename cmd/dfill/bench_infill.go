@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/dfill/dfill/completion"
+	"github.com/dfill/dfill/completion/syntax"
+)
+
+func init() { benches["infill"] = runBenchInfill }
+
+// infillTask is one fill-in-the-middle item: prefix + middle + suffix is
+// the whole file, and middle is the reference answer.
+type infillTask struct {
+	ID, Lang, Kind         string
+	Prefix, Middle, Suffix string
+	SingleLine             bool // score only the first line of a completion
+}
+
+// readTasks reads a JSON-lines task file (gzipped when it ends in .gz) in
+// either format of shared/benchmarks/README.md: {id, lang, kind, prefix,
+// middle, suffix} rows, or HumanEval-Infilling rows {task_id, prompt,
+// suffix, canonical_solution} (Python).
+func readTasks(path string) ([]infillTask, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer gz.Close()
+		r = gz
+	}
+	var tasks []infillTask
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var row struct {
+			ID, Lang, Kind, Prefix, Middle, Suffix string
+			TaskID                                 string `json:"task_id"`
+			Prompt                                 string
+			Canonical                              string `json:"canonical_solution"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		t := infillTask{ID: row.ID, Lang: row.Lang, Kind: row.Kind, Prefix: row.Prefix, Middle: row.Middle, Suffix: row.Suffix}
+		if row.TaskID != "" { // HumanEval-Infilling
+			t = infillTask{ID: row.TaskID, Lang: "python", Kind: strings.SplitN(row.TaskID, "/", 2)[0],
+				Prefix: row.Prompt, Middle: row.Canonical, Suffix: row.Suffix}
+		}
+		if t.ID == "" || t.Lang == "" {
+			return nil, fmt.Errorf("%s:%d: a row needs id and lang (or task_id)", path, line)
+		}
+		t.SingleLine = t.Kind == "line" || t.Kind == "span" || strings.HasPrefix(t.Kind, "SingleLine")
+		tasks = append(tasks, t)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return tasks, nil
+}
+
+// infillScore is the score of one completion against its reference.
+type infillScore struct {
+	Exact      bool
+	Similarity float64 // edit similarity, 0..1
+	Valid      bool    // prefix + completion + suffix adds no syntax error
+	Latency    time.Duration
+	Generate   time.Duration
+	Tokens     int
+}
+
+// scoreText compares a prediction with the reference middle: exact match
+// and edit similarity after trimming surrounding whitespace, on the first
+// line only for single-line tasks.
+func scoreText(pred, middle string, singleLine bool) (exact bool, similarity float64) {
+	if singleLine {
+		pred, _, _ = strings.Cut(pred, "\n")
+		middle, _, _ = strings.Cut(middle, "\n")
+	}
+	pred, middle = strings.TrimSpace(pred), strings.TrimSpace(middle)
+	return pred == middle, editSimilarity(pred, middle)
+}
+
+// editSimilarity is 1 − levenshtein(a, b) / max(len(a), len(b)), over runes.
+func editSimilarity(a, b string) float64 {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) == 0 && len(rb) == 0 {
+		return 1
+	}
+	prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return 1 - float64(prev[len(rb)])/float64(max(len(ra), len(rb)))
+}
+
+// kindReport aggregates the scores of one kind of task.
+type kindReport struct {
+	Kind         string  `json:"kind"`
+	Tasks        int     `json:"tasks"`
+	Answered     int     `json:"answered"`
+	ExactMatch   float64 `json:"exact_match"`
+	EditSim      float64 `json:"edit_similarity"`
+	SyntaxValid  float64 `json:"syntax_valid"` // of the answered tasks (1 when none)
+	LatencyP50MS float64 `json:"latency_p50_ms"`
+	LatencyP95MS float64 `json:"latency_p95_ms"`
+	TokensPerS   float64 `json:"tokens_per_s"`
+}
+
+func runBenchInfill(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench infill", flag.ContinueOnError)
+	sf := addSharedFlags(fs)
+	tasksPath := fs.String("tasks", "", "task file (.jsonl or .jsonl.gz), formats of shared/benchmarks/README.md")
+	limit := fs.Int("limit", 0, "run at most this many tasks of each kind (0: all)")
+	kindFilter := fs.String("kind", "", "run only tasks of this kind")
+	noValidate := fs.Bool("no-validate", false, "skip tree-sitter validation of candidates")
+	maxTokens := fs.Int("max-tokens", 32, "longest span to fill, in tokens")
+	contextTokens := fs.Int("context-tokens", 0, "prompt budget in tokens (0: from the model)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *tasksPath == "" {
+		fmt.Fprintln(os.Stderr, "dfill bench infill: --tasks is required")
+		return errUsage
+	}
+	tasks, err := readTasks(*tasksPath)
+	if err != nil {
+		return err
+	}
+	tasks = selectTasks(tasks, *kindFilter, *limit)
+	if len(tasks) == 0 {
+		return fmt.Errorf("%s: no tasks to run", *tasksPath)
+	}
+	log, err := sf.logger()
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	gen, err := newGenerator(ctx, generatorConfig{Model: sf.model, Backend: sf.backend, Threads: sf.threads}, log)
+	if err != nil {
+		return err
+	}
+	defer closeGenerator(gen)
+	c := completion.New(gen, completion.Options{
+		MaxTokens: *maxTokens, ContextTokens: *contextTokens, Steps: sf.steps, Algorithm: sf.algorithm,
+		SkipValidation: *noValidate,
+	}, log)
+	var validator syntax.Validator
+
+	scores := map[string][]infillScore{}
+	for i, t := range tasks {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := time.Now()
+		res, err := c.Complete(ctx, completion.Request{
+			URI: fmt.Sprintf("bench:///%d", i), LanguageID: t.Lang,
+			Text: t.Prefix + t.Suffix, Offset: len(t.Prefix),
+		})
+		if err != nil {
+			return fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		sc := infillScore{Latency: time.Since(start), Generate: res.Timings.Generate}
+		if len(res.Items) > 0 {
+			pred := res.Items[0].Insert
+			if t.SingleLine {
+				pred, _, _ = strings.Cut(pred, "\n")
+			}
+			sc.Exact, sc.Similarity = scoreText(pred, t.Middle, t.SingleLine)
+			sc.Tokens = gen.CountTokens(pred)
+			// Validity against the reference file: the completion in the
+			// middle's place may not add errors the reference lacks.
+			doc := []byte(t.Prefix + t.Middle + t.Suffix)
+			v, err := validator.Check(ctx, t.Lang, doc, len(t.Prefix), len(t.Prefix)+len(t.Middle), pred)
+			if err != nil {
+				return fmt.Errorf("task %s: %w", t.ID, err)
+			}
+			sc.Valid = v.OK
+		} else {
+			_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
+		}
+		scores[t.Kind] = append(scores[t.Kind], sc)
+		if !*asJSON {
+			fmt.Fprintf(os.Stderr, "\r%d/%d tasks", i+1, len(tasks))
+		}
+	}
+	if !*asJSON {
+		fmt.Fprintln(os.Stderr)
+	}
+
+	var reports []kindReport
+	for kind, ss := range scores {
+		reports = append(reports, summarize(kind, ss))
+	}
+	sort.Slice(reports, func(i, j int) bool { return reports[i].Kind < reports[j].Kind })
+	out := struct {
+		Model    string       `json:"model"`
+		Tasks    string       `json:"tasks"`
+		Validate bool         `json:"validate"`
+		Kinds    []kindReport `json:"kinds"`
+	}{gen.Name(), *tasksPath, !*noValidate, reports}
+	if *asJSON {
+		return printJSON(out)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	fmt.Fprintf(w, "model %s, tasks %s, validation %v\n", out.Model, out.Tasks, out.Validate)
+	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "p50 ms", "p95 ms", "tok/s")
+	for _, r := range reports {
+		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
+			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
+	}
+	return nil
+}
+
+// selectTasks keeps the tasks of kind (all when empty), at most limit of
+// each kind (all when 0), in file order.
+func selectTasks(tasks []infillTask, kind string, limit int) []infillTask {
+	var out []infillTask
+	seen := map[string]int{}
+	for _, t := range tasks {
+		if (kind != "" && t.Kind != kind) || (limit > 0 && seen[t.Kind] >= limit) {
+			continue
+		}
+		seen[t.Kind]++
+		out = append(out, t)
+	}
+	return out
+}
+
+func summarize(kind string, ss []infillScore) kindReport {
+	r := kindReport{Kind: kind, Tasks: len(ss)}
+	var lat []time.Duration
+	var gen time.Duration
+	tokens, valid := 0, 0
+	for _, s := range ss {
+		if s.Tokens > 0 {
+			r.Answered++
+		}
+		if s.Exact {
+			r.ExactMatch++
+		}
+		if s.Valid && s.Tokens > 0 {
+			valid++
+		}
+		r.EditSim += s.Similarity
+		lat = append(lat, s.Latency)
+		gen += s.Generate
+		tokens += s.Tokens
+	}
+	n := float64(len(ss))
+	r.ExactMatch /= n
+	r.SyntaxValid = 1
+	if r.Answered > 0 {
+		r.SyntaxValid = float64(valid) / float64(r.Answered)
+	}
+	r.EditSim /= n
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r.LatencyP50MS = ms(percentile(lat, 0.50))
+	r.LatencyP95MS = ms(percentile(lat, 0.95))
+	if gen > 0 {
+		r.TokensPerS = float64(tokens) / gen.Seconds()
+	}
+	return r
+}
+
+// percentile returns the p-th percentile (nearest rank) of sorted ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	i := int(float64(len(ds))*p+0.5) - 1
+	return ds[min(max(i, 0), len(ds)-1)]
+}

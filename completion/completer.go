@@ -21,7 +21,7 @@ var ErrNoModel = errors.New("completion: no model loaded")
 // Options are the user-settable knobs of the completion policy.
 type Options struct {
 	MaxTokens     int           // longest span to fill, in tokens
-	ContextTokens int           // prompt budget in tokens (0: from the model's context length)
+	ContextTokens int           // prompt budget in tokens (0: defaultContextTokens), capped by the model
 	Steps         int           // denoising steps (0: generator default)
 	Algorithm     string        // confidence score: "confidence", "margin", "entropy"
 	Threshold     float64       // confidence threshold (0: use the step schedule)
@@ -36,7 +36,11 @@ type Options struct {
 
 // Prompt budget defaults.
 const (
-	defaultContextTokens = 2048 // when neither Options nor the Generator say
+	// defaultContextTokens is the prompt budget when Options do not set
+	// one: a full forward over the prompt is the first step of every
+	// completion, and on a CPU its cost grows with the prompt, so the
+	// default stays small; the model's context length caps any budget.
+	defaultContextTokens = 1024
 	maxInvokedItems      = 3
 	// windowBytes is how much text around the cursor is handed to the
 	// validator; it parses at most syntax.DefaultMaxBytes of it.
@@ -274,12 +278,16 @@ func cancelled(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// prompt builds the infill prompt for a cursor at off: the budget is the
-// context length less the span, split 75% prefix / 25% suffix after a
+// prompt builds the infill prompt for a cursor at off: the budget is
+// Options.ContextTokens (or defaultContextTokens, within the model's
+// context length) less the span, split 75% prefix / 25% suffix after a
 // quarter for context snippets (definitions from other documents, then
 // recent edits).
 func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts Options, lang, text string, off, maxTokens int) fim.Prompt {
-	total := cmp.Or(opts.ContextTokens, gen.ContextTokens(), defaultContextTokens)
+	total := cmp.Or(opts.ContextTokens, defaultContextTokens)
+	if mc := gen.ContextTokens(); mc > 0 {
+		total = min(total, mc)
+	}
 	avail := max(total-maxTokens, 0)
 	ctxBudget := avail / 4
 	rest := avail - ctxBudget

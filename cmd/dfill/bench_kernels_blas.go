@@ -1,5 +1,13 @@
 //go:build blas
 
+// OpenBLAS for `dfill bench kernels`, through cgo: go build -tags blas
+// (Debian: apt-get install libopenblas-dev). Two settings make the
+// comparison fair, and must be in the environment before the process starts:
+// OPENBLAS_CORETYPE=SkylakeX where OpenBLAS does not recognize a newer CPU
+// and falls back to its Prescott (SSE3) kernels, and
+// OPENBLAS_THREAD_TIMEOUT=4 so that its threads do not spin after a call
+// while MatMul and the FMA peak are being timed.
+
 package main
 
 // #cgo LDFLAGS: -lopenblas

@@ -10,8 +10,8 @@ import (
 
 // Default window around the cursor that a Validator parses.
 const (
-	DefaultMaxLines = 2000
-	DefaultMaxBytes = 256 << 10
+	DefaultMaxLines = 400
+	DefaultMaxBytes = 32 << 10
 )
 
 // maxTrimTries bounds how many line prefixes Trim parses.

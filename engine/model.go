@@ -232,12 +232,26 @@ func sameShape(dims []uint64, want []int) bool {
 
 // tokenizerFromGGUF builds the BPE tokenizer from the tokenizer.ggml.* keys.
 func tokenizerFromGGUF(f *gguf.File, name string) (*tokenizer.Tokenizer, error) {
+	cfg, err := VocabFromGGUF(f)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, name, err)
+	}
+	tok, err := tokenizer.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, name, err)
+	}
+	return tok, nil
+}
+
+// VocabFromGGUF reads the tokenizer.ggml.* keys of f (as llama.cpp writes
+// them) into a tokenizer configuration. Its slices share f's metadata.
+func VocabFromGGUF(f *gguf.File) (tokenizer.Config, error) {
 	cfg := tokenizer.Config{BOS: -1, EOS: -1, PAD: -1, Mask: -1, EOT: -1, Expand: -1}
 	cfg.Model, _ = f.String("tokenizer.ggml.model")
 	cfg.Pre, _ = f.String("tokenizer.ggml.pre")
 	var ok bool
 	if cfg.Tokens, ok = f.Strings("tokenizer.ggml.tokens"); !ok {
-		return nil, fmt.Errorf("%w: %s: missing tokenizer.ggml.tokens", ErrBadModel, name)
+		return cfg, fmt.Errorf("missing tokenizer.ggml.tokens")
 	}
 	cfg.Types, _ = f.Int32s("tokenizer.ggml.token_type")
 	cfg.Merges, _ = f.Strings("tokenizer.ggml.merges")
@@ -258,11 +272,7 @@ func tokenizerFromGGUF(f *gguf.File, name string) (*tokenizer.Tokenizer, error) 
 			cfg.Expand = int32(i)
 		}
 	}
-	tok, err := tokenizer.New(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, name, err)
-	}
-	return tok, nil
+	return cfg, nil
 }
 
 // tokenizerMetadata returns the tokenizer.ggml.* keys for cfg.

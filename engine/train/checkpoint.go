@@ -120,15 +120,13 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	}
 	ck.rng = bytes.Clone(ck.rng)
 
+	vocab, err := engine.VocabFromGGUF(f)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
 	v := &ck.Vocab
-	v.Model, _ = f.String("tokenizer.ggml.model")
-	v.Pre, _ = f.String("tokenizer.ggml.pre")
-	v.Tokens, _ = f.Strings("tokenizer.ggml.tokens")
-	v.Types, _ = f.Int32s("tokenizer.ggml.token_type")
-	v.Merges, _ = f.Strings("tokenizer.ggml.merges")
-	v.AddBOS, _ = f.Bool("tokenizer.ggml.add_bos_token")
+	*v = vocab
 	v.Tokens, v.Types, v.Merges = slices.Clone(v.Tokens), slices.Clone(v.Types), slices.Clone(v.Merges)
-	v.EOT = -1
 	*v = v.WithSpecialIDs()
 	if len(v.Tokens) != s.Vocab || v.Mask < 0 || v.EOS < 0 {
 		return nil, bad("vocabulary of %d tokens (mask %d, eos %d) for a model of %d", len(v.Tokens), v.Mask, v.EOS, s.Vocab)

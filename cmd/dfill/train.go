@@ -149,7 +149,11 @@ func runTrain(ctx context.Context, args []string) error {
 		if vocab, err = train.TrainVocab(corpus.Train, *vocabSize, int64(*vocabMB)<<20); err != nil {
 			return err
 		}
+		if len(vocab.Tokens) < *vocabSize {
+			logf("the corpus has merges for only %d of the %d tokens asked for", len(vocab.Tokens), *vocabSize)
+		}
 		logf("learned a vocabulary of %d tokens", len(vocab.Tokens))
+		opt.Shape.Vocab = len(vocab.Tokens)
 	}
 	tok, err := tokenizer.New(vocab)
 	if err != nil {

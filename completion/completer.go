@@ -208,6 +208,11 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	if m.single {
 		maxTokens = min(maxTokens, maxSingleLineTokens)
 	}
+	if mc := gen.ContextTokens(); mc > 0 {
+		// The span takes at most a quarter of a small model's context,
+		// leaving the rest to the code around it.
+		maxTokens = max(1, min(maxTokens, mc/4))
+	}
 	prompt := c.prompt(ctx, req, gen, opts, lang, text, off, maxTokens)
 	var res Result
 	res.Model = gen.Name()

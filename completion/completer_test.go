@@ -578,3 +578,20 @@ func BenchmarkCacheHit(b *testing.B) {
 		}
 	}
 }
+
+// smallGen is a fakeGen whose model has a 128-token context.
+type smallGen struct{ *fakeGen }
+
+func (smallGen) ContextTokens() int { return 128 }
+
+func TestSpanFitsSmallContext(t *testing.T) {
+	gen := &fakeGen{cands: cands("return")}
+	c := New(smallGen{gen}, Options{}, zaptest.NewLogger(t))
+	text, off := at("package p\n\nfunc f() {\n\t|\n}\n")
+	if _, err := c.Complete(context.Background(), Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off}); err != nil {
+		t.Fatal(err)
+	}
+	if got := gen.opts[0].MaxTokens; got != 32 {
+		t.Errorf("span of %d tokens for a 128-token context, want 32", got)
+	}
+}

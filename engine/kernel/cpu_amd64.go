@@ -23,7 +23,7 @@ var (
 
 func init() { selectKernels() }
 
-var gemmZTiles = gemmKernels{name: "avx512", lanes: 16, nr: 12, ldc: 32, tile: [2][]gemmTile{
+var gemmZTiles = gemmKernels{name: "avx512", lanes: 16, nr: 12, ldc: 32, tileOut: [2][]gemmTileOut{
 	{gemmZ1x1, gemmZ1x2, gemmZ1x3, gemmZ1x4, gemmZ1x5, gemmZ1x6, gemmZ1x7, gemmZ1x8, gemmZ1x9, gemmZ1x10, gemmZ1x11, gemmZ1x12},
 	{gemmZ2x1, gemmZ2x2, gemmZ2x3, gemmZ2x4, gemmZ2x5, gemmZ2x6, gemmZ2x7, gemmZ2x8, gemmZ2x9, gemmZ2x10, gemmZ2x11, gemmZ2x12},
 }}

@@ -7,6 +7,11 @@ package kernel
 // starting from zero when load is 0 and from c otherwise.
 type gemmTile func(c, x, w *float32, xs, ws, k, load int)
 
+// A gemmTileOut is a gemmTile that can also write its sums straight to the
+// output, scattered: with out non-nil, lane l goes to out[l*stride + r] for
+// the first valid lanes, where idx[l] = l*stride for l < 16.
+type gemmTileOut func(c, x, w *float32, xs, ws, k, load int, out *float32, idx *int32, valid int)
+
 // gemmKernels is a set of register-blocked micro-kernels for one
 // instruction set.
 type gemmKernels struct {
@@ -15,6 +20,9 @@ type gemmKernels struct {
 	nr    int           // weight rows in a full tile
 	ldc   int           // row stride of a tile's c, in elements (2·lanes)
 	tile  [2][]gemmTile // [v-1][nr-1]: v vectors of rows, nr weight rows
+	// tileOut, when not nil, replaces tile and stores the last chunk's sums
+	// in out itself.
+	tileOut [2][]gemmTileOut
 }
 
 // gemm is the micro-kernel set MatMul uses, installed at init on CPUs the
@@ -135,15 +143,29 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 				}
 				w, ws = &buf[0], 4*kn
 			}
+			last := k0+kn == cols
 			for b := 0; b < mb; b++ {
 				v := 2
 				if m-2*lanes*b <= lanes {
 					v = 1
 				}
 				c := acc[((t-lo)*mb+b)*ctileLen:]
-				g.tile[v-1][nr-1](&c[0], &j.xp[2*lanes*b*cols+k0*lanes], w, 4*cols*lanes, ws, kn, k0)
+				x := &j.xp[2*lanes*b*cols+k0*lanes]
+				if g.tileOut[0] == nil {
+					g.tile[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0)
+					continue
+				}
+				var out *float32
+				i0 := 2 * lanes * b
+				if last {
+					out = &j.out[i0*rows+r0]
+				}
+				g.tileOut[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0, out, &j.pool.idx[0], min(2*lanes, m-i0))
 			}
 		}
+	}
+	if g.tileOut[0] != nil {
+		return
 	}
 	for t := lo; t < hi; t++ {
 		r0 := t * g.nr

@@ -4,9 +4,9 @@
 
 #include "textflag.h"
 
-// func gemmZ1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x1(SB), NOSPLIT, $0-56
+// func gemmZ1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x1(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -37,13 +37,33 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VZEROUPPER
 	RET
 
-// func gemmZ1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x2(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z1
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K1
+	VSCATTERDPS Z0, K1, (AX)(Z1*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x2(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -78,14 +98,36 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VZEROUPPER
 	RET
 
-// func gemmZ1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x3(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z2
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z2*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z1, K1, 4(AX)(Z2*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x3(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -124,15 +166,39 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
 	VZEROUPPER
 	RET
 
-// func gemmZ1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x4(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z3
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z3*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z3*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z2, K1, 8(AX)(Z3*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x4(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -175,6 +241,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -182,9 +251,32 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x5(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z4
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z4*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z4*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z4*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z3, K1, 12(AX)(Z4*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x5(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -233,6 +325,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -241,9 +336,34 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x6(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z5
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z5*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z5*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z5*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z5*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z4, K1, 16(AX)(Z5*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x6(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -296,6 +416,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -305,9 +428,36 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x7(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z6
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z6*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z6*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z6*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z6*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z6*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z5, K1, 20(AX)(Z6*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x7(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -364,6 +514,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -374,9 +527,38 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x8(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z7
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z7*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z7*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z7*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z7*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z7*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z5, K2, 20(AX)(Z7*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z6, K1, 24(AX)(Z7*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x8(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -437,6 +619,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -448,9 +633,40 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x9(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z8
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z8*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z8*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z8*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z8*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z8*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z5, K2, 20(AX)(Z8*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z6, K2, 24(AX)(Z8*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z7, K1, 28(AX)(Z8*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x9(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -517,6 +733,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -529,9 +748,42 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x10(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z9
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z5, K2, 20(AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z6, K2, 24(AX)(Z9*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z7, K2, 28(AX)(Z9*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z8, K1, 32(AX)(Z9*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x10(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -602,6 +854,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -615,9 +870,44 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x11(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z10
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z5, K2, 20(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z6, K2, 24(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z7, K2, 28(AX)(Z10*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z8, K2, 32(AX)(Z10*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z9, K1, 36(AX)(Z10*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x11(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -692,6 +982,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -706,9 +999,46 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ1x12(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z11
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z5, K2, 20(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z6, K2, 24(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z7, K2, 28(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z8, K2, 32(AX)(Z11*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z9, K2, 36(AX)(Z11*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z10, K1, 40(AX)(Z11*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ1x12(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -787,6 +1117,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 128(AX)
 	VMOVUPS Z2, 256(AX)
@@ -799,6 +1132,45 @@ store:
 	VMOVUPS Z9, 1152(AX)
 	VMOVUPS Z10, 1280(AX)
 	VMOVUPS Z11, 1408(AX)
+	VZEROUPPER
+	RET
+
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z12
+	MOVQ        DX, CX
+	MOVQ        $0x00000010, DX
+	CMPQ        CX, DX
+	CMOVQGT     DX, CX
+	MOVL        $0x0000ffff, DX
+	BZHIL       CX, DX, CX
+	KMOVW       CX, K1
+	KMOVW       K1, K2
+	VSCATTERDPS Z0, K2, (AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z1, K2, 4(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z2, K2, 8(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z3, K2, 12(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z4, K2, 16(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z5, K2, 20(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z6, K2, 24(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z7, K2, 28(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z8, K2, 32(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z9, K2, 36(AX)(Z12*4)
+	KMOVW       K1, K2
+	VSCATTERDPS Z10, K2, 40(AX)(Z12*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z11, K1, 44(AX)(Z12*4)
 	VZEROUPPER
 	RET
 
@@ -1103,9 +1475,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x1(SB), NOSPLIT, $0-56
+// func gemmZ2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x1(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1140,14 +1512,49 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VZEROUPPER
 	RET
 
-// func gemmZ2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x2(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z2
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K1
+	VSCATTERDPS Z0, K1, (AX)(Z2*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z1, K1, (CX)(Z2*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x2(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1189,6 +1596,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1196,9 +1606,45 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x3(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z4
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z4*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z4*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z2, K1, 4(AX)(Z4*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z3, K1, 4(CX)(Z4*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x3(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1247,6 +1693,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1256,9 +1705,49 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x4(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z6
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z6*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z6*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z6*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z6*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z4, K1, 8(AX)(Z6*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z5, K1, 8(CX)(Z6*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x4(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1314,6 +1803,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1325,9 +1817,53 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x5(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z8
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z8*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z8*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z8*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z8*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z8*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z8*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z6, K1, 12(AX)(Z8*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z7, K1, 12(CX)(Z8*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x5(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1392,6 +1928,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1405,9 +1944,57 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x6(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z10
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z10*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z10*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z10*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z10*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z10*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z10*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z10*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z10*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z8, K1, 16(AX)(Z10*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z9, K1, 16(CX)(Z10*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x6(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1479,6 +2066,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1494,9 +2084,61 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x7(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z12
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z12*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z12*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z12*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z12*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z12*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z12*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z12*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z12*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z12*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z12*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z10, K1, 20(AX)(Z12*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z11, K1, 20(CX)(Z12*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x7(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1575,6 +2217,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1592,9 +2237,65 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x8(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z14
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z14*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z14*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z14*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z14*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z14*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z14*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z14*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z14*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z14*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z14*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z10, K3, 20(AX)(Z14*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z11, K3, 20(CX)(Z14*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z12, K1, 24(AX)(Z14*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z13, K1, 24(CX)(Z14*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x8(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1680,6 +2381,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1699,9 +2403,69 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x9(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z16
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z16*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z16*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z16*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z16*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z16*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z10, K3, 20(AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z11, K3, 20(CX)(Z16*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z12, K3, 24(AX)(Z16*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z13, K3, 24(CX)(Z16*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z14, K1, 28(AX)(Z16*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z15, K1, 28(CX)(Z16*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x9(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1796,6 +2560,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1817,9 +2584,73 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x10(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z18
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z10, K3, 20(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z11, K3, 20(CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z12, K3, 24(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z13, K3, 24(CX)(Z18*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z14, K3, 28(AX)(Z18*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z15, K3, 28(CX)(Z18*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z16, K1, 32(AX)(Z18*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z17, K1, 32(CX)(Z18*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x10(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -1921,6 +2752,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -1944,9 +2778,77 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x11(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z20
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z10, K3, 20(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z11, K3, 20(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z12, K3, 24(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z13, K3, 24(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z14, K3, 28(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z15, K3, 28(CX)(Z20*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z16, K3, 32(AX)(Z20*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z17, K3, 32(CX)(Z20*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z18, K1, 36(AX)(Z20*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z19, K1, 36(CX)(Z20*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x11(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -2055,6 +2957,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -2080,9 +2985,81 @@ store:
 	VZEROUPPER
 	RET
 
-// func gemmZ2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
-// Requires: AVX, AVX512DQ, AVX512F
-TEXT ·gemmZ2x12(SB), NOSPLIT, $0-56
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z22
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z10, K3, 20(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z11, K3, 20(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z12, K3, 24(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z13, K3, 24(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z14, K3, 28(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z15, K3, 28(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z16, K3, 32(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z17, K3, 32(CX)(Z22*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z18, K3, 36(AX)(Z22*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z19, K3, 36(CX)(Z22*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z20, K1, 40(AX)(Z22*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z21, K1, 40(CX)(Z22*4)
+	VZEROUPPER
+	RET
+
+// func gemmZ2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV
+TEXT ·gemmZ2x12(SB), NOSPLIT, $0-80
 	MOVQ   c+0(FP), AX
 	MOVQ   x+8(FP), CX
 	MOVQ   w+16(FP), DX
@@ -2198,6 +3175,9 @@ loop:
 	JNZ          loop
 
 store:
+	MOVQ    out+56(FP), CX
+	TESTQ   CX, CX
+	JNZ     scatter
 	VMOVUPS Z0, (AX)
 	VMOVUPS Z1, 64(AX)
 	VMOVUPS Z2, 128(AX)
@@ -2222,6 +3202,82 @@ store:
 	VMOVUPS Z21, 1344(AX)
 	VMOVUPS Z22, 1408(AX)
 	VMOVUPS Z23, 1472(AX)
+	VZEROUPPER
+	RET
+
+scatter:
+	MOVQ        out+56(FP), AX
+	MOVQ        idx+64(FP), CX
+	MOVQ        valid+72(FP), DX
+	VMOVDQU32   (CX), Z24
+	MOVQ        DX, BX
+	MOVQ        $0x00000010, SI
+	CMPQ        BX, SI
+	CMOVQGT     SI, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K1
+	SUBQ        $0x10, DX
+	XORQ        BX, BX
+	CMPQ        DX, BX
+	CMOVQLT     BX, DX
+	MOVQ        $0x00000010, BX
+	CMPQ        DX, BX
+	CMOVQGT     BX, DX
+	MOVL        $0x0000ffff, BX
+	BZHIL       DX, BX, DX
+	KMOVW       DX, K2
+	MOVL        4(CX), CX
+	SHLQ        $0x06, CX
+	LEAQ        (AX)(CX*1), CX
+	KMOVW       K1, K3
+	VSCATTERDPS Z0, K3, (AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z1, K3, (CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z2, K3, 4(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z3, K3, 4(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z4, K3, 8(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z5, K3, 8(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z6, K3, 12(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z7, K3, 12(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z8, K3, 16(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z9, K3, 16(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z10, K3, 20(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z11, K3, 20(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z12, K3, 24(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z13, K3, 24(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z14, K3, 28(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z15, K3, 28(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z16, K3, 32(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z17, K3, 32(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z18, K3, 36(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z19, K3, 36(CX)(Z24*4)
+	KMOVW       K1, K3
+	VSCATTERDPS Z20, K3, 40(AX)(Z24*4)
+	KMOVW       K2, K3
+	VSCATTERDPS Z21, K3, 40(CX)(Z24*4)
+	KMOVW       K1, K1
+	VSCATTERDPS Z22, K1, 44(AX)(Z24*4)
+	KMOVW       K2, K1
+	VSCATTERDPS Z23, K1, 44(CX)(Z24*4)
 	VZEROUPPER
 	RET
 

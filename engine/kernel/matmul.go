@@ -96,6 +96,9 @@ func runMatMul(p *Pool, job matmulJob) {
 	p.mm.pool = p
 	if g := gemm; g != nil && job.cols > 0 {
 		p.mm.g = g
+		for l := range p.idx {
+			p.idx[l] = int32(l * job.rows)
+		}
 		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
 		// Packing is a copy: split it only when it is big enough to pay for
 		// waking the workers.

@@ -4,269 +4,77 @@
 
 package kernel
 
-// gemmZ1x1 computes a 16×1 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 1; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x2 computes a 16×2 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 2; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x3 computes a 16×3 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 3; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x4 computes a 16×4 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 4; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x5 computes a 16×5 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 5; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x6 computes a 16×6 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 6; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x7 computes a 16×7 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 7; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x8 computes a 16×8 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 8; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x9 computes a 16×9 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 9; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x10 computes a 16×10 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 10; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x11 computes a 16×11 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 11; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ1x12 computes a 16×12 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 12; r++ {
-//		for l := 0; l < 16; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
 // gemmY1x1 computes a 8×1 tile of x·Wᵀ, activation rows along the lanes:
 //
@@ -400,269 +208,77 @@ func gemmY1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load in
 //go:noescape
 func gemmY1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
 
-// gemmZ2x1 computes a 32×1 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 1; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x2 computes a 32×2 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 2; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x3 computes a 32×3 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 3; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x4 computes a 32×4 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 4; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x5 computes a 32×5 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 5; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x6 computes a 32×6 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 6; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x7 computes a 32×7 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 7; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x8 computes a 32×8 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 8; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x9 computes a 32×9 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 9; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x10 computes a 32×10 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 10; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x11 computes a 32×11 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 11; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
-// gemmZ2x12 computes a 32×12 tile of x·Wᵀ, activation rows along the lanes:
-//
-//	for r := 0; r < 12; r++ {
-//		for l := 0; l < 32; l++ {
-//			var acc float32
-//			if load != 0 {
-//				acc = c[r*32 + l]
-//			}
-//			for kk := 0; kk < k; kk++ {
-//				acc = fma(x[(l/16)*xs/4 + kk*16 + l%16], w[r*ws/4 + kk], acc)
-//			}
-//			c[r*32 + l] = acc
-//		}
-//	}
-//
-// x is packed in blocks of 16 rows, k-major, xs bytes apart; ws is the byte stride
-// of w's rows. With load = 0 the sums start from zero, else from c, so a
-// product split over chunks of k is the same chain of FMAs as one call.
+// When out is not nil the sums go to out instead of c, for the first valid
+// lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.
 //
 //go:noescape
-func gemmZ2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int)
+func gemmZ2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
 // gemmY2x1 computes a 16×1 tile of x·Wᵀ, activation rows along the lanes:
 //

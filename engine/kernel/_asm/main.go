@@ -61,7 +61,11 @@ func gemm(z bool, v, nr int) {
 		lanes, vb, name, ldc = 16, 64, "gemmZ", 32
 	}
 	name = fmt.Sprintf("%s%dx%d", name, v, nr)
-	TEXT(name, NOSPLIT, "func(c, x, w *float32, xs, ws, k, load int)")
+	if z {
+		TEXT(name, NOSPLIT, "func(c, x, w *float32, xs, ws, k, load int, out *float32, idx *int32, valid int)")
+	} else {
+		TEXT(name, NOSPLIT, "func(c, x, w *float32, xs, ws, k, load int)")
+	}
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes a %d×%d tile of x·Wᵀ, activation rows along the lanes:", name, v*lanes, nr),
 		"",
@@ -81,6 +85,10 @@ func gemm(z bool, v, nr int) {
 		fmt.Sprintf("x is packed in blocks of %d rows, k-major, xs bytes apart; ws is the byte stride", lanes),
 		"of w's rows. With load = 0 the sums start from zero, else from c, so a",
 		"product split over chunks of k is the same chain of FMAs as one call.")
+	if z {
+		Doc("When out is not nil the sums go to out instead of c, for the first valid",
+			"lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.")
+	}
 	vec := func() VecVirtual {
 		if z {
 			return ZMM()
@@ -164,9 +172,64 @@ func gemm(z bool, v, nr int) {
 	JNZ(LabelRef("loop"))
 
 	Label("store")
+	if z {
+		o := ld(Param("out"))
+		TESTQ(o, o)
+		JNZ(LabelRef("scatter"))
+	}
 	for r := 0; r < nr; r++ {
 		for j := 0; j < v; j++ {
 			VMOVUPS(acc[r][j], Mem{Base: c, Disp: 4 * (r*ldc + j*lanes)})
+		}
+	}
+	VZEROUPPER()
+	RET()
+	if !z {
+		return
+	}
+
+	// Scatter: lane l of vector j goes to out + 4·(idx[l] + 16j·idx[1]) + 4r.
+	Label("scatter")
+	out := ld(Param("out"))
+	ip := ld(Param("idx"))
+	valid := ld(Param("valid"))
+	idx := ZMM()
+	VMOVDQU32(Mem{Base: ip}, idx)
+	masks := make([]OpmaskVirtual, v)
+	for j := 0; j < v; j++ {
+		cnt := GP64()
+		MOVQ(valid, cnt)
+		if j > 0 {
+			SUBQ(U8(16*j), cnt)
+			zero := GP64()
+			XORQ(zero, zero)
+			CMPQ(cnt, zero)
+			CMOVQLT(zero, cnt)
+		}
+		sixteen := GP64()
+		MOVQ(U32(16), sixteen)
+		CMPQ(cnt, sixteen)
+		CMOVQGT(sixteen, cnt)
+		ones, m := GP32(), GP32()
+		MOVL(U32(0xffff), ones)
+		BZHIL(cnt.As32(), ones, m)
+		masks[j] = K()
+		KMOVW(m, masks[j])
+	}
+	obases := []GPVirtual{out}
+	if v > 1 {
+		step := GP64()
+		MOVL(Mem{Base: ip, Disp: 4}, step.As32()) // idx[1] = the row stride in elements
+		SHLQ(U8(6), step)                         // 16 rows of 4 bytes
+		b1 := GP64()
+		LEAQ(Mem{Base: out, Index: step, Scale: 1}, b1)
+		obases = append(obases, b1)
+	}
+	for r := 0; r < nr; r++ {
+		for j := 0; j < v; j++ {
+			kt := K()
+			KMOVW(masks[j], kt)
+			VSCATTERDPS(acc[r][j], kt, Mem{Base: obases[j], Index: idx, Scale: 4, Disp: 4 * r})
 		}
 	}
 	VZEROUPPER()

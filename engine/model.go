@@ -48,6 +48,9 @@ type Layer struct {
 	Down     kernel.Matrix `gguf:"ffn_down.weight" shape:"ffn,dim"`
 }
 
+// ropeTablePositions is how many positions get precomputed RoPE angles.
+const ropeTablePositions = 4096
+
 // LoadOptions tune how a model is loaded.
 type LoadOptions struct {
 	Threads int // CPU threads for the kernels (0: one)
@@ -111,7 +114,9 @@ func newModel(f *gguf.File, name string, opt LoadOptions) (*Model, error) {
 		threads = 1
 	}
 	m.pool = kernel.NewPool(threads)
-	m.rope = kernel.NewRoPE(cfg.HeadDim, cfg.RopeBase, cfg.Context, cfg.NeoxRoPE())
+	// Positions past the table are computed on the fly; a table for the
+	// whole context of a 32k model would cost memory for nothing.
+	m.rope = kernel.NewRoPE(cfg.HeadDim, cfg.RopeBase, min(cfg.Context, ropeTablePositions), cfg.NeoxRoPE())
 	return m, nil
 }
 

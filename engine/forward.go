@@ -118,9 +118,15 @@ func (m *Model) forward(ctx context.Context, ws *workspace, passes []pass) ([]fl
 	return ws.final, nil
 }
 
-// logitChunk is how many rows of logits are held at once: 8 rows of a
-// 151936-token vocabulary are 4.6 MiB.
+// logitChunk is how many rows of logits are held at once when whole rows
+// are needed (sampling, Logits): 8 rows of a 151936-token vocabulary are
+// 4.6 MiB.
 const logitChunk = 8
+
+// vocabChunk is how many rows of the output matrix the greedy sampler
+// multiplies at once: every wanted position sees each chunk, so the largest
+// matrix is read once per step, not once per few positions.
+const vocabChunk = 8192
 
 // logits computes the logits of rows [lo, hi) of final (rows, dim) into
 // ws.logits and returns them, a (hi-lo, vocab) matrix.
@@ -130,6 +136,89 @@ func (m *Model) logits(ws *workspace, final []float32, lo, hi int) []float32 {
 	kernel.MatMul(m.pool, ws.logits, final[lo*c.Dim:hi*c.Dim], hi-lo, m.Output)
 	return ws.logits
 }
+
+// scanLogits computes the logits of every row of final (rows, dim) one
+// vocabulary chunk at a time and folds each chunk into stats[i], the
+// softmax statistics of row i.
+func (m *Model) scanLogits(ws *workspace, final []float32, stats []rowStats) {
+	c := m.Config
+	rows := len(stats)
+	for i := range stats {
+		stats[i].reset()
+	}
+	rowBytes := m.Output.RowBytes()
+	for v0 := 0; v0 < c.Vocab; v0 += vocabChunk {
+		n := min(vocabChunk, c.Vocab-v0)
+		part := kernel.Matrix{Type: m.Output.Type, Rows: n, Cols: m.Output.Cols, Data: m.Output.Data[v0*rowBytes : (v0+n)*rowBytes]}
+		ws.logits = grow(ws.logits, rows*n)
+		kernel.MatMul(m.pool, ws.logits, final[:rows*c.Dim], rows, part)
+		logits := ws.logits
+		m.pool.Run(rows, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				stats[i].add(logits[i*n:(i+1)*n], v0, c.MaskID)
+			}
+		})
+	}
+}
+
+// rowStats are the softmax statistics of one logits row, accumulated over
+// chunks of the vocabulary with a running maximum (the online softmax).
+type rowStats struct {
+	best, second   int     // the two largest logits' token ids (-1: none yet)
+	bestV, secondV float32 // and their values
+	max            float64 // the running maximum
+	sum            float64 // Σ exp(v − max)
+	ent            float64 // Σ exp(v − max)·(v − max), for the entropy
+}
+
+func (s *rowStats) reset() { *s = rowStats{best: -1, second: -1} }
+
+// add folds the logits of tokens base, base+1, … into s, skipping mask.
+func (s *rowStats) add(chunk []float32, base int, mask int32) {
+	for j, v := range chunk {
+		id := base + j
+		if int32(id) == mask {
+			continue
+		}
+		switch {
+		case s.best < 0 || v > s.bestV:
+			s.second, s.secondV = s.best, s.bestV
+			s.best, s.bestV = id, v
+		case s.second < 0 || v > s.secondV:
+			s.second, s.secondV = id, v
+		}
+	}
+	// Rescale to the new maximum, then add this chunk's terms.
+	if m := float64(s.bestV); s.sum == 0 || m > s.max {
+		if s.sum > 0 {
+			f := math.Exp(s.max - m)
+			s.ent = f * (s.ent + s.sum*(s.max-m))
+			s.sum *= f
+		}
+		s.max = m
+	}
+	for j, v := range chunk {
+		if int32(base+j) == mask {
+			continue
+		}
+		d := float64(v) - s.max
+		e := math.Exp(d)
+		s.sum += e
+		s.ent += e * d
+	}
+}
+
+// probability of the best token, the margin to the second, and −entropy.
+func (s *rowStats) confidence() float64 { return 1 / s.sum }
+
+func (s *rowStats) margin() float64 {
+	if s.second < 0 {
+		return s.confidence()
+	}
+	return (1 - math.Exp(float64(s.secondV)-s.max)) / s.sum
+}
+
+func (s *rowStats) negEntropy() float64 { return s.ent/s.sum - math.Log(s.sum) }
 
 // layer runs block l over the rows in ws.x (rows, dim), in place.
 func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -149,8 +150,10 @@ type run struct {
 	quota    []int
 	rng      *rand.Rand
 
-	// scratch for plan and commit, indexed by span position
+	// scratch for plan and commit, indexed by span position (stats by
+	// candidate)
 	cand   []int
+	stats  []rowStats
 	pred   []int32
 	score  []float64
 	pchose []float64
@@ -274,23 +277,32 @@ func (r *run) leftmost() int {
 func (r *run) commit(ws *workspace, final []float32) {
 	vocab := r.m.Config.Vocab
 	cand := r.cand
-	for lo := 0; lo < len(cand); lo += logitChunk {
-		hi := min(lo+logitChunk, len(cand))
-		logits := r.m.logits(ws, final, lo, hi)
-		if r.opt.Temperature > 0 {
-			// Sampling draws from the run's RNG, so serially in position order.
+	if r.opt.Temperature > 0 {
+		// Sampling needs whole rows, and draws from the run's RNG, so it
+		// goes serially in position order, a few rows at a time.
+		for lo := 0; lo < len(cand); lo += logitChunk {
+			hi := min(lo+logitChunk, len(cand))
+			logits := r.m.logits(ws, final, lo, hi)
 			for k := lo; k < hi; k++ {
 				i := cand[k]
 				r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[(k-lo)*vocab : (k-lo+1)*vocab])
 			}
-			continue
 		}
-		r.m.pool.Run(hi-lo, func(a, b int) {
-			for k := a; k < b; k++ {
-				i := cand[lo+k]
-				r.pred[i], r.pchose[i], r.score[i] = r.choose(logits[k*vocab : (k+1)*vocab])
+	} else {
+		r.stats = slices.Grow(r.stats[:0], len(cand))[:len(cand)]
+		r.m.scanLogits(ws, final, r.stats)
+		for k, i := range cand {
+			st := &r.stats[k]
+			r.pred[i], r.pchose[i] = int32(st.best), st.confidence()
+			switch r.opt.Score {
+			case ScoreMargin:
+				r.score[i] = st.margin()
+			case ScoreEntropy:
+				r.score[i] = st.negEntropy()
+			default:
+				r.score[i] = r.pchose[i]
 			}
-		})
+		}
 	}
 
 	// Most confident first; ties to the leftmost position.
@@ -346,50 +358,6 @@ func (r *run) howMany(ranked []int) int {
 		}
 	}
 	return min(max(k, 1), masked)
-}
-
-// choose picks the greedy token of one logits row and scores it. The mask
-// token is never predicted.
-func (r *run) choose(row []float32) (tok int32, p, score float64) {
-	mask := r.m.Config.MaskID
-	best, second := -1, -1
-	for i, v := range row {
-		if int32(i) == mask {
-			continue
-		}
-		if best < 0 || v > row[best] {
-			best, second = i, best
-		} else if second < 0 || v > row[second] {
-			second = i
-		}
-	}
-	maxv := float64(row[best])
-	var sum, ent float64
-	for i, v := range row {
-		if int32(i) == mask {
-			continue
-		}
-		e := math.Exp(float64(v) - maxv)
-		sum += e
-		if r.opt.Score == ScoreEntropy {
-			ent += e * (float64(v) - maxv)
-		}
-	}
-	p = 1 / sum
-	switch r.opt.Score {
-	case ScoreMargin:
-		p2 := 0.0
-		if second >= 0 {
-			p2 = math.Exp(float64(row[second])-maxv) / sum
-		}
-		score = p - p2
-	case ScoreEntropy:
-		// −H = Σ p log p = Σ (e/sum)(v − max − log sum)
-		score = ent/sum - math.Log(sum)
-	default:
-		score = p
-	}
-	return int32(best), p, score
 }
 
 // sample draws a token from the tempered, top-K / top-P filtered

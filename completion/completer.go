@@ -242,7 +242,24 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 			}
 		}
 	}
-	cands, err := c.generate(ctx, gen, prompt, gopts, onStep)
+	// The model sees the prefix without its trailing blanks: text ending in
+	// "\t\t" before a word is a token boundary it never saw in training
+	// ("\t" "\treturn"), so it writes the blanks again and they are taken
+	// off its answer.
+	blank := trailingBlanks(prompt.Prefix)
+	genPrompt := prompt
+	genPrompt.Prefix = prompt.Prefix[:len(prompt.Prefix)-len(blank)]
+	if onStep != nil && blank != "" {
+		show := onStep
+		onStep = func(s Step) {
+			s.Text = stripBlanks(s.Text, blank)
+			show(s)
+		}
+	}
+	cands, err := c.generate(ctx, gen, genPrompt, gopts, onStep)
+	for i := range cands {
+		cands[i].Text = stripBlanks(cands[i].Text, blank)
+	}
 	res.Timings.Generate = time.Since(tGen)
 	if ctx.Err() != nil {
 		return Result{}, cancelled(ctx)
@@ -387,4 +404,22 @@ func (c *Completer) generate(ctx context.Context, gen Generator, p fim.Prompt, o
 		return nil, err
 	}
 	return gen.Infill(ctx, p, opt, onStep)
+}
+
+// trailingBlanks returns the spaces and tabs that end prefix.
+func trailingBlanks(prefix string) string {
+	return prefix[len(strings.TrimRight(prefix, " \t")):]
+}
+
+// stripBlanks takes off the start of text as much of blank, the blanks the
+// prompt left out, as text repeats.
+func stripBlanks(text, blank string) string {
+	if blank == "" {
+		return text
+	}
+	n := 0
+	for n < len(blank) && n < len(text) && text[n] == blank[n] {
+		n++
+	}
+	return text[n:]
 }

@@ -407,7 +407,8 @@ func TestContextSnippets(t *testing.T) {
 	if strings.Contains(ctxText, "Unused") || strings.Contains(ctxText, "x.txt") {
 		t.Errorf("prompt context %q holds unrelated text", ctxText)
 	}
-	if !strings.HasSuffix(p.Prefix, "\t_ = d + ") || !strings.HasPrefix(p.Suffix, "\n}") {
+	// The trailing blank before the cursor is left out of the prompt.
+	if !strings.HasSuffix(p.Prefix, "\t_ = d +") || !strings.HasPrefix(p.Suffix, "\n}") {
 		t.Errorf("prompt prefix %q / suffix %q do not meet at the cursor", p.Prefix, p.Suffix)
 	}
 }
@@ -593,5 +594,39 @@ func TestSpanFitsSmallContext(t *testing.T) {
 	}
 	if got := gen.opts[0].MaxTokens; got != 32 {
 		t.Errorf("span of %d tokens for a 128-token context, want 32", got)
+	}
+}
+
+func TestTrailingBlanksLeftOut(t *testing.T) {
+	tests := []struct {
+		name, doc, answer string // doc has | at the cursor
+		wantPrefixEnd     string
+		wantInsert        string
+	}{
+		{name: "indentation", doc: "package p\n\nfunc f() error {\n\t|\n}\n", answer: "\treturn nil",
+			wantPrefixEnd: "error {\n", wantInsert: "return nil"},
+		{name: "model writes fewer", doc: "package p\n\nfunc f() error {\n\t\t|\n}\n", answer: "\treturn nil",
+			wantPrefixEnd: "error {\n", wantInsert: "return nil"},
+		{name: "space before a word", doc: "package p\n\nvar x = |\n", answer: " 42",
+			wantPrefixEnd: "var x =", wantInsert: "42"},
+		{name: "no blank", doc: "package p\n\nvar x = f(|)\n", answer: "1",
+			wantPrefixEnd: "var x = f(", wantInsert: "1)"}, // replaces the closer to the end of the line
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gen := &fakeGen{cands: cands(tt.answer)}
+			c := New(gen, Options{}, zaptest.NewLogger(t))
+			text, off := at(tt.doc)
+			res, err := c.Complete(context.Background(), Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := gen.prompts[0].Prefix; !strings.HasSuffix(p, tt.wantPrefixEnd) {
+				t.Errorf("prompt prefix ends %q, want %q", p[max(0, len(p)-20):], tt.wantPrefixEnd)
+			}
+			if len(res.Items) != 1 || res.Items[0].Insert != tt.wantInsert {
+				t.Errorf("items %+v, want %q", res.Items, tt.wantInsert)
+			}
+		})
 	}
 }

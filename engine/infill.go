@@ -285,12 +285,16 @@ func (r *run) commit(ws *workspace, final []float32) {
 			logits := r.m.logits(ws, final, lo, hi)
 			for k := lo; k < hi; k++ {
 				i := cand[k]
-				r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[(k-lo)*vocab : (k-lo+1)*vocab])
+				r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[(k-lo)*vocab:(k-lo+1)*vocab], r.opt.EndAnywhere || r.endAllowed(i))
 			}
 		}
 	} else {
 		r.stats = slices.Grow(r.stats[:0], len(cand))[:len(cand)]
 		r.m.scanLogits(ws, final, r.stats)
+		endFrom := 0
+		if !r.opt.EndAnywhere {
+			endFrom = r.endRunStart(cand)
+		}
 		for k, i := range cand {
 			st := &r.stats[k]
 			r.pred[i], r.pchose[i] = int32(st.best), st.confidence()
@@ -301,6 +305,15 @@ func (r *run) commit(ws *workspace, final []float32) {
 				r.score[i] = st.negEntropy()
 			default:
 				r.score[i] = r.pchose[i]
+			}
+			if r.isEnd(r.pred[i]) && i < endFrom && st.second >= 0 {
+				// Only a run of end tokens reaching the span's end may
+				// form: take the best other token, at its own confidence.
+				p2 := math.Exp(float64(st.secondV)-st.max) / st.sum
+				r.pred[i], r.pchose[i], r.score[i] = int32(st.second), p2, p2
+				if r.opt.Score == ScoreMargin {
+					r.score[i] = p2 - st.confidence()
+				}
 			}
 		}
 	}
@@ -362,7 +375,7 @@ func (r *run) howMany(ranked []int) int {
 
 // sample draws a token from the tempered, top-K / top-P filtered
 // distribution of one logits row and scores it under that distribution.
-func (r *run) sample(row []float32) (tok int32, p, score float64) {
+func (r *run) sample(row []float32, endAllowed bool) (tok int32, p, score float64) {
 	mask := r.m.Config.MaskID
 	type cand struct {
 		id int32
@@ -370,7 +383,7 @@ func (r *run) sample(row []float32) (tok int32, p, score float64) {
 	}
 	cs := make([]cand, 0, len(row))
 	for i, v := range row {
-		if int32(i) != mask {
+		if int32(i) != mask && (endAllowed || !r.isEnd(int32(i))) {
 			cs = append(cs, cand{int32(i), float64(v) / r.opt.Temperature})
 		}
 	}
@@ -431,6 +444,55 @@ func (r *run) sample(row []float32) (tok int32, p, score float64) {
 		score = p
 	}
 	return cs[pick].id, p, score
+}
+
+// isEnd reports whether tok is an end token (EOS, PAD or EOT): what the
+// positions after the infill's end become.
+func (r *run) isEnd(tok int32) bool {
+	t := r.m.Tokenizer
+	return tok >= 0 && (tok == t.EOS() || tok == t.PAD() || tok == t.EOT())
+}
+
+// endAllowed reports whether span position i may become an end token when
+// sampling: only when every position after it already is one, so that the
+// end tokens form one run reaching the end of the span, as the model was
+// trained to fill it. Without this, a weak model commits confident end
+// tokens early in the span and leaves the infill empty.
+func (r *run) endAllowed(i int) bool {
+	span := r.span()
+	for j := i + 1; j < r.n; j++ {
+		if r.masked[j] || !r.isEnd(span[j]) {
+			return false
+		}
+	}
+	return true
+}
+
+// endRunStart is endAllowed for greedy steps, where the argmax of every
+// candidate is known: the first position of the run, reaching the span's
+// end, of positions that are end tokens or whose argmax (r.stats, one per
+// candidate in cand) is one. Positions before it may not take an end token.
+func (r *run) endRunStart(cand []int) int {
+	best := make(map[int]int32, len(cand))
+	for k, i := range cand {
+		best[i] = int32(r.stats[k].best)
+	}
+	span := r.span()
+	start := r.n
+	for j := r.n - 1; j >= 0; j-- {
+		tok, predicted := best[j]
+		if !predicted {
+			if r.masked[j] {
+				break
+			}
+			tok = span[j]
+		}
+		if !r.isEnd(tok) {
+			break
+		}
+		start = j
+	}
+	return start
 }
 
 func (r *run) span() []int32 { return r.seq.tokens[r.start : r.start+r.n] }

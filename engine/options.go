@@ -102,6 +102,12 @@ type Options struct {
 	// other steps run only the active block's rows. Refresh 1 is exact.
 	Cache   bool
 	Refresh int
+
+	// EndAnywhere lets end tokens (EOS, PAD) be committed at any position.
+	// By default a position may take one only as part of the run of end
+	// tokens that reaches the end of the span, the shape of the padding a
+	// model is trained to fill the unused tail of a span with.
+	EndAnywhere bool
 }
 
 func (o Options) withDefaults() (Options, error) {

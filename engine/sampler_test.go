@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/dfill/dfill/engine/gguf"
 )
 
 // TestRowStatsChunked checks the online softmax statistics, folded over
@@ -67,5 +69,46 @@ func TestRowStatsChunked(t *testing.T) {
 				t.Errorf("chunk %d: %s %.12g, want %.12g", chunk, c.name, c.got, c.want)
 			}
 		}
+	}
+}
+
+// TestEndRunStart checks where a run of end tokens reaching the end of the
+// span may begin: committed end tokens and candidates whose argmax is an
+// end token count, a masked position that is not a candidate or an
+// argmax that is not an end token stops it.
+func TestEndRunStart(t *testing.T) {
+	m := loadRandom(t, testSpec(ArchLLaDA, gguf.TypeF32), 1)
+	eos := m.Tokenizer.EOS()
+	const word = 65 // "A": not an end token
+	tests := []struct {
+		name   string
+		span   []int32 // -1: masked
+		cand   []int   // positions scored this step
+		argmax []int32 // their argmax
+		want   int
+	}{
+		{name: "all predicted end", span: []int32{-1, -1, -1}, cand: []int{0, 1, 2}, argmax: []int32{eos, eos, eos}, want: 0},
+		{name: "word then ends", span: []int32{-1, -1, -1}, cand: []int{0, 1, 2}, argmax: []int32{word, eos, eos}, want: 1},
+		{name: "end before a word", span: []int32{-1, -1, -1}, cand: []int{0, 1, 2}, argmax: []int32{eos, word, eos}, want: 2},
+		{name: "last not an end", span: []int32{-1, -1, -1}, cand: []int{0, 1, 2}, argmax: []int32{eos, eos, word}, want: 3},
+		{name: "committed ends count", span: []int32{-1, eos, eos}, cand: []int{0}, argmax: []int32{eos}, want: 0},
+		{name: "masked outside the block stops it", span: []int32{-1, -1, -1}, cand: []int{0}, argmax: []int32{eos}, want: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRun(m, 0, []int32{1, 2}, nil, len(tt.span), Options{Lengths: []int{len(tt.span)}})
+			for i, tok := range tt.span {
+				if tok >= 0 {
+					r.span()[i], r.masked[i] = tok, false
+				}
+			}
+			r.stats = make([]rowStats, len(tt.cand))
+			for k := range tt.cand {
+				r.stats[k] = rowStats{best: int(tt.argmax[k])}
+			}
+			if got := r.endRunStart(tt.cand); got != tt.want {
+				t.Errorf("endRunStart = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

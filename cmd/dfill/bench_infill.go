@@ -147,6 +147,7 @@ func runBenchInfill(ctx context.Context, args []string) error {
 	noValidate := fs.Bool("no-validate", false, "skip tree-sitter validation of candidates")
 	maxTokens := fs.Int("max-tokens", 32, "longest span to fill, in tokens")
 	contextTokens := fs.Int("context-tokens", 0, "prompt budget in tokens (0: from the model)")
+	endAnywhere := fs.Bool("end-anywhere", false, "let end tokens appear anywhere in a span (engine.Options.EndAnywhere)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -168,7 +169,7 @@ func runBenchInfill(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync()
-	gen, err := newGenerator(ctx, generatorConfig{Model: sf.model, Backend: sf.backend, Threads: sf.threads}, log)
+	gen, err := newGenerator(ctx, generatorConfig{Model: sf.model, Backend: sf.backend, Threads: sf.threads, EndAnywhere: *endAnywhere}, log)
 	if err != nil {
 		return err
 	}

@@ -49,6 +49,7 @@ func runComplete(ctx context.Context, args []string) error {
 	maxTokens := fs.Int("max-tokens", 32, "longest span to fill, in tokens")
 	n := fs.Int("n", 1, "candidates to return (more than 1 acts as an explicit invocation)")
 	threshold := fs.Float64("threshold", 0, "confidence threshold (0: the default 0.9)")
+	noValidate := fs.Bool("no-validate", false, "return candidates without the syntax check (to see what a model proposes)")
 	if err := parseFlags(fs, reorderArgs(args)); err != nil {
 		return err
 	}
@@ -82,6 +83,7 @@ func runComplete(ctx context.Context, args []string) error {
 
 	c := completion.New(gen, completion.Options{
 		MaxTokens: *maxTokens, Steps: sf.steps, Algorithm: sf.algorithm, Threshold: *threshold,
+		SkipValidation: *noValidate,
 	}, log)
 	abs, _ := filepath.Abs(path)
 	res, err := c.Complete(ctx, completion.Request{

@@ -17,6 +17,10 @@ type generatorConfig struct {
 	Model   string // GGUF path; empty means the embedded model
 	Backend string // cpu, cuda or remote
 	Threads int
+
+	// EndAnywhere lets end tokens appear anywhere in a span (see
+	// engine.Options.EndAnywhere); for measuring the default against it.
+	EndAnywhere bool
 }
 
 // errNoEmbeddedModel is returned when no --model is given and the binary
@@ -42,7 +46,7 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (co
 	}
 	log.Info("model loaded", zap.String("model", m.Name()), zap.String("arch", string(m.Config.Arch)),
 		zap.Int("layers", m.Config.Layers), zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
-	return &engineGenerator{m: m}, nil
+	return &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere}, nil
 }
 
 // closeGenerator releases what newGenerator holds (model mappings, threads).
@@ -54,7 +58,8 @@ func closeGenerator(g completion.Generator) {
 
 // engineGenerator adapts the native engine to completion.Generator.
 type engineGenerator struct {
-	m *engine.Model
+	m           *engine.Model
+	endAnywhere bool
 }
 
 func (g *engineGenerator) Name() string             { return g.m.Name() }
@@ -69,6 +74,7 @@ func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completi
 	if err != nil {
 		return nil, err
 	}
+	eo.EndAnywhere = g.endAnywhere
 	var stepFn func(engine.Step)
 	if onStep != nil {
 		last := len(eo.Lengths) - 1

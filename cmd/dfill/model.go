@@ -301,7 +301,7 @@ func reorderArgs(args []string) []string {
 
 func isBoolFlag(a string) bool {
 	switch strings.TrimLeft(a, "-") {
-	case "json", "metadata", "cache", "no-cache", "no-validate", "h", "help":
+	case "json", "metadata", "no-validate", "fill", "h", "help":
 		return true
 	}
 	return false

@@ -179,16 +179,3 @@ func randomContext(m *engine.Model, n int) (prefix, suffix []int32) {
 	cut := n * 3 / 4
 	return ids[:cut], ids[cut:]
 }
-
-// loadModel loads the GGUF at path, or the embedded model when path is "".
-func loadModel(path string, threads int) (*engine.Model, error) {
-	opt := engine.LoadOptions{Threads: threadCount(threads)}
-	if path == "" {
-		data, name := embeddedModel()
-		if data == nil {
-			return nil, errNoEmbeddedModel
-		}
-		return engine.LoadBytes(data, name, opt)
-	}
-	return engine.Load(path, opt)
-}

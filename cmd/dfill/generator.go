@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -22,10 +21,6 @@ type generatorConfig struct {
 	// engine.Options.EndAnywhere); for measuring the default against it.
 	EndAnywhere bool
 }
-
-// errNoEmbeddedModel is returned when no --model is given and the binary
-// carries no model of its own.
-var errNoEmbeddedModel = errors.New("this build of dfill has no embedded model; pass --model PATH to a dream or llada GGUF (make model-random writes a random one)")
 
 // newGenerator loads the model cfg names and returns it as the completion
 // pipeline's Generator. The caller releases it with closeGenerator.
@@ -68,7 +63,8 @@ func (g *engineGenerator) CountTokens(s string) int { return len(g.m.Tokenizer.E
 
 // Infill denoises one span of opt.MaxTokens (and, when several candidates
 // are wanted, a half-length span in the same batch), with the confidence
-// threshold schedule and the dual cache.
+// threshold schedule, at most MaxTokens/4 steps unless told otherwise, and
+// the dual cache.
 func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completion.GenerateOptions, onStep func(completion.Step)) ([]completion.Candidate, error) {
 	eo, err := engineOptions(opt)
 	if err != nil {
@@ -101,9 +97,15 @@ func engineOptions(opt completion.GenerateOptions) (engine.Options, error) {
 	if n <= 0 {
 		n = 32
 	}
+	steps := opt.Steps
+	if steps <= 0 {
+		// At most n/4 forwards: the threshold commits more per step when
+		// the model is sure, and the last step of a block commits all.
+		steps = max(4, n/4)
+	}
 	eo := engine.Options{
 		Lengths:   []int{n},
-		Steps:     opt.Steps,
+		Steps:     steps,
 		Schedule:  engine.ScheduleThreshold,
 		Threshold: opt.Threshold,
 		BlockSize: 32,
@@ -120,4 +122,14 @@ func engineOptions(opt completion.GenerateOptions) (engine.Options, error) {
 		eo.Score = s
 	}
 	return eo, nil
+}
+
+// loadModel loads the GGUF at path, or the embedded model when path is "".
+func loadModel(path string, threads int) (*engine.Model, error) {
+	opt := engine.LoadOptions{Threads: threadCount(threads)}
+	if path == "" {
+		data, name := embeddedModel()
+		return engine.LoadBytes(data, name, opt)
+	}
+	return engine.Load(path, opt)
 }

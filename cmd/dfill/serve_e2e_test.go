@@ -228,7 +228,22 @@ func TestServeE2ERandomModel(t *testing.T) {
 	if out, err := exec.Command(bin, "model", "random", "-preset", "tiny", "-out", model).CombinedOutput(); err != nil {
 		t.Fatalf("dfill model random: %v\n%s", err, out)
 	}
-	p := startServe(t, "--model", model, "--log-level", "debug")
+	serveAndComplete(t, "--model", model, "--log-level", "debug")
+}
+
+// TestServeE2EEmbeddedModel serves the embedded model, as an editor that
+// starts `dfill serve` with no flags gets it.
+func TestServeE2EEmbeddedModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	serveAndComplete(t, "--log-level", "debug")
+}
+
+// serveAndComplete starts dfill serve with args, waits for its model to
+// load, asks for one inline completion and shuts the server down.
+func serveAndComplete(t *testing.T, args ...string) {
+	p := startServe(t, args...)
 	p.initialize(t)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		var st struct {
@@ -262,7 +277,7 @@ func TestServeE2ERandomModel(t *testing.T) {
 			} `json:"range"`
 		} `json:"items"`
 	}
-	err = p.call(t, "textDocument/inlineCompletion", map[string]any{
+	err := p.call(t, "textDocument/inlineCompletion", map[string]any{
 		"textDocument": map[string]any{"uri": "file:///tmp/main.go"},
 		"position":     map[string]any{"line": 3, "character": 1},
 		"context":      map[string]any{"triggerKind": 1},

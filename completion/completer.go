@@ -44,7 +44,7 @@ const (
 	maxInvokedItems      = 3
 	// windowBytes is how much text around the cursor is handed to the
 	// validator; it parses at most syntax.DefaultMaxBytes of it.
-	windowBytes = 12 << 10
+	windowBytes = 6 << 10
 )
 
 // Completer answers completion requests. It is safe for concurrent use.

@@ -10,8 +10,8 @@ import (
 
 // Default window around the cursor that a Validator parses.
 const (
-	DefaultMaxLines = 200
-	DefaultMaxBytes = 16 << 10
+	DefaultMaxLines = 120
+	DefaultMaxBytes = 8 << 10
 )
 
 // maxTrimTries bounds how many line prefixes Trim parses.

@@ -87,7 +87,7 @@ type candidate struct {
 }
 
 // less orders candidates by rank, then leftmost first, as llama.cpp does.
-func (c candidate) less(d candidate) bool {
+func (c candidate) before(d candidate) bool {
 	return c.rank < d.rank || (c.rank == d.rank && c.left < d.left)
 }
 
@@ -145,40 +145,13 @@ func (t *Tokenizer) push(s *scratch, l, r int32) {
 	if !ok {
 		return
 	}
-	h := append(s.heap, candidate{rank: m.rank, left: l, right: r, leftID: a, rightID: b, id: m.id})
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h[i].less(h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	s.heap = h
+	s.heap = heapPush(s.heap, candidate{rank: m.rank, left: l, right: r, leftID: a, rightID: b, id: m.id})
 }
 
 // pop removes and returns the least candidate.
 func (s *scratch) pop() candidate {
-	h := s.heap
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		m, l, r := i, 2*i+1, 2*i+2
-		if l < len(h) && h[l].less(h[m]) {
-			m = l
-		}
-		if r < len(h) && h[r].less(h[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	s.heap = h
+	var top candidate
+	top, s.heap = heapPop(s.heap)
 	return top
 }
 

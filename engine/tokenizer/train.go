@@ -317,40 +317,11 @@ func hasPair(s []int32, a, b int32) bool {
 }
 
 // push adds an entry to the heap.
-func (tr *trainer) push(e pairCount) {
-	h := append(tr.heap, e)
-	for i := len(h) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !h[i].before(h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	tr.heap = h
-}
+func (tr *trainer) push(e pairCount) { tr.heap = heapPush(tr.heap, e) }
 
 // pop removes and returns the first entry of the heap.
 func (tr *trainer) pop() pairCount {
-	h := tr.heap
-	top := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h = h[:last]
-	for i := 0; ; {
-		m, l, r := i, 2*i+1, 2*i+2
-		if l < len(h) && h[l].before(h[m]) {
-			m = l
-		}
-		if r < len(h) && h[r].before(h[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	tr.heap = h
+	var top pairCount
+	top, tr.heap = heapPop(tr.heap)
 	return top
 }

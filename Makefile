@@ -3,7 +3,7 @@
 
 GO      ?= go
 BIN     := bin/dfill
-SAMPLE  ?= cmd/dfill/testdata/sample.go:8:3
+SAMPLE  ?= cmd/dfill/testdata/sample.go:8:1
 GOFILES  = $$(git ls-files '*.go' | grep -v /testdata/)
 
 .PHONY: build test run bench fuzz model vet clean

@@ -38,7 +38,7 @@ func TestEmbeddedModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(src)
-	off := offsetOf(text, 8, 3)
+	off := offsetOf(text, 8, 1)
 	c := completion.New(gen, completion.Options{SkipValidation: true}, zaptest.NewLogger(t))
 	res, err := c.Complete(context.Background(), completion.Request{URI: "file:///sample.go", Path: "sample.go", Text: text, Offset: off, Invoked: true})
 	if err != nil {

@@ -5,7 +5,7 @@ import "os"
 func readConfig(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		
+
 	}
 	return data, nil
 }

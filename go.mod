@@ -7,10 +7,10 @@ require (
 	go.lsp.dev/jsonrpc2 v1.0.1
 	go.uber.org/zap v1.28.0
 	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
 )
 
 require (
 	github.com/go-json-experiment/json v0.0.0-20260601182631-00ed12fed2a6 // indirect
 	go.uber.org/multierr v1.10.0 // indirect
-	golang.org/x/term v0.48.0 // indirect
 )

@@ -473,19 +473,23 @@ func (r *run) endAllowed(i int) bool {
 // end, of positions that are end tokens or whose argmax (r.stats, one per
 // candidate in cand) is one. Positions before it may not take an end token.
 func (r *run) endRunStart(cand []int) int {
-	best := make(map[int]int32, len(cand))
-	for k, i := range cand {
-		best[i] = int32(r.stats[k].best)
-	}
+	// r.pred is free until commit fills it: use it for this step's argmax,
+	// with -1 for masked positions that are not candidates.
 	span := r.span()
+	for j := range r.pred {
+		r.pred[j] = span[j]
+		if r.masked[j] {
+			r.pred[j] = -1
+		}
+	}
+	for k, i := range cand {
+		r.pred[i] = int32(r.stats[k].best)
+	}
 	start := r.n
 	for j := r.n - 1; j >= 0; j-- {
-		tok, predicted := best[j]
-		if !predicted {
-			if r.masked[j] {
-				break
-			}
-			tok = span[j]
+		tok := r.pred[j]
+		if tok < 0 {
+			break
 		}
 		if !r.isEnd(tok) {
 			break

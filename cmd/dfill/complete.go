@@ -50,7 +50,7 @@ func runComplete(ctx context.Context, args []string) error {
 	n := fs.Int("n", 1, "candidates to return (more than 1 acts as an explicit invocation)")
 	threshold := fs.Float64("threshold", 0, "confidence threshold (0: the default 0.9)")
 	noValidate := fs.Bool("no-validate", false, "return candidates without the syntax check (to see what a model proposes)")
-	if err := parseFlags(fs, reorderArgs(args)); err != nil {
+	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -212,7 +212,7 @@ func runModelForward(ctx context.Context, args []string) error {
 	text := fs.String("text", "", "text to tokenize instead of --tokens")
 	asJSON := fs.Bool("json", false, "print JSON: {tokens, vocab, logits: [[...], ...]}")
 	threads := fs.Int("threads", 0, "CPU threads (0: all)")
-	if err := parseFlags(fs, reorderArgs(args)); err != nil {
+	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -276,9 +276,11 @@ func runModelForward(ctx context.Context, args []string) error {
 	return nil
 }
 
-// reorderArgs moves flags after positional arguments in front of them, so
-// `dfill model forward PATH --tokens 1,2` parses as users type it.
-func reorderArgs(args []string) []string {
+// reorderArgs moves the flags of fs that follow positional arguments in
+// front of them, so `dfill model forward PATH --tokens 1,2` parses as
+// users type it. A flag takes the next argument as its value unless it is
+// a bool flag of fs or is written -name=value.
+func reorderArgs(fs *flag.FlagSet, args []string) []string {
 	var flags, pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -288,7 +290,7 @@ func reorderArgs(args []string) []string {
 		}
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
 			flags = append(flags, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
+			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(fs, a) {
 				flags = append(flags, args[i+1])
 				i++
 			}
@@ -299,12 +301,14 @@ func reorderArgs(args []string) []string {
 	return append(flags, pos...)
 }
 
-func isBoolFlag(a string) bool {
-	switch strings.TrimLeft(a, "-") {
-	case "json", "metadata", "no-validate", "fill", "h", "help":
-		return true
+// isBoolFlag reports whether arg (-name or --name) names a bool flag of fs.
+func isBoolFlag(fs *flag.FlagSet, arg string) bool {
+	f := fs.Lookup(strings.TrimLeft(arg, "-"))
+	if f == nil {
+		return strings.TrimLeft(arg, "-") == "h" || strings.TrimLeft(arg, "-") == "help"
 	}
-	return false
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func threadCount(n int) int {

@@ -197,14 +197,15 @@ func (s *rowStats) add(chunk []float32, base int, mask int32) {
 		}
 		s.max = m
 	}
-	for j, v := range chunk {
-		if int32(base+j) == mask {
-			continue
-		}
-		d := float64(v) - s.max
-		e := math.Exp(d)
-		s.sum += e
-		s.ent += e * d
+	// The exponentials run vectorized on the chunk around the mask token.
+	parts := [2][]float32{chunk}
+	if k := int(mask) - base; k >= 0 && k < len(chunk) {
+		parts = [2][]float32{chunk[:k], chunk[k+1:]}
+	}
+	for _, part := range parts {
+		sum, ent := kernel.ExpStats(part, float32(s.max))
+		s.sum += sum
+		s.ent += ent
 	}
 }
 

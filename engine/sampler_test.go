@@ -10,7 +10,8 @@ import (
 
 // TestRowStatsChunked checks the online softmax statistics, folded over
 // vocabulary chunks of any size, against a direct float64 computation.
-// Tolerance: 1e-9 relative (float64 sums in another order).
+// Tolerance: 1e-5 relative: the exponentials are kernel.ExpStats's float32
+// ones (about 2 ulp each), summed in float32 lanes within a chunk.
 func TestRowStatsChunked(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const vocab, mask = 1000, 17
@@ -65,7 +66,7 @@ func TestRowStatsChunked(t *testing.T) {
 			{"margin", s.margin(), wantMargin},
 			{"-entropy", s.negEntropy(), plogp},
 		} {
-			if math.Abs(c.got-c.want) > 1e-9*math.Max(1, math.Abs(c.want)) {
+			if math.Abs(c.got-c.want) > 1e-5*math.Max(1, math.Abs(c.want)) {
 				t.Errorf("chunk %d: %s %.12g, want %.12g", chunk, c.name, c.got, c.want)
 			}
 		}

@@ -46,10 +46,7 @@ func Softmax(x []float32) {
 	if len(x) == 0 {
 		return
 	}
-	mx := float32(math.Inf(-1))
-	for _, v := range x {
-		mx = max(mx, v)
-	}
+	mx := Max(x)
 	if math.IsInf(float64(mx), -1) {
 		// Every entry is -Inf: there is no preferred one; spread evenly.
 		for i := range x {
@@ -57,10 +54,39 @@ func Softmax(x []float32) {
 		}
 		return
 	}
-	inv := float32(1 / expSub(x, mx))
-	for i := range x {
-		x[i] *= inv
+	Scale(x, float32(1/expSub(x, mx)))
+}
+
+// Max returns the largest element of x: -Inf when x is empty, NaN when x
+// holds one.
+func Max(x []float32) float32 {
+	m0, m1, m2, m3 := float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		m0, m1, m2, m3 = max(m0, v[0]), max(m1, v[1]), max(m2, v[2]), max(m3, v[3])
 	}
+	for ; i < len(x); i++ {
+		m0 = max(m0, x[i])
+	}
+	return max(m0, m1, m2, m3)
+}
+
+// ExpStats returns Σ e^(x[i]−m) and Σ e^(x[i]−m)·(x[i]−m), the normalizer
+// of a softmax whose maximum is m and the sum behind its entropy, without
+// changing x. Both use Softmax's exp.
+func ExpStats(x []float32, m float32) (sum, dot float64) {
+	var buf [512]float32
+	for len(x) > 0 {
+		n := min(len(x), len(buf))
+		e := buf[:n]
+		copy(e, x[:n])
+		s := expSub(e, m)
+		sum += s
+		dot += float64(dotF32(e, x[:n])) - float64(m)*s
+		x = x[n:]
+	}
+	return sum, dot
 }
 
 // The loops of Softmax and SwiGLU that call exp, replaceable at init by
@@ -126,7 +152,12 @@ func Add(dst, src []float32) {
 
 // Scale multiplies every element of x by s.
 func Scale(x []float32, s float32) {
-	for i := range x {
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		v := x[i : i+4 : i+4]
+		v[0], v[1], v[2], v[3] = v[0]*s, v[1]*s, v[2]*s, v[3]*s
+	}
+	for ; i < len(x); i++ {
 		x[i] *= s
 	}
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -291,5 +292,49 @@ func TestRoPEPairs(t *testing.T) {
 				t.Errorf("dimension %d = %g, want sin θ > 0", tt.to, x[tt.to])
 			}
 		})
+	}
+}
+
+// TestExpStats: both sums within 1e-5 (relative to Σ e^(x−m)) of float64
+// math, x unchanged; Max equals the float64 maximum.
+func TestExpStats(t *testing.T) {
+	forEachVariant(t, testExpStats)
+}
+
+func testExpStats(t *testing.T, _ string) {
+	for _, n := range slices.Concat(sizes, []int{4096, 5000}) {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			x := gaussian(newRand(uint64(n)+7), n)
+			for i := range x {
+				x[i] = 3*x[i] + 20
+			}
+			mx := math.Inf(-1)
+			for _, v := range x {
+				mx = math.Max(mx, float64(v))
+			}
+			if n > 0 && float64(Max(x)) != mx {
+				t.Fatalf("Max = %g, want %g", Max(x), mx)
+			}
+			var wantSum, wantDot float64
+			for _, v := range x {
+				d := float64(v) - mx
+				wantSum += math.Exp(d)
+				wantDot += math.Exp(d) * d
+			}
+			orig := slices.Clone(x)
+			sum, dot := ExpStats(x, float32(mx))
+			if !slices.Equal(x, orig) {
+				t.Fatal("ExpStats changed its input")
+			}
+			if math.Abs(sum-wantSum) > 1e-5*math.Max(wantSum, 1) || math.Abs(dot-wantDot) > 1e-5*math.Max(wantSum, 1)*math.Max(math.Abs(mx), 1) {
+				t.Errorf("ExpStats = %g, %g; want %g, %g", sum, dot, wantSum, wantDot)
+			}
+		})
+	}
+	if m := Max(nil); !math.IsInf(float64(m), -1) {
+		t.Errorf("Max(nil) = %g", m)
+	}
+	if m := Max([]float32{1, float32(math.NaN()), 2}); m == m {
+		t.Errorf("Max with a NaN = %g", m)
 	}
 }

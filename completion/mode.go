@@ -5,10 +5,12 @@ import (
 )
 
 // Span lengths, in tokens, when Options.MaxTokens is 0, and the cap of a
-// single-line span.
+// single-line span: 32 tokens hold a line of about 80 to 110 characters,
+// and fit one block of the engine's cache, so a single-line completion
+// costs one full forward pass and a few over the span.
 const (
 	DefaultMaxTokens    = 96
-	maxSingleLineTokens = 48
+	maxSingleLineTokens = 32
 )
 
 // mode is what kind of completion a cursor calls for.

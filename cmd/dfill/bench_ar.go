@@ -51,6 +51,11 @@ func runBenchARvsDiffusion(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := sf.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	cans, err := parseInts(*canvases)
 	if err != nil {
 		return fmt.Errorf("--canvases: %w", err)

@@ -152,6 +152,11 @@ func runBenchInfill(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := sf.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if *tasksPath == "" {
 		fmt.Fprintln(os.Stderr, "dfill bench infill: --tasks is required")
 		return errUsage

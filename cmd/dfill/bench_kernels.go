@@ -81,6 +81,11 @@ func runBenchKernels(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	stopProfile, err := sf.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	mList, err := parseInts(*ms)
 	if err != nil {
 		return fmt.Errorf("--m: %w", err)

@@ -299,6 +299,10 @@ func startChild(ctx context.Context, sf *sharedFlags) (*child, error) {
 	if sf.logFile != "" {
 		args = append(args, "--log-file", sf.logFile)
 	}
+	if sf.cpuProf != "" {
+		// The profile worth having is the server's.
+		args = append(args, "--cpuprofile", sf.cpuProf)
+	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()

@@ -53,6 +53,11 @@ func runComplete(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
 		return err
 	}
+	stopProfile, err := sf.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	if fs.NArg() != 1 {
 		fmt.Fprintln(os.Stderr, "usage: dfill complete [flags] FILE:LINE:COL")
 		return errUsage

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -21,6 +22,7 @@ type sharedFlags struct {
 	algorithm string
 	logFile   string
 	logLevel  string
+	cpuProf   string
 }
 
 func addSharedFlags(fs *flag.FlagSet) *sharedFlags {
@@ -32,7 +34,27 @@ func addSharedFlags(fs *flag.FlagSet) *sharedFlags {
 	fs.StringVar(&s.algorithm, "algorithm", "confidence", "confidence score: confidence, margin or entropy")
 	fs.StringVar(&s.logFile, "log-file", "", "write logs to this `file` instead of stderr")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&s.cpuProf, "cpuprofile", "", "write a CPU profile of the command to this `file` (for go tool pprof)")
 	return s
+}
+
+// startProfile starts the CPU profile --cpuprofile asks for; stop ends it.
+func (s *sharedFlags) startProfile() (stop func(), err error) {
+	if s.cpuProf == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(s.cpuProf)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // parseFlags parses args into fs, printing errors and usage to stderr.

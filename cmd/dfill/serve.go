@@ -35,6 +35,11 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer log.Sync()
+	stopProfile, err := sf.startProfile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 
 	loader := func(ctx context.Context, mc lsp.ModelConfig) (completion.Generator, func(), error) {
 		gen, err := newGenerator(ctx, generatorConfig{Model: mc.Model, Backend: mc.Backend, Threads: sf.threads}, log.Named("engine"))

@@ -101,6 +101,11 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 		return completion.Result{}, nil
 	}
 	s.stats.add(took, res.Timings.Generate, res.Cached)
+	if ce := s.log.Check(zap.DebugLevel, "completion"); ce != nil {
+		ce.Write(zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),
+			zap.Bool("cached", res.Cached), zap.Duration("took", took), zap.Duration("prompt", res.Timings.Prompt),
+			zap.Duration("generate", res.Timings.Generate), zap.Duration("validate", res.Timings.Validate))
+	}
 	return res, nil
 }
 

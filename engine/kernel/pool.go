@@ -1,8 +1,10 @@
 package kernel
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // A Pool runs data-parallel loops on a fixed set of worker goroutines,
@@ -12,22 +14,35 @@ import (
 //
 // Loops on one Pool run one at a time: a Run from a second goroutine waits
 // for the first to finish. Steady-state Runs do not allocate.
+//
+// A denoising step is hundreds of loops of tens of microseconds, about what
+// waking a sleeping thread takes, so workers spin for a while after each
+// loop, watching for the next one, before they sleep; and a loop waits only
+// for the chunks that were claimed, never for a worker that has not woken.
 type Pool struct {
 	threads int
+	gen     atomic.Uint64   // bumped for every loop and by Close
+	parked  []atomic.Bool   // per worker: asleep, or about to be, on wake
 	wake    []chan struct{} // one per worker goroutine (index 1..threads-1; 0 unused)
-	done    sync.WaitGroup  // counts workers still busy with the current job
 	exited  sync.WaitGroup  // counts live worker goroutines, for Close
+	stop    atomic.Bool     // set by Close
 
-	// mu serializes jobs and guards the fields below it.
+	// next counts the current loop's chunks up from -chunks: a worker that
+	// takes it from k < 0 to k+1 runs chunk chunks+k; once it is ≥ 0 the
+	// loop has no chunks left. finished counts the chunks run.
+	next, finished atomic.Int64
+
+	// mu serializes loops and guards the fields below it. Workers read the
+	// loop's fields only after claiming a chunk, which follows their writes.
 	mu       sync.Mutex
 	closed   bool
 	fn       func(lo, hi int)
 	fnw      func(worker, lo, hi int)
 	n        int
 	grain    int
-	next     atomic.Int64 // index of the next unclaimed chunk
-	scratch  [][]float32  // one decode buffer per worker, for MatMul
-	mm       matmulJob    // MatMul's arguments, read by mmTask and gemmTask
+	chunks   int
+	scratch  [][]float32 // one decode buffer per worker, for MatMul
+	mm       matmulJob   // MatMul's arguments, read by mmTask and gemmTask
 	mmTask   func(worker, lo, hi int)
 	gemmTask func(worker, lo, hi int)
 	xpack    []float32   // MatMul's activations packed for the micro-kernels
@@ -36,12 +51,17 @@ type Pool struct {
 	packTask func(worker, lo, hi int)
 }
 
+// spinFor is how long a worker keeps watching for the next loop before it
+// sleeps.
+const spinFor = 200 * time.Microsecond
+
 // NewPool returns a Pool of threads threads (the caller's goroutine and
 // threads-1 workers). threads < 1 is taken as 1.
 func NewPool(threads int) *Pool {
 	threads = max(threads, 1)
 	p := &Pool{
 		threads: threads,
+		parked:  make([]atomic.Bool, threads),
 		wake:    make([]chan struct{}, threads),
 		scratch: make([][]float32, threads),
 		acc:     make([][]float32, threads),
@@ -79,6 +99,8 @@ func (p *Pool) Close() {
 		return
 	}
 	p.closed = true
+	p.stop.Store(true)
+	p.gen.Add(1)
 	for w := 1; w < p.threads; w++ {
 		close(p.wake[w])
 	}
@@ -136,26 +158,33 @@ func (p *Pool) runLocked(n, grain int) {
 		p.chunk(0, 0, n)
 		return
 	}
-	p.n, p.grain = n, grain
-	p.next.Store(0)
-	helpers := min(p.threads, chunks) - 1
-	p.done.Add(helpers)
-	for w := 1; w <= helpers; w++ {
-		p.wake[w] <- struct{}{}
+	p.n, p.grain, p.chunks = n, grain, chunks
+	p.finished.Store(0)
+	p.next.Store(int64(-chunks)) // publishes the fields above
+	p.gen.Add(1)
+	for w := 1; w < min(p.threads, chunks); w++ {
+		if p.parked[w].CompareAndSwap(true, false) {
+			p.wake[w] <- struct{}{}
+		}
 	}
 	p.work(0)
-	p.done.Wait()
+	for i := 0; p.finished.Load() < int64(chunks); i++ {
+		if i > 64 {
+			runtime.Gosched()
+		}
+	}
 }
 
 // work claims and runs chunks until none are left.
 func (p *Pool) work(w int) {
 	for {
-		c := int(p.next.Add(1) - 1)
-		lo := c * p.grain
-		if lo >= p.n {
+		k := p.next.Add(1) - 1
+		if k >= 0 {
 			return
 		}
+		lo := (p.chunks + int(k)) * p.grain
 		p.chunk(w, lo, min(lo+p.grain, p.n))
+		p.finished.Add(1)
 	}
 }
 
@@ -167,12 +196,44 @@ func (p *Pool) chunk(w, lo, hi int) {
 	}
 }
 
+// worker runs the chunks it can claim of each loop. Between loops it
+// spins for spinFor, then sleeps until runLocked or Close wakes it.
 func (p *Pool) worker(w int) {
 	defer p.exited.Done()
-	for range p.wake[w] {
+	seen := p.gen.Load()
+	for {
+		if !p.waitLoop(w, seen) {
+			return
+		}
+		seen = p.gen.Load()
+		if p.stop.Load() {
+			return
+		}
 		p.work(w)
-		p.done.Done()
 	}
+}
+
+// waitLoop returns when the loop generation is no longer seen, true, or
+// false when the Pool is closed while the worker sleeps.
+func (p *Pool) waitLoop(w int, seen uint64) bool {
+	deadline := time.Now().Add(spinFor)
+	for i := 0; ; i++ {
+		if p.gen.Load() != seen {
+			return true
+		}
+		if i%64 == 63 {
+			if time.Now().After(deadline) {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+	p.parked[w].Store(true)
+	if p.gen.Load() != seen && p.parked[w].CompareAndSwap(true, false) {
+		return true // a loop began before the flag was seen
+	}
+	_, ok := <-p.wake[w]
+	return ok
 }
 
 // scratchFor returns worker w's decode buffer, at least n long.

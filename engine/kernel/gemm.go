@@ -23,6 +23,9 @@ type gemmKernels struct {
 	// tileOut, when not nil, replaces tile and stores the last chunk's sums
 	// in out itself.
 	tileOut [2][]gemmTileOut
+	// pack, when not nil, packs k columns of a whole block of lanes rows,
+	// row l starting at src[idx[l]] (packTask's loop, vectorized).
+	pack func(dst, src *float32, idx *[16]int32, k int)
 }
 
 // gemm is the micro-kernel set MatMul uses, installed at init on CPUs the
@@ -37,6 +40,9 @@ const (
 	gemmAccBytes = 256 << 10
 	// gemmPackCols is the width of one unit of packX's work.
 	gemmPackCols = 256
+	// maxPackCols bounds the row length the vectorized pack takes: its
+	// gather offsets, 15 rows of 4-byte floats, must fit in an int32.
+	maxPackCols = 1 << 25
 )
 
 // gemmPackedLen is the length of x packed for g: whole blocks of g.lanes
@@ -68,6 +74,10 @@ func (j *matmulJob) packTask(_, lo, hi int) {
 		b, k0 := u/nk, u%nk*gemmPackCols
 		k1 := min(k0+gemmPackCols, cols)
 		blk := j.xp[b*cols*lanes : (b+1)*cols*lanes]
+		if j.g.pack != nil && (b+1)*lanes <= j.m && k1 > k0 && cols < maxPackCols {
+			j.g.pack(&blk[k0*lanes], &j.x[b*lanes*cols+k0], &j.pool.xidx, k1-k0)
+			continue
+		}
 		for l := 0; l < lanes; l++ {
 			i := b*lanes + l
 			if i >= j.m {

@@ -4378,3 +4378,47 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+// func pack16Z(dst *float32, src *float32, idx *[16]int32, k int)
+// Requires: AVX, AVX512F
+TEXT ·pack16Z(SB), NOSPLIT, $0-32
+	MOVQ      dst+0(FP), AX
+	MOVQ      src+8(FP), CX
+	MOVQ      idx+16(FP), DX
+	MOVQ      k+24(FP), BX
+	VMOVDQU32 (DX), Z0
+
+loop4:
+	CMPQ       BX, $0x04
+	JL         tail
+	KXNORW     K1, K1, K1
+	VGATHERDPS (CX)(Z0*4), K1, Z1
+	VMOVUPS    Z1, (AX)
+	KXNORW     K2, K2, K2
+	VGATHERDPS 4(CX)(Z0*4), K2, Z2
+	VMOVUPS    Z2, 64(AX)
+	KXNORW     K3, K3, K3
+	VGATHERDPS 8(CX)(Z0*4), K3, Z3
+	VMOVUPS    Z3, 128(AX)
+	KXNORW     K4, K4, K4
+	VGATHERDPS 12(CX)(Z0*4), K4, Z4
+	VMOVUPS    Z4, 192(AX)
+	ADDQ       $0x10, CX
+	ADDQ       $0x00000100, AX
+	SUBQ       $0x04, BX
+	JMP        loop4
+
+tail:
+	TESTQ      BX, BX
+	JZ         done
+	KXNORW     K5, K5, K5
+	VGATHERDPS (CX)(Z0*4), K5, Z5
+	VMOVUPS    Z5, (AX)
+	ADDQ       $0x04, CX
+	ADDQ       $0x40, AX
+	DECQ       BX
+	JMP        tail
+
+done:
+	VZEROUPPER
+	RET

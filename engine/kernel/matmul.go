@@ -98,6 +98,7 @@ func runMatMul(p *Pool, job matmulJob) {
 		p.mm.g = g
 		for l := range p.idx {
 			p.idx[l] = int32(l * job.rows)
+			p.xidx[l] = int32(l * job.cols)
 		}
 		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
 		// Packing is a copy: split it only when it is big enough to pay for

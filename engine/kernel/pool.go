@@ -48,6 +48,7 @@ type Pool struct {
 	xpack    []float32   // MatMul's activations packed for the micro-kernels
 	acc      [][]float32 // per worker: the micro-kernels' accumulators
 	idx      [16]int32   // l·rows for l < 16: where a MatMul's output rows start
+	xidx     [16]int32   // l·cols for l < 16: where a MatMul's input rows start
 	packTask func(worker, lo, hi int)
 }
 

@@ -510,3 +510,14 @@ func expSubZ(x []float32, m float32) float32
 //
 //go:noescape
 func swigluZ(out []float32, gate []float32, up []float32)
+
+// pack16Z is packTask's loop for a block of 16 rows with AVX-512 gathers:
+//
+//	for c := 0; c < k; c++ {
+//		for l := 0; l < 16; l++ {
+//			dst[16*c+l] = src[idx[l]+c]
+//		}
+//	}
+//
+//go:noescape
+func pack16Z(dst *float32, src *float32, idx *[16]int32, k int)

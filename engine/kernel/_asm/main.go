@@ -50,6 +50,7 @@ func main() {
 	decodeQ4KBlockZ()
 	expSubZ()
 	swigluZ()
+	pack16Z()
 	Generate()
 }
 
@@ -624,6 +625,56 @@ func decodeQ4KBlockZ() {
 			}
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// pack16Z gathers one column of 16 rows per vector: the packing of x
+// that the AVX-512 GEMM tiles read (packTask), for a whole block of rows.
+func pack16Z() {
+	TEXT("pack16Z", NOSPLIT, "func(dst *float32, src *float32, idx *[16]int32, k int)")
+	Pragma("noescape")
+	Doc("pack16Z is packTask's loop for a block of 16 rows with AVX-512 gathers:",
+		"",
+		"	for c := 0; c < k; c++ {",
+		"		for l := 0; l < 16; l++ {",
+		"			dst[16*c+l] = src[idx[l]+c]",
+		"		}",
+		"	}")
+	d := ld(Param("dst"))
+	s := ld(Param("src"))
+	ip := ld(Param("idx"))
+	n := ld(Param("k"))
+	vi := ZMM()
+	VMOVDQU32(Mem{Base: ip}, vi)
+	const unroll = 4
+	Label("loop4")
+	CMPQ(n, U8(unroll))
+	JL(LabelRef("tail"))
+	for i := 0; i < unroll; i++ {
+		m := K()
+		KXNORW(m, m, m)
+		t := ZMM()
+		VGATHERDPS(Mem{Base: s, Index: vi, Scale: 4, Disp: 4 * i}, m, t)
+		VMOVUPS(t, Mem{Base: d, Disp: 64 * i})
+	}
+	ADDQ(U8(4*unroll), s)
+	ADDQ(U32(64*unroll), d)
+	SUBQ(U8(unroll), n)
+	JMP(LabelRef("loop4"))
+	Label("tail")
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	m := K()
+	KXNORW(m, m, m)
+	t := ZMM()
+	VGATHERDPS(Mem{Base: s, Index: vi, Scale: 4}, m, t)
+	VMOVUPS(t, Mem{Base: d})
+	ADDQ(U8(4), s)
+	ADDQ(U8(64), d)
+	DECQ(n)
+	JMP(LabelRef("tail"))
+	Label("done")
 	VZEROUPPER()
 	RET()
 }

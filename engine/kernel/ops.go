@@ -57,17 +57,30 @@ func Softmax(x []float32) {
 	Scale(x, float32(1/expSub(x, mx)))
 }
 
-// Max returns the largest element of x: -Inf when x is empty, NaN when x
-// holds one.
+// Max returns the largest element of x, ignoring NaNs: -Inf when x is
+// empty or all NaN.
 func Max(x []float32) float32 {
 	m0, m1, m2, m3 := float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]
-		m0, m1, m2, m3 = max(m0, v[0]), max(m1, v[1]), max(m2, v[2]), max(m3, v[3])
+		if v[0] > m0 {
+			m0 = v[0]
+		}
+		if v[1] > m1 {
+			m1 = v[1]
+		}
+		if v[2] > m2 {
+			m2 = v[2]
+		}
+		if v[3] > m3 {
+			m3 = v[3]
+		}
 	}
 	for ; i < len(x); i++ {
-		m0 = max(m0, x[i])
+		if x[i] > m0 {
+			m0 = x[i]
+		}
 	}
 	return max(m0, m1, m2, m3)
 }

@@ -249,10 +249,10 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	blank := trailingBlanks(prompt.Prefix)
 	genPrompt := prompt
 	genPrompt.Prefix = prompt.Prefix[:len(prompt.Prefix)-len(blank)]
-	if onStep != nil && blank != "" {
+	if onStep != nil {
 		show := onStep
 		onStep = func(s Step) {
-			s.Text = stripBlanks(s.Text, blank)
+			s.Text = prompt.Restore(stripBlanks(s.Text, blank))
 			show(s)
 		}
 	}

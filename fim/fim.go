@@ -15,6 +15,10 @@ type Prompt struct {
 	Prefix string // context snippets, then the text before the cursor (LF line endings)
 	Suffix string // the text after the cursor (LF line endings)
 	CRLF   bool   // the document used CRLF; Restore puts it back in answers
+	// IndentUnit, when not 0, is the number of spaces of one indent level
+	// of a document that the prompt shows indented with tabs (Go, which
+	// gofmt indents with tabs); Restore puts the spaces back.
+	IndentUnit int
 
 	// ContextLen is how many bytes at the start of Prefix are context
 	// snippets; Prefix[ContextLen:] is the text before the cursor.
@@ -26,9 +30,15 @@ type Prompt struct {
 	Path, LanguageID string
 }
 
-// Restore turns the LF line endings of an answer back into CRLF when the
-// document used CRLF; otherwise it returns s unchanged.
+// Restore turns an answer back into the document's conventions: tabs at
+// the start of its lines into IndentUnit spaces (the first line too when
+// the cursor follows only blanks on its line), LF line endings into CRLF
+// when the document used CRLF.
 func (p Prompt) Restore(s string) string {
+	if p.IndentUnit > 0 {
+		lastLine := p.Prefix[strings.LastIndexByte(p.Prefix, '\n')+1:]
+		s = spaceIndent(s, p.IndentUnit, strings.Trim(lastLine, " \t") == "")
+	}
 	if !p.CRLF || !strings.Contains(s, "\n") {
 		return s
 	}
@@ -120,6 +130,17 @@ func Build(in Input, b Budget, count func(string) int) Prompt {
 	if p.CRLF {
 		before = strings.ReplaceAll(before, "\r\n", "\n")
 		after = strings.ReplaceAll(after, "\r\n", "\n")
+	}
+	if tabLanguages[lang] {
+		if unit := spaceIndentUnit(before, after); unit > 0 {
+			p.IndentUnit = unit
+			// before starts at a line start; after's first line is the
+			// rest of the cursor's line, indentation only when the cursor
+			// is at its start.
+			atStart := before == "" || strings.HasSuffix(before, "\n")
+			before = tabIndent(before, unit, true)
+			after = tabIndent(after, unit, atStart)
+		}
 	}
 
 	p.Suffix = suffixWindow(after, b.Suffix, count)

@@ -26,7 +26,10 @@ func init() { selectKernels() }
 var gemmZTiles = gemmKernels{name: "avx512", lanes: 16, nr: 12, ldc: 32, tileOut: [2][]gemmTileOut{
 	{gemmZ1x1, gemmZ1x2, gemmZ1x3, gemmZ1x4, gemmZ1x5, gemmZ1x6, gemmZ1x7, gemmZ1x8, gemmZ1x9, gemmZ1x10, gemmZ1x11, gemmZ1x12},
 	{gemmZ2x1, gemmZ2x2, gemmZ2x3, gemmZ2x4, gemmZ2x5, gemmZ2x6, gemmZ2x7, gemmZ2x8, gemmZ2x9, gemmZ2x10, gemmZ2x11, gemmZ2x12},
-}, pack: pack16Z}
+}, pack: pack16Z, tileRows: [2][]gemmTileRows{
+	{gemmZR1x1, gemmZR1x2, gemmZR1x3, gemmZR1x4, gemmZR1x5, gemmZR1x6, gemmZR1x7, gemmZR1x8, gemmZR1x9, gemmZR1x10, gemmZR1x11, gemmZR1x12},
+	{gemmZR2x1, gemmZR2x2, gemmZR2x3, gemmZR2x4, gemmZR2x5, gemmZR2x6, gemmZR2x7, gemmZR2x8, gemmZR2x9, gemmZR2x10, gemmZR2x11, gemmZR2x12},
+}}
 
 var gemmYTiles = gemmKernels{name: "avx2", lanes: 8, nr: 6, ldc: 16, tile: [2][]gemmTile{
 	{gemmY1x1, gemmY1x2, gemmY1x3, gemmY1x4, gemmY1x5, gemmY1x6},

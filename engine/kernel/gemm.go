@@ -26,6 +26,9 @@ type gemmKernels struct {
 	// pack, when not nil, packs k columns of a whole block of lanes rows,
 	// row l starting at src[idx[l]] (packTask's loop, vectorized).
 	pack func(dst, src *float32, idx *[16]int32, k int)
+	// tileRows, when not nil (with pack), runs the transposed product
+	// (gemmSwap).
+	tileRows [2][]gemmTileRows
 }
 
 // gemm is the micro-kernel set MatMul uses, installed at init on CPUs the
@@ -195,3 +198,94 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 
 // ctileLen is the size of the largest micro-kernel tile, nr·ldc.
 const ctileLen = 12 * 32
+
+// A gemmTileRows is a gemmTile that stores the last chunk's sums as rows:
+// lane l of row r goes to out[r*ldo + l] for the first valid lanes.
+type gemmTileRows func(c, x, w *float32, xs, ws, k, load int, out *float32, ldo, valid int)
+
+// The transposed product. When the weight has no more rows than there are
+// activation rows, MatMul swaps the operands' roles: the weight, decoded
+// once, is packed as the lanes and the activations are broadcast from
+// where they are. The tiles then store whole output rows instead of
+// scattering columns, and the packing touches the smaller operand. Every
+// output element is still one chain of FMAs over the columns in order
+// (a·b = b·a exactly), so the result is bitwise the same either way.
+
+// gemmSwap reports whether MatMul should run job transposed: when the
+// weight has no more rows than there are activation rows, or when its rows
+// are so short (a few hundred columns) that scattering the output columns
+// costs as much as the products, provided there are activation rows for
+// every thread and a column chunk of the packed weight fits in L2.
+func gemmSwap(g *gemmKernels, job matmulJob) bool {
+	if g.tileRows[0] == nil || job.m < 2*g.lanes || 4*gemmPackCols*job.rows > gemmXBytes || job.cols >= maxPackCols {
+		return false
+	}
+	return job.rows <= job.m || (job.cols <= gemmPackCols && job.m >= 4*g.lanes)
+}
+
+// packWTask packs the weight's row blocks [lo, hi) of g.lanes rows for the
+// transposed product, decoding them first unless they are float32.
+func (j *matmulJob) packWTask(worker, lo, hi int) {
+	cols, lanes := j.cols, j.g.lanes
+	for b := lo; b < hi; b++ {
+		r0 := b * lanes
+		n := min(lanes, j.rows-r0)
+		var src []float32
+		if j.wf != nil {
+			src = j.wf[r0*cols : (r0+n)*cols]
+		} else {
+			src = j.pool.scratchFor(worker, lanes*cols)[:n*cols]
+			j.dec(src, j.data[r0*j.rowBytes:(r0+n)*j.rowBytes])
+		}
+		blk := j.xp[b*cols*lanes : (b+1)*cols*lanes]
+		if n == lanes {
+			j.g.pack(&blk[0], &src[0], &j.pool.xidx, cols)
+			continue
+		}
+		for l := 0; l < lanes; l++ {
+			for k := 0; k < cols; k++ {
+				v := float32(0)
+				if l < n {
+					v = src[l*cols+k]
+				}
+				blk[k*lanes+l] = v
+			}
+		}
+	}
+}
+
+// gemmSwapTask computes the transposed product for the activation-row
+// tiles [lo, hi): tile t is activation rows [t·nr, t·nr+nr), broadcast in
+// place, against every block of the packed weight, column chunk by column
+// chunk as gemmTask goes.
+func (j *matmulJob) gemmSwapTask(worker, lo, hi int) {
+	g := j.g
+	cols, n, m := j.cols, j.rows, j.m // n weight rows along the lanes
+	lanes := g.lanes
+	mb := gemmMBlocks(g, n)
+	acc := j.pool.accFor(worker, (hi-lo)*mb*ctileLen)
+	kc := gemmKC(n, cols)
+	for k0 := 0; k0 < cols; k0 += kc {
+		kn := min(kc, cols-k0)
+		last := k0+kn == cols
+		for t := lo; t < hi; t++ {
+			r0 := t * g.nr
+			nr := min(g.nr, m-r0)
+			w := &j.x[r0*cols+k0]
+			for b := 0; b < mb; b++ {
+				v := 2
+				if n-2*lanes*b <= lanes {
+					v = 1
+				}
+				c := acc[((t-lo)*mb+b)*ctileLen:]
+				xp := &j.xp[2*lanes*b*cols+k0*lanes]
+				i0 := 2 * lanes * b
+				var out *float32
+				if last {
+					out = &j.out[r0*n+i0]
+				}
+				g.tileRows[v-1][nr-1](&c[0], xp, w, 4*cols*lanes, 4*cols, kn, k0, out, n, min(2*lanes, n-i0))
+			}
+		}
+	}
+}

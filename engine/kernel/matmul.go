@@ -100,6 +100,15 @@ func runMatMul(p *Pool, job matmulJob) {
 			p.idx[l] = int32(l * job.rows)
 			p.xidx[l] = int32(l * job.cols)
 		}
+		if gemmSwap(g, job) {
+			p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
+			blocks := (job.rows + g.lanes - 1) / g.lanes
+			p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
+			tiles := (job.m + g.nr - 1) / g.nr
+			p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols}, g, tiles, p.threads), p.gemmSwapTask)
+			p.mm = matmulJob{pool: p}
+			return
+		}
 		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
 		// Packing is a copy: split it only when it is big enough to pay for
 		// waking the workers.

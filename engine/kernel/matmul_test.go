@@ -181,7 +181,9 @@ func TestMatMulUnalignedF32(t *testing.T) {
 func TestMatMulDeterministic(t *testing.T) {
 	// 300×1024 is wide enough that the assembly kernels split the columns
 	// into chunks (gemmKC), which a single row does not.
-	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}}
+	// 40×30, 300×50 and 600×520×512 run transposed (gemmSwap) on
+	// AVX-512, the last in two column chunks; the single rows do not.
+	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}, {600, 520, 512}}
 	forEachVariant(t, func(t *testing.T, _ string) {
 		for _, typ := range allTypes {
 			for _, s := range shapes {
@@ -221,13 +223,15 @@ func TestMatMulAllocs(t *testing.T) {
 	defer pool.Close()
 	forEachVariant(t, func(t *testing.T, _ string) {
 		for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_K} {
-			w, _ := randomMatrix(t, typ, 512, 256, 13)
-			x := gaussian(newRand(14), 40*256)
-			out := make([]float32, 40*512)
-			for _, p := range []*Pool{nil, pool} {
-				MatMul(p, out, x, 40, w) // let the scratch grow
-				if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 40, w) }); n != 0 {
-					t.Errorf("%s, %d threads: %v allocations per MatMul", typ, p.Threads(), n)
+			for _, rows := range []int{512, 32} { // 32: transposed
+				w, _ := randomMatrix(t, typ, rows, 256, 13)
+				x := gaussian(newRand(14), 40*256)
+				out := make([]float32, 40*rows)
+				for _, p := range []*Pool{nil, pool} {
+					MatMul(p, out, x, 40, w) // let the scratch grow
+					if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 40, w) }); n != 0 {
+						t.Errorf("%s, %d rows, %d threads: %v allocations per MatMul", typ, rows, p.Threads(), n)
+					}
 				}
 			}
 		}

@@ -50,6 +50,8 @@ type Pool struct {
 	idx      [16]int32   // l·rows for l < 16: where a MatMul's output rows start
 	xidx     [16]int32   // l·cols for l < 16: where a MatMul's input rows start
 	packTask func(worker, lo, hi int)
+	// The transposed product's tasks (gemmSwap).
+	packWTask, gemmSwapTask func(worker, lo, hi int)
 }
 
 // spinFor is how long a worker keeps watching for the next loop before it
@@ -70,6 +72,8 @@ func NewPool(threads int) *Pool {
 	p.mmTask = p.mm.task
 	p.gemmTask = p.mm.gemmTask
 	p.packTask = p.mm.packTask
+	p.packWTask = p.mm.packWTask
+	p.gemmSwapTask = p.mm.gemmSwapTask
 	p.mm.pool = p
 	for w := 1; w < threads; w++ {
 		p.wake[w] = make(chan struct{}, 1)

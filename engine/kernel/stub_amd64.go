@@ -76,6 +76,78 @@ func gemmZ1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load i
 //go:noescape
 func gemmZ1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
 
+// gemmZR1x1 is gemmZ1x1 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x2 is gemmZ1x2 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x3 is gemmZ1x3 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x4 is gemmZ1x4 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x5 is gemmZ1x5 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x6 is gemmZ1x6 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x7 is gemmZ1x7 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x8 is gemmZ1x8 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x9 is gemmZ1x9 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x10 is gemmZ1x10 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x11 is gemmZ1x11 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR1x12 is gemmZ1x12 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR1x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
 // gemmY1x1 computes a 8×1 tile of x·Wᵀ, activation rows along the lanes:
 //
 //	for r := 0; r < 1; r++ {
@@ -279,6 +351,78 @@ func gemmZ2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load i
 //
 //go:noescape
 func gemmZ2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, idx *int32, valid int)
+
+// gemmZR2x1 is gemmZ2x1 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x1(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x2 is gemmZ2x2 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x2(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x3 is gemmZ2x3 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x3(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x4 is gemmZ2x4 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x4(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x5 is gemmZ2x5 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x5(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x6 is gemmZ2x6 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x6(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x7 is gemmZ2x7 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x7(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x8 is gemmZ2x8 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x8(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x9 is gemmZ2x9 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x9(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x10 is gemmZ2x10 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x10(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x11 is gemmZ2x11 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x11(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
+
+// gemmZR2x12 is gemmZ2x12 that, when out is not nil, stores lane l of row r to
+// out[r*ldo + l] instead of c, for the first valid lanes.
+//
+//go:noescape
+func gemmZR2x12(c *float32, x *float32, w *float32, xs int, ws int, k int, load int, out *float32, ldo int, valid int)
 
 // gemmY2x1 computes a 16×1 tile of x·Wᵀ, activation rows along the lanes:
 //

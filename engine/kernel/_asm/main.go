@@ -34,6 +34,9 @@ func main() {
 		for nr := 1; nr <= maxNRZ; nr++ {
 			gemm(true, v, nr)
 		}
+		for nr := 1; nr <= maxNRZ; nr++ {
+			gemmRows(v, nr)
+		}
 		for nr := 1; nr <= maxNRY; nr++ {
 			gemm(false, v, nr)
 		}
@@ -57,9 +60,9 @@ func main() {
 // gemm emits gemm{Z,Y}<v>x<nr>: v vectors of activation rows (16 lanes for
 // AVX-512 Z, 8 for AVX2 Y) times nr weight rows.
 func gemm(z bool, v, nr int) {
-	lanes, vb, name, ldc := 8, 32, "gemmY", 16
+	lanes, name, ldc := 8, "gemmY", 16
 	if z {
-		lanes, vb, name, ldc = 16, 64, "gemmZ", 32
+		lanes, name, ldc = 16, "gemmZ", 32
 	}
 	name = fmt.Sprintf("%s%dx%d", name, v, nr)
 	if z {
@@ -89,6 +92,61 @@ func gemm(z bool, v, nr int) {
 	if z {
 		Doc("When out is not nil the sums go to out instead of c, for the first valid",
 			"lanes only: out[l*stride + r] with l*stride = idx[l%16] + (l/16)*idx[1]*16.")
+	}
+	acc, c := gemmLoop(z, v, nr)
+	Label("store")
+	if z {
+		o := ld(Param("out"))
+		TESTQ(o, o)
+		JNZ(LabelRef("scatter"))
+	}
+	for r := 0; r < nr; r++ {
+		for j := 0; j < v; j++ {
+			VMOVUPS(acc[r][j], Mem{Base: c, Disp: 4 * (r*ldc + j*lanes)})
+		}
+	}
+	VZEROUPPER()
+	RET()
+	if !z {
+		return
+	}
+
+	// Scatter: lane l of vector j goes to out + 4·(idx[l] + 16j·idx[1]) + 4r.
+	Label("scatter")
+	out := ld(Param("out"))
+	ip := ld(Param("idx"))
+	valid := ld(Param("valid"))
+	idx := ZMM()
+	VMOVDQU32(Mem{Base: ip}, idx)
+	masks := laneMasks(v, valid)
+	obases := []GPVirtual{out}
+	if v > 1 {
+		step := GP64()
+		MOVL(Mem{Base: ip, Disp: 4}, step.As32()) // idx[1] = the row stride in elements
+		SHLQ(U8(6), step)                         // 16 rows of 4 bytes
+		b1 := GP64()
+		LEAQ(Mem{Base: out, Index: step, Scale: 1}, b1)
+		obases = append(obases, b1)
+	}
+	for r := 0; r < nr; r++ {
+		for j := 0; j < v; j++ {
+			kt := K()
+			KMOVW(masks[j], kt)
+			VSCATTERDPS(acc[r][j], kt, Mem{Base: obases[j], Index: idx, Scale: 4, Disp: 4 * r})
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// gemmLoop emits the body every GEMM tile shares: it loads the parameters
+// c, x, w, xs, ws, k and load, starts the nr×v accumulators from zero or
+// from c, runs the k loop of FMAs, and leaves the sums in the returned
+// registers at the label "store".
+func gemmLoop(z bool, v, nr int) ([][]VecVirtual, GPVirtual) {
+	lanes, vb, ldc := 8, 32, 16
+	if z {
+		lanes, vb, ldc = 16, 64, 32
 	}
 	vec := func() VecVirtual {
 		if z {
@@ -172,30 +230,53 @@ func gemm(z bool, v, nr int) {
 	DECQ(n)
 	JNZ(LabelRef("loop"))
 
+	return acc, c
+}
+
+// gemmRows emits gemmZR<v>x<nr>: gemmZ<v>x<nr> whose last chunk stores its
+// sums as rows, for the transposed product (MatMul with the weight packed
+// as the lanes and the activations broadcast): lane l of row r goes to
+// out[r*ldo + l], for the first valid lanes.
+func gemmRows(v, nr int) {
+	name := fmt.Sprintf("gemmZR%dx%d", v, nr)
+	TEXT(name, NOSPLIT, "func(c, x, w *float32, xs, ws, k, load int, out *float32, ldo, valid int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is gemmZ%dx%d that, when out is not nil, stores lane l of row r to", name, v, nr),
+		"out[r*ldo + l] instead of c, for the first valid lanes.")
+	acc, c := gemmLoop(true, v, nr)
 	Label("store")
-	if z {
-		o := ld(Param("out"))
-		TESTQ(o, o)
-		JNZ(LabelRef("scatter"))
-	}
+	o := ld(Param("out"))
+	TESTQ(o, o)
+	JNZ(LabelRef("rows"))
 	for r := 0; r < nr; r++ {
 		for j := 0; j < v; j++ {
-			VMOVUPS(acc[r][j], Mem{Base: c, Disp: 4 * (r*ldc + j*lanes)})
+			VMOVUPS(acc[r][j], Mem{Base: c, Disp: 4 * (r*32 + j*16)})
 		}
 	}
 	VZEROUPPER()
 	RET()
-	if !z {
-		return
-	}
 
-	// Scatter: lane l of vector j goes to out + 4·(idx[l] + 16j·idx[1]) + 4r.
-	Label("scatter")
+	Label("rows")
 	out := ld(Param("out"))
-	ip := ld(Param("idx"))
+	ldo := ld(Param("ldo"))
+	SHLQ(U8(2), ldo) // bytes
 	valid := ld(Param("valid"))
-	idx := ZMM()
-	VMOVDQU32(Mem{Base: ip}, idx)
+	masks := laneMasks(v, valid)
+	for r := 0; r < nr; r++ {
+		for j := 0; j < v; j++ {
+			VMOVUPS(acc[r][j], masks[j], Mem{Base: out, Disp: 64 * j})
+		}
+		if r+1 < nr {
+			ADDQ(ldo, out)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// laneMasks returns, for each of v vectors of 16 lanes, the mask of the
+// lanes below valid.
+func laneMasks(v int, valid GPVirtual) []OpmaskVirtual {
 	masks := make([]OpmaskVirtual, v)
 	for j := 0; j < v; j++ {
 		cnt := GP64()
@@ -217,24 +298,7 @@ func gemm(z bool, v, nr int) {
 		masks[j] = K()
 		KMOVW(m, masks[j])
 	}
-	obases := []GPVirtual{out}
-	if v > 1 {
-		step := GP64()
-		MOVL(Mem{Base: ip, Disp: 4}, step.As32()) // idx[1] = the row stride in elements
-		SHLQ(U8(6), step)                         // 16 rows of 4 bytes
-		b1 := GP64()
-		LEAQ(Mem{Base: out, Index: step, Scale: 1}, b1)
-		obases = append(obases, b1)
-	}
-	for r := 0; r < nr; r++ {
-		for j := 0; j < v; j++ {
-			kt := K()
-			KMOVW(masks[j], kt)
-			VSCATTERDPS(acc[r][j], kt, Mem{Base: obases[j], Index: idx, Scale: 4, Disp: 4 * r})
-		}
-	}
-	VZEROUPPER()
-	RET()
+	return masks
 }
 
 // hsumZ adds the 16 lanes of z into the low lane of its X register, in the

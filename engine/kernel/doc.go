@@ -14,9 +14,15 @@
 // register-blocked GEMM (AVX-512 tiles of 32 activation rows × 12 weight
 // rows, AVX2 tiles of 16 × 6) that broadcasts weight rows in place or
 // decoded a chunk at a time, SIMD row decoders, Dot, Axpy, and a vectorized
-// exp for Softmax and SwiGLU. Quantized weights are decoded to float32 and
-// multiplied with the same FMA kernel, so a quantized product carries no
-// error beyond the weights' own.
+// exp for Softmax and SwiGLU. On AVX-512 the activations are packed with
+// gathers, and a weight with few or short rows runs transposed: packed as
+// the lanes, with the activations broadcast and whole output rows stored.
+// Quantized weights are decoded to float32 and multiplied with the same FMA
+// kernel, so a quantized product carries no error beyond the weights' own
+// (integer VNNI or BF16 dot products would round the activations too).
+//
+// The Pool's workers spin for a while after each loop before they sleep: a
+// denoising step is hundreds of loops of tens of microseconds.
 //
 // Results never depend on the number of threads or on how rows are
 // batched: every output element is computed by exactly one goroutine with a

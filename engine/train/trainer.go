@@ -124,10 +124,12 @@ func New(opt Options, vocab tokenizer.Config, data Data) (*Trainer, error) {
 	t.train = sampler{tokens: data.Train, seq: m.Shape.Seq, mask: vocab.Mask, eos: vocab.EOS,
 		spanFrac: opt.SpanFrac, maxSpan: opt.MaxSpan, eps: 1e-3}
 	if len(data.Eval) >= m.Shape.Seq {
-		// The evaluation batches are drawn once, from their own seed, so
-		// every evaluation (and a resumed run's) scores the same examples.
+		// The evaluation batches are drawn once, from their own seed and
+		// with a fixed share of infill spans, so every evaluation (and a
+		// resumed run's, whatever its --span-frac) scores the same examples.
 		ev := t.train
 		ev.tokens = data.Eval
+		ev.spanFrac = EvalSpanFrac
 		rng := rand.New(rand.NewPCG(opt.Seed, 0xe7a1))
 		t.evals = make([]Batch, opt.EvalBatches)
 		for i := range t.evals {
@@ -136,6 +138,10 @@ func New(opt Options, vocab tokenizer.Config, data Data) (*Trainer, error) {
 	}
 	return t, nil
 }
+
+// EvalSpanFrac is the share of the held-out evaluation's sequences that
+// mask one infill span, whatever the training mix.
+const EvalSpanFrac = 0.5
 
 // Close stops the trainer's threads.
 func (t *Trainer) Close() { t.pool.Close() }

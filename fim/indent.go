@@ -37,25 +37,20 @@ func spaceIndentUnit(texts ...string) int {
 // tabIndent replaces each whole indent unit of leading spaces with a tab,
 // on every line of text, or every line but the first when first is false.
 func tabIndent(text string, unit int, first bool) string {
-	var b strings.Builder
-	b.Grow(len(text))
-	for i, line := range strings.Split(text, "\n") {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		if i > 0 || first {
-			n := len(line) - len(strings.TrimLeft(line, " "))
-			b.WriteString(strings.Repeat("\t", n/unit))
-			line = line[n/unit*unit:]
-		}
-		b.WriteString(line)
-	}
-	return b.String()
+	return mapIndent(text, first, " ", func(n int) (string, int) { return strings.Repeat("\t", n/unit), n / unit * unit })
 }
 
 // spaceIndent is tabIndent's inverse: each leading tab becomes unit
 // spaces.
 func spaceIndent(text string, unit int, first bool) string {
+	return mapIndent(text, first, "\t", func(n int) (string, int) { return strings.Repeat(" ", n*unit), n })
+}
+
+// mapIndent rewrites the leading run of the characters in blank on each
+// line of text (all lines but the first when first is false): with n of
+// them, replace returns the new indentation and how many of the n it
+// stands for.
+func mapIndent(text string, first bool, blank string, replace func(n int) (string, int)) string {
 	var b strings.Builder
 	b.Grow(len(text))
 	for i, line := range strings.Split(text, "\n") {
@@ -63,9 +58,9 @@ func spaceIndent(text string, unit int, first bool) string {
 			b.WriteByte('\n')
 		}
 		if i > 0 || first {
-			n := len(line) - len(strings.TrimLeft(line, "\t"))
-			b.WriteString(strings.Repeat(" ", n*unit))
-			line = line[n:]
+			indent, used := replace(len(line) - len(strings.TrimLeft(line, blank)))
+			b.WriteString(indent)
+			line = line[used:]
 		}
 		b.WriteString(line)
 	}

@@ -77,8 +77,11 @@ type Session struct {
 	parser     *sitter.Parser
 	head, tail []byte // the window before start and after end
 	mid        []byte // the range as it is
-	buf        []byte
-	before     errorCount // the window as it is
+	// startPt and midEnd are the row/column points where the range starts
+	// and ends in the window, for the edits of incremental reparses.
+	startPt, midEnd sitter.Point
+	buf             []byte
+	before          errorCount // the window as it is
 	// base is the window's tree as it is: each candidate's parse starts
 	// from an edited copy of it, so tree-sitter reparses only around the
 	// candidate (a third of the time of a parse from scratch) and the rest
@@ -107,6 +110,8 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 		tail:       doc[end:we],
 	}
 	s.mid = doc[start:end]
+	s.startPt = pointAfter(sitter.Point{}, s.head)
+	s.midEnd = pointAfter(s.startPt, s.mid)
 	if s.g != nil {
 		s.parser = newParser(s.g)
 	}
@@ -255,14 +260,13 @@ func (s *Session) parse(old *sitter.Tree) (*sitter.Tree, error) {
 // after the range may be off in the edited copy; nothing reads them.
 func (s *Session) edit(insert []byte) sitter.EditInput {
 	a := uint32(len(s.head))
-	start := pointAfter(sitter.Point{}, s.head)
 	return sitter.EditInput{
 		StartIndex:  a,
 		OldEndIndex: a + uint32(len(s.mid)),
 		NewEndIndex: a + uint32(len(insert)),
-		StartPoint:  start,
-		OldEndPoint: pointAfter(start, s.mid),
-		NewEndPoint: pointAfter(start, insert),
+		StartPoint:  s.startPt,
+		OldEndPoint: s.midEnd,
+		NewEndPoint: pointAfter(s.startPt, insert),
 	}
 }
 

@@ -76,23 +76,33 @@ func (j *matmulJob) packTask(_, lo, hi int) {
 	for u := lo; u < hi; u++ {
 		b, k0 := u/nk, u%nk*gemmPackCols
 		k1 := min(k0+gemmPackCols, cols)
-		blk := j.xp[b*cols*lanes : (b+1)*cols*lanes]
-		if j.g.pack != nil && (b+1)*lanes <= j.m && k1 > k0 && cols < maxPackCols {
-			j.g.pack(&blk[k0*lanes], &j.x[b*lanes*cols+k0], &j.pool.xidx, k1-k0)
+		r0 := b * lanes
+		n := min(lanes, j.m-r0)
+		j.packBlock(j.xp[b*cols*lanes:(b+1)*cols*lanes], j.x[r0*cols:(r0+n)*cols], n, k0, k1)
+	}
+}
+
+// packBlock packs columns [k0, k1) of the n ≤ lanes rows of src (j.cols
+// apart) into the lane block blk, blk[k*lanes+l] = src[l*cols+k], with
+// zeros in the lanes from n on. Whole blocks take g.pack when there is one.
+func (j *matmulJob) packBlock(blk, src []float32, n, k0, k1 int) {
+	cols, lanes := j.cols, j.g.lanes
+	if k1 <= k0 {
+		return
+	}
+	if j.g.pack != nil && n == lanes && cols < maxPackCols {
+		j.g.pack(&blk[k0*lanes], &src[k0], &j.pool.xidx, k1-k0)
+		return
+	}
+	for l := 0; l < lanes; l++ {
+		if l >= n {
+			for k := k0; k < k1; k++ {
+				blk[k*lanes+l] = 0
+			}
 			continue
 		}
-		for l := 0; l < lanes; l++ {
-			i := b*lanes + l
-			if i >= j.m {
-				for k := k0; k < k1; k++ {
-					blk[k*lanes+l] = 0
-				}
-				continue
-			}
-			row := j.x[i*cols+k0 : i*cols+k1]
-			for k, v := range row {
-				blk[(k0+k)*lanes+l] = v
-			}
+		for k, v := range src[l*cols+k0 : l*cols+k1] {
+			blk[(k0+k)*lanes+l] = v
 		}
 	}
 }
@@ -237,20 +247,7 @@ func (j *matmulJob) packWTask(worker, lo, hi int) {
 			src = j.pool.scratchFor(worker, lanes*cols)[:n*cols]
 			j.dec(src, j.data[r0*j.rowBytes:(r0+n)*j.rowBytes])
 		}
-		blk := j.xp[b*cols*lanes : (b+1)*cols*lanes]
-		if n == lanes {
-			j.g.pack(&blk[0], &src[0], &j.pool.xidx, cols)
-			continue
-		}
-		for l := 0; l < lanes; l++ {
-			for k := 0; k < cols; k++ {
-				v := float32(0)
-				if l < n {
-					v = src[l*cols+k]
-				}
-				blk[k*lanes+l] = v
-			}
-		}
+		j.packBlock(j.xp[b*cols*lanes:(b+1)*cols*lanes], src, n, 0, cols)
 	}
 }
 

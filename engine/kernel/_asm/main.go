@@ -292,11 +292,7 @@ func laneMasks(v int, valid GPVirtual) []OpmaskVirtual {
 		MOVQ(U32(16), sixteen)
 		CMPQ(cnt, sixteen)
 		CMOVQGT(sixteen, cnt)
-		ones, m := GP32(), GP32()
-		MOVL(U32(0xffff), ones)
-		BZHIL(cnt.As32(), ones, m)
-		masks[j] = K()
-		KMOVW(m, masks[j])
+		masks[j] = tailMask(cnt)
 	}
 	return masks
 }
@@ -376,7 +372,7 @@ func dotZ() {
 	RET()
 }
 
-// tailMask returns an opmask of the low n bits (n < 16). It needs BMI2.
+// tailMask returns an opmask of the low n bits (n ≤ 16). It needs BMI2.
 func tailMask(n GPVirtual) OpmaskVirtual {
 	ones, m := GP32(), GP32()
 	MOVL(U32(0xffff), ones)

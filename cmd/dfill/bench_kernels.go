@@ -34,6 +34,10 @@ var kernelModels = map[string][]kernelShape{
 		{"attn_q", 896, 896}, {"attn_kv", 128, 896}, {"ffn_up", 4864, 896},
 		{"ffn_down", 896, 4864}, {"output", 151936, 896},
 	},
+	// The embedded model (cmd/dfill/model/MODEL.md).
+	"dfill-go": {
+		{"attn_q", 256, 256}, {"ffn_up", 704, 256}, {"ffn_down", 256, 704}, {"output", 4096, 256},
+	},
 	"tiny": {
 		{"attn_q", 64, 64}, {"ffn_up", 192, 64}, {"ffn_down", 64, 192}, {"output", 512, 64},
 	},

@@ -134,6 +134,20 @@ func gemmMBlocks(g *gemmKernels, m int) int { return (m + 2*g.lanes - 1) / (2 * 
 // enough for L1, and the tiles' sums wait in per-worker accumulators
 // between chunks. Then the accumulators are written to out.
 func (j *matmulJob) gemmTask(worker, lo, hi int) {
+	if j.ldStage == 0 {
+		j.gemmTiles(worker, lo, hi)
+		return
+	}
+	// A serial Pool runs all tiles as one chunk: stage them a grain at a
+	// time.
+	for t := lo; t < hi; t += j.stageTiles {
+		j.gemmTiles(worker, t, min(t+j.stageTiles, hi))
+	}
+}
+
+// gemmTiles is gemmTask for tiles [lo, hi), at most j.stageTiles of them
+// when staged.
+func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 	g := j.g
 	cols, rows, m := j.cols, j.rows, j.m
 	lanes, ldc := g.lanes, g.ldc
@@ -147,6 +161,10 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 	bs, ts := 1, 4
 	if j.wf == nil {
 		bs, ts = j.blockSize, j.typeSize
+	}
+	var stage []float32
+	if j.ldStage > 0 {
+		stage = j.pool.stageFor(worker, m*j.ldStage)
 	}
 	for k0 := 0; k0 < cols; k0 += kc {
 		kn := min(kc, cols-k0)
@@ -180,11 +198,20 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 				}
 				var out *float32
 				i0 := 2 * lanes * b
-				if last {
+				switch {
+				case last && stage != nil:
+					out = &stage[i0*j.ldStage+r0-lo*g.nr]
+				case last:
 					out = &j.out[i0*rows+r0]
 				}
 				g.tileOut[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0, out, &j.pool.idx[0], min(2*lanes, m-i0))
 			}
+		}
+	}
+	if stage != nil {
+		c0, c1 := lo*g.nr, min(hi*g.nr, rows)
+		for i := 0; i < m; i++ {
+			copy(j.out[i*rows+c0:i*rows+c1], stage[i*j.ldStage:i*j.ldStage+c1-c0])
 		}
 	}
 	if g.tileOut[0] != nil {
@@ -204,6 +231,25 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 			}
 		}
 	}
+}
+
+// gemmStaged reports whether the tiles of a product with rows weight rows
+// should write through a staging buffer. A tile scatters each of its
+// columns over 16 or 32 output rows, rows·4 bytes apart; when that stride is
+// a multiple of 2 KiB those rows fall into one or two sets of L1, more than
+// it has ways, and every scattered store misses (a 4096-row output ran at
+// half the speed of a 4000-row one).
+func gemmStaged(rows int) bool { return rows%512 == 0 }
+
+// gemmStageStride is the staging buffer's row stride for tiles w columns
+// wide: w rounded up to whole cache lines, an odd number of them, so that
+// the 16 rows of a scatter fall into 16 different sets.
+func gemmStageStride(w int) int {
+	ld := (w + 15) / 16 * 16
+	if ld/16%2 == 0 {
+		ld += 16
+	}
+	return ld
 }
 
 // ctileLen is the size of the largest micro-kernel tile, nr·ldc.

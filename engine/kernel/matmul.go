@@ -119,7 +119,14 @@ func runMatMul(p *Pool, job matmulJob) {
 		}
 		p.runW(units, grain, p.packTask)
 		tiles := (job.rows + g.nr - 1) / g.nr
-		p.runW(tiles, gemmGrain(job, g, tiles, p.threads), p.gemmTask)
+		grain = gemmGrain(job, g, tiles, p.threads)
+		if g.tileOut[0] != nil && gemmStaged(job.rows) {
+			p.mm.ldStage, p.mm.stageTiles = gemmStageStride(grain*g.nr), grain
+			for l := range p.idx {
+				p.idx[l] = int32(l * p.mm.ldStage)
+			}
+		}
+		p.runW(tiles, grain, p.gemmTask)
 	} else {
 		p.runW(job.rows, matmulGrain(job, p.threads), p.mmTask)
 	}
@@ -150,6 +157,11 @@ type matmulJob struct {
 	dec        rowDecoder
 	g          *gemmKernels // the micro-kernels, when gemmTask runs the job
 	xp         []float32    // x packed for g (packX)
+	// ldStage, when not 0, is the row stride of the per-worker staging
+	// buffers the tiles write to before their rows are copied to out
+	// (gemmStageStride).
+	ldStage    int
+	stageTiles int // the most tiles staged at once
 }
 
 // tileBytes is about how much decoded weight one goroutine keeps at a time:

@@ -48,7 +48,7 @@ func colsFor(typ gguf.Type) []int {
 func TestMatMul(t *testing.T) {
 	pool := NewPool(3)
 	defer pool.Close()
-	rowsList := []int{1, 7, 33, 127, 1000}
+	rowsList := []int{1, 7, 33, 127, 512, 1000} // 512: gemmStaged
 	if testing.Short() {
 		rowsList = []int{1, 7, 127}
 	}
@@ -183,7 +183,9 @@ func TestMatMulDeterministic(t *testing.T) {
 	// into chunks (gemmKC), which a single row does not.
 	// 40×30, 300×50 and 600×520×512 run transposed (gemmSwap) on
 	// AVX-512, the last in two column chunks; the single rows do not.
-	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}, {600, 520, 512}}
+	// 20×1024×512 writes its tiles through the staging buffers (gemmStaged).
+	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}, {600, 520, 512},
+		{20, 1024, 512}}
 	forEachVariant(t, func(t *testing.T, _ string) {
 		for _, typ := range allTypes {
 			for _, s := range shapes {

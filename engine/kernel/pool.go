@@ -47,6 +47,7 @@ type Pool struct {
 	gemmTask func(worker, lo, hi int)
 	xpack    []float32   // MatMul's activations packed for the micro-kernels
 	acc      [][]float32 // per worker: the micro-kernels' accumulators
+	stage    [][]float32 // per worker: output tiles on their way to out (gemmStaged)
 	idx      [16]int32   // l·rows for l < 16: where a MatMul's output rows start
 	xidx     [16]int32   // l·cols for l < 16: where a MatMul's input rows start
 	packTask func(worker, lo, hi int)
@@ -68,6 +69,7 @@ func NewPool(threads int) *Pool {
 		wake:    make([]chan struct{}, threads),
 		scratch: make([][]float32, threads),
 		acc:     make([][]float32, threads),
+		stage:   make([][]float32, threads),
 	}
 	p.mmTask = p.mm.task
 	p.gemmTask = p.mm.gemmTask
@@ -255,6 +257,14 @@ func (p *Pool) xpackFor(n int) []float32 {
 		p.xpack = make([]float32, n)
 	}
 	return p.xpack[:n]
+}
+
+// stageFor returns worker w's output staging buffer, at least n long.
+func (p *Pool) stageFor(w, n int) []float32 {
+	if cap(p.stage[w]) < n {
+		p.stage[w] = make([]float32, n)
+	}
+	return p.stage[w][:n]
 }
 
 // accFor returns worker w's accumulator buffer, at least n long.

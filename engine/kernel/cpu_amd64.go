@@ -43,12 +43,16 @@ func selectKernels() {
 	useAVX2 = useAVX2 && cpuAVX2
 	dotF32, axpyF32, gemm = dotF32Generic, axpyF32Generic, nil
 	expSub, swiGLU = expSubGeneric, swiGLUGeneric
+	maxF32, scaleF32, sumSq, mulScaled = maxGeneric, scaleGeneric, sumSqGeneric, mulScaledGeneric
+	ropePairs, ropeHalves = ropePairsGeneric, ropeHalvesGeneric
 	decodeF16, decodeBF16, decodeQ8_0, decodeQ4K = decodeF16Generic, decodeBF16Generic, decodeQ8_0Generic, decodeQ4KGeneric
 	switch {
 	case useAVX512:
 		dotF32, axpyF32, gemm = dotZ, axpyZ, &gemmZTiles
 		decodeF16, decodeBF16, decodeQ8_0, decodeQ4K = decodeF16Asm, decodeBF16Asm, decodeQ8_0Asm, decodeQ4KAsm
 		expSub, swiGLU = expSubAsm, swigluZ
+		maxF32, scaleF32, sumSq, mulScaled = maxZ, scaleZ, sumSqZ, mulScaledZ
+		ropePairs, ropeHalves = ropePairsZ, ropeHalvesZ
 	case useAVX2:
 		dotF32, axpyF32, gemm = dotY, axpyY, &gemmYTiles
 	}

@@ -7248,3 +7248,319 @@ tail:
 done:
 	VZEROUPPER
 	RET
+
+// func maxZ(x []float32) float32
+// Requires: AVX, AVX512F, BMI2, SSE
+TEXT ·maxZ(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	MOVL         $0xff800000, DX
+	VPBROADCASTD DX, Z0
+	VMOVAPS      Z0, Z1
+	VMOVAPS      Z0, Z2
+	VMOVAPS      Z0, Z3
+
+block:
+	CMPQ    CX, $0x40
+	JL      loop
+	VMOVUPS (AX), Z4
+	VMAXPS  Z0, Z4, Z0
+	VMOVUPS 64(AX), Z4
+	VMAXPS  Z1, Z4, Z1
+	VMOVUPS 128(AX), Z4
+	VMAXPS  Z2, Z4, Z2
+	VMOVUPS 192(AX), Z4
+	VMAXPS  Z3, Z4, Z3
+	ADDQ    $0x00000100, AX
+	SUBQ    $0x40, CX
+	JMP     block
+
+loop:
+	CMPQ    CX, $0x10
+	JL      tail
+	VMOVUPS (AX), Z4
+	VMAXPS  Z0, Z4, Z0
+	ADDQ    $0x40, AX
+	SUBQ    $0x10, CX
+	JMP     loop
+
+tail:
+	TESTQ     CX, CX
+	JZ        done
+	MOVL      $0x0000ffff, DX
+	BZHIL     CX, DX, CX
+	KMOVW     CX, K1
+	VMOVUPS.Z (AX), K1, Z4
+	VMAXPS    Z1, Z4, K1, Z1
+
+done:
+	VMAXPS        Z1, Z0, Z0
+	VMAXPS        Z3, Z2, Z2
+	VMAXPS        Z2, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VMAXPS        Y1, Y0, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VMAXPS        X0, X1, X0
+	VMOVHLPS      X0, X0, X1
+	VMAXPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VMAXSS        X1, X0, X0
+	MOVSS         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func scaleZ(x []float32, s float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·scaleZ(SB), NOSPLIT, $0-28
+	VBROADCASTSS s+24(FP), Z0
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+
+loop:
+	CMPQ    CX, $0x10
+	JL      tail
+	VMOVUPS (AX), Z1
+	VMULPS  Z0, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x40, AX
+	SUBQ    $0x10, CX
+	JMP     loop
+
+tail:
+	TESTQ     CX, CX
+	JZ        done
+	MOVL      $0x0000ffff, DX
+	BZHIL     CX, DX, CX
+	KMOVW     CX, K1
+	VMOVUPS.Z (AX), K1, Z1
+	VMULPS    Z0, Z1, Z1
+	VMOVUPS   Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func mulScaledZ(out []float32, x []float32, w []float32, s float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·mulScaledZ(SB), NOSPLIT, $0-76
+	VBROADCASTSS s+72(FP), Z0
+	MOVQ         out_base+0(FP), AX
+	MOVQ         x_base+24(FP), CX
+	MOVQ         w_base+48(FP), DX
+	MOVQ         x_len+32(FP), BX
+
+loop:
+	CMPQ    BX, $0x10
+	JL      tail
+	VMOVUPS (CX), Z1
+	VMOVUPS (DX), Z2
+	VMULPS  Z0, Z1, Z1
+	VMULPS  Z2, Z1, Z1
+	VMOVUPS Z1, (AX)
+	ADDQ    $0x40, AX
+	ADDQ    $0x40, CX
+	ADDQ    $0x40, DX
+	SUBQ    $0x10, BX
+	JMP     loop
+
+tail:
+	TESTQ     BX, BX
+	JZ        done
+	MOVL      $0x0000ffff, SI
+	BZHIL     BX, SI, BX
+	KMOVW     BX, K1
+	VMOVUPS.Z (CX), K1, Z1
+	VMOVUPS.Z (DX), K1, Z2
+	VMULPS    Z0, Z1, Z1
+	VMULPS    Z2, Z1, Z1
+	VMOVUPS   Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+// func sumSqZ(x []float32) float64
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, SSE2
+TEXT ·sumSqZ(SB), NOSPLIT, $0-32
+	MOVQ   x_base+0(FP), AX
+	MOVQ   x_len+8(FP), CX
+	VXORPD Z0, Z0, Z0
+	VXORPD Z1, Z1, Z1
+
+loop:
+	CMPQ          CX, $0x10
+	JL            tail
+	VMOVUPS       (AX), Z2
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VCVTPS2PD     Y2, Z2
+	VCVTPS2PD     Y3, Z3
+	VFMADD231PD   Z2, Z2, Z0
+	VFMADD231PD   Z3, Z3, Z1
+	ADDQ          $0x40, AX
+	SUBQ          $0x10, CX
+	JMP           loop
+
+tail:
+	TESTQ         CX, CX
+	JZ            done
+	MOVL          $0x0000ffff, DX
+	BZHIL         CX, DX, CX
+	KMOVW         CX, K1
+	VMOVUPS.Z     (AX), K1, Z2
+	VEXTRACTF64X4 $0x01, Z2, Y3
+	VCVTPS2PD     Y2, Z2
+	VCVTPS2PD     Y3, Z3
+	VFMADD231PD   Z2, Z2, Z0
+	VFMADD231PD   Z3, Z3, Z1
+
+done:
+	VADDPD        Z1, Z0, Z0
+	VEXTRACTF64X4 $0x01, Z0, Y1
+	VADDPD        Y1, Y0, Y1
+	VEXTRACTF128  $0x01, Y1, X0
+	VADDPD        X0, X1, X0
+	VUNPCKHPD     X0, X0, X1
+	VADDSD        X1, X0, X0
+	MOVSD         X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func ropePairsZ(x []float32, cos []float32, sin []float32)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL, BMI2
+TEXT ·ropePairsZ(SB), NOSPLIT, $0-72
+	VMOVDQU32 ropePairIdx<>+0(SB), Z0
+	VMOVDQU32 ropePairSign<>+0(SB), Z1
+	MOVQ      x_base+0(FP), AX
+	MOVQ      cos_base+24(FP), CX
+	MOVQ      sin_base+48(FP), DX
+	MOVQ      x_len+8(FP), BX
+
+loop:
+	CMPQ        BX, $0x10
+	JL          tail
+	VMOVUPS     (CX), Y2
+	VMOVUPS     (DX), Y3
+	VPERMPS     Z2, Z0, Z4
+	VPERMPS     Z3, Z0, Z5
+	VXORPS      Z1, Z5, Z5
+	VMOVUPS     (AX), Z6
+	VPERMILPS   $0xb1, Z6, Z7
+	VMULPS      Z4, Z6, Z4
+	VFMADD231PS Z5, Z7, Z4
+	VMOVUPS     Z4, (AX)
+	ADDQ        $0x40, AX
+	ADDQ        $0x20, CX
+	ADDQ        $0x20, DX
+	SUBQ        $0x10, BX
+	JMP         loop
+
+tail:
+	TESTQ       BX, BX
+	JZ          done
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, SI
+	KMOVW       SI, K1
+	SHRQ        $0x01, BX
+	MOVL        $0x0000ffff, SI
+	BZHIL       BX, SI, BX
+	KMOVW       BX, K2
+	VMOVUPS.Z   (CX), K2, Y2
+	VMOVUPS.Z   (DX), K2, Y3
+	VPERMPS     Z2, Z0, Z2
+	VPERMPS     Z3, Z0, Z0
+	VXORPS      Z1, Z0, Z0
+	VMOVUPS.Z   (AX), K1, Z1
+	VPERMILPS   $0xb1, Z1, Z3
+	VMULPS      Z2, Z1, Z1
+	VFMADD231PS Z0, Z3, Z1
+	VMOVUPS     Z1, K1, (AX)
+
+done:
+	VZEROUPPER
+	RET
+
+DATA ropePairIdx<>+0(SB)/4, $0x00000000
+DATA ropePairIdx<>+4(SB)/4, $0x00000000
+DATA ropePairIdx<>+8(SB)/4, $0x00000001
+DATA ropePairIdx<>+12(SB)/4, $0x00000001
+DATA ropePairIdx<>+16(SB)/4, $0x00000002
+DATA ropePairIdx<>+20(SB)/4, $0x00000002
+DATA ropePairIdx<>+24(SB)/4, $0x00000003
+DATA ropePairIdx<>+28(SB)/4, $0x00000003
+DATA ropePairIdx<>+32(SB)/4, $0x00000004
+DATA ropePairIdx<>+36(SB)/4, $0x00000004
+DATA ropePairIdx<>+40(SB)/4, $0x00000005
+DATA ropePairIdx<>+44(SB)/4, $0x00000005
+DATA ropePairIdx<>+48(SB)/4, $0x00000006
+DATA ropePairIdx<>+52(SB)/4, $0x00000006
+DATA ropePairIdx<>+56(SB)/4, $0x00000007
+DATA ropePairIdx<>+60(SB)/4, $0x00000007
+GLOBL ropePairIdx<>(SB), RODATA|NOPTR, $64
+
+DATA ropePairSign<>+0(SB)/4, $0x80000000
+DATA ropePairSign<>+4(SB)/4, $0x00000000
+DATA ropePairSign<>+8(SB)/4, $0x80000000
+DATA ropePairSign<>+12(SB)/4, $0x00000000
+DATA ropePairSign<>+16(SB)/4, $0x80000000
+DATA ropePairSign<>+20(SB)/4, $0x00000000
+DATA ropePairSign<>+24(SB)/4, $0x80000000
+DATA ropePairSign<>+28(SB)/4, $0x00000000
+DATA ropePairSign<>+32(SB)/4, $0x80000000
+DATA ropePairSign<>+36(SB)/4, $0x00000000
+DATA ropePairSign<>+40(SB)/4, $0x80000000
+DATA ropePairSign<>+44(SB)/4, $0x00000000
+DATA ropePairSign<>+48(SB)/4, $0x80000000
+DATA ropePairSign<>+52(SB)/4, $0x00000000
+DATA ropePairSign<>+56(SB)/4, $0x80000000
+DATA ropePairSign<>+60(SB)/4, $0x00000000
+GLOBL ropePairSign<>(SB), RODATA|NOPTR, $64
+
+// func ropeHalvesZ(a []float32, b []float32, cos []float32, sin []float32)
+// Requires: AVX, AVX512F, BMI2
+TEXT ·ropeHalvesZ(SB), NOSPLIT, $0-96
+	MOVQ a_base+0(FP), AX
+	MOVQ b_base+24(FP), CX
+	MOVQ cos_base+48(FP), DX
+	MOVQ sin_base+72(FP), BX
+	MOVQ a_len+8(FP), SI
+
+loop:
+	CMPQ         SI, $0x10
+	JL           tail
+	VMOVUPS      (AX), Z0
+	VMOVUPS      (CX), Z1
+	VMOVUPS      (DX), Z2
+	VMOVUPS      (BX), Z3
+	VMULPS       Z2, Z0, Z4
+	VFNMADD231PS Z3, Z1, Z4
+	VMULPS       Z2, Z1, Z1
+	VFMADD231PS  Z3, Z0, Z1
+	VMOVUPS      Z4, (AX)
+	VMOVUPS      Z1, (CX)
+	ADDQ         $0x40, AX
+	ADDQ         $0x40, CX
+	ADDQ         $0x40, DX
+	ADDQ         $0x40, BX
+	SUBQ         $0x10, SI
+	JMP          loop
+
+tail:
+	TESTQ        SI, SI
+	JZ           done
+	MOVL         $0x0000ffff, DI
+	BZHIL        SI, DI, SI
+	KMOVW        SI, K1
+	VMOVUPS.Z    (AX), K1, Z0
+	VMOVUPS.Z    (CX), K1, Z1
+	VMOVUPS.Z    (DX), K1, Z2
+	VMOVUPS.Z    (BX), K1, Z3
+	VMULPS       Z2, Z0, Z4
+	VFNMADD231PS Z3, Z1, Z4
+	VMULPS       Z2, Z1, Z1
+	VFMADD231PS  Z3, Z0, Z1
+	VMOVUPS      Z4, K1, (AX)
+	VMOVUPS      Z1, K1, (CX)
+
+done:
+	VZEROUPPER
+	RET

@@ -17,15 +17,9 @@ func RMSNorm(out, x, weight []float32, eps float32) {
 	if len(x) == 0 {
 		return
 	}
-	var sum float64
-	for _, v := range x {
-		sum += float64(v) * float64(v)
-	}
-	mean := float32(sum / float64(len(x)))
+	mean := float32(sumSq(x) / float64(len(x)))
 	scale := 1 / float32(math.Sqrt(float64(mean+eps)))
-	for i, v := range x {
-		out[i] = v * scale * weight[i]
-	}
+	mulScaled(out, x, weight, scale)
 }
 
 // RMSNormRows applies RMSNorm to each of the len(x)/len(weight) rows of x.
@@ -59,7 +53,9 @@ func Softmax(x []float32) {
 
 // Max returns the largest element of x, ignoring NaNs: -Inf when x is
 // empty or all NaN.
-func Max(x []float32) float32 {
+func Max(x []float32) float32 { return maxF32(x) }
+
+func maxGeneric(x []float32) float32 {
 	m0, m1, m2, m3 := float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1)), float32(math.Inf(-1))
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
@@ -102,12 +98,36 @@ func ExpStats(x []float32, m float32) (sum, dot float64) {
 	return sum, dot
 }
 
-// The loops of Softmax and SwiGLU that call exp, replaceable at init by
-// vectorized ones as dotF32 is.
+// The loops of the vector ops, replaceable at init by vectorized ones as
+// dotF32 is.
 var (
-	expSub = expSubGeneric
-	swiGLU = swiGLUGeneric
+	expSub     = expSubGeneric
+	swiGLU     = swiGLUGeneric
+	maxF32     = maxGeneric
+	scaleF32   = scaleGeneric
+	sumSq      = sumSqGeneric
+	mulScaled  = mulScaledGeneric
+	ropePairs  = ropePairsGeneric
+	ropeHalves = ropeHalvesGeneric
 )
+
+// sumSqGeneric returns Σ x[i]², accumulated in float64.
+func sumSqGeneric(x []float32) float64 {
+	var sum float64
+	for _, v := range x {
+		sum += float64(v) * float64(v)
+	}
+	return sum
+}
+
+// mulScaledGeneric writes out[i] = x[i]·s·w[i].
+func mulScaledGeneric(out, x, w []float32, s float32) {
+	out = out[:len(x)]
+	w = w[:len(x)]
+	for i, v := range x {
+		out[i] = v * s * w[i]
+	}
+}
 
 // expSubGeneric replaces x[i] with e^(x[i]−m) and returns their sum,
 // accumulated in float64.
@@ -164,7 +184,9 @@ func Add(dst, src []float32) {
 }
 
 // Scale multiplies every element of x by s.
-func Scale(x []float32, s float32) {
+func Scale(x []float32, s float32) { scaleF32(x, s) }
+
+func scaleGeneric(x []float32, s float32) {
 	i := 0
 	for ; i+4 <= len(x); i += 4 {
 		v := x[i : i+4 : i+4]

@@ -71,6 +71,10 @@ func testAxpy(t *testing.T, _ string) {
 // TestRMSNorm: tolerance 1e-6 relative per element (the sum is in float64,
 // then three float32 roundings).
 func TestRMSNorm(t *testing.T) {
+	forEachVariant(t, testRMSNorm)
+}
+
+func testRMSNorm(t *testing.T, _ string) {
 	const eps = 1e-6
 	for _, n := range sizes {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
@@ -240,9 +244,13 @@ func ropeRef(head []float32, pos int, base float64, neox bool) []float64 {
 // TestRoPE: tolerance 1e-6 of the head's largest |x|, for positions inside
 // and beyond the precomputed table, in both orders.
 func TestRoPE(t *testing.T) {
+	forEachVariant(t, testRoPE)
+}
+
+func testRoPE(t *testing.T, _ string) {
 	const maxPos = 64
 	for _, neox := range []bool{false, true} {
-		for _, headDim := range []int{2, 8, 64, 128} {
+		for _, headDim := range []int{2, 8, 34, 64, 128} {
 			for _, pos := range []int{0, 1, 17, maxPos - 1, maxPos, 5000} {
 				t.Run(fmt.Sprintf("neox=%v/d=%d/pos=%d", neox, headDim, pos), func(t *testing.T) {
 					r := NewRoPE(headDim, 10000, maxPos, neox)

@@ -55,30 +55,48 @@ func (r *RoPE) Apply(x []float32, nHeads int, pos int) {
 		panic(fmt.Sprintf("kernel: RoPE.Apply: %d elements for %d heads of %d at position %d", len(x), nHeads, r.headDim, pos))
 	}
 	half := r.headDim / 2
-	if pos >= r.maxPos {
-		for i := 0; i < half; i++ {
+	var cs, sn []float32
+	if pos < r.maxPos {
+		cs, sn = r.cos[pos*half:(pos+1)*half], r.sin[pos*half:(pos+1)*half]
+	} else {
+		cs, sn = make([]float32, half), make([]float32, half)
+		for i := range cs {
 			s, c := math.Sincos(r.theta(pos, i))
-			r.rotate(x, nHeads, i, float32(c), float32(s))
+			cs[i], sn[i] = float32(c), float32(s)
 		}
-		return
-	}
-	cs := r.cos[pos*half : (pos+1)*half]
-	sn := r.sin[pos*half : (pos+1)*half]
-	for i := range cs {
-		r.rotate(x, nHeads, i, cs[i], sn[i])
-	}
-}
-
-// rotate turns pair i of every head by the angle with cosine c and sine s.
-func (r *RoPE) rotate(x []float32, nHeads, i int, c, s float32) {
-	a, b := 2*i, 2*i+1
-	if r.neox {
-		a, b = i, i+r.headDim/2
 	}
 	for h := 0; h < nHeads; h++ {
 		head := x[h*r.headDim : (h+1)*r.headDim]
-		x0, x1 := head[a], head[b]
-		head[a] = x0*c - x1*s
-		head[b] = x0*s + x1*c
+		if r.neox {
+			ropeHalves(head[:half], head[half:], cs, sn)
+		} else {
+			ropePairs(head, cs, sn)
+		}
+	}
+}
+
+// ropePairsGeneric rotates the pairs (x[2i], x[2i+1]) by the angles whose
+// cosines and sines are cos[i] and sin[i] (LLaMA order).
+func ropePairsGeneric(x, cos, sin []float32) {
+	x = x[:2*len(cos)]
+	sin = sin[:len(cos)]
+	for i, c := range cos {
+		s := sin[i]
+		x0, x1 := x[2*i], x[2*i+1]
+		x[2*i] = x0*c - x1*s
+		x[2*i+1] = x0*s + x1*c
+	}
+}
+
+// ropeHalvesGeneric rotates the pairs (a[i], b[i]) by the angles whose
+// cosines and sines are cos[i] and sin[i] (NEOX order, a and b the two
+// halves of a head).
+func ropeHalvesGeneric(a, b, cos, sin []float32) {
+	b = b[:len(a)]
+	cos, sin = cos[:len(a)], sin[:len(a)]
+	for i, x0 := range a {
+		x1, c, s := b[i], cos[i], sin[i]
+		a[i] = x0*c - x1*s
+		b[i] = x0*s + x1*c
 	}
 }

@@ -665,3 +665,53 @@ func swigluZ(out []float32, gate []float32, up []float32)
 //
 //go:noescape
 func pack16Z(dst *float32, src *float32, idx *[16]int32, k int)
+
+// maxZ returns the largest element of x, ignoring NaNs, -Inf when x is empty
+// or all NaN: four 16-lane running maxima over blocks of 64, then one.
+// VMAXPS returns its second source when either is NaN, and that is always
+// the running maximum.
+//
+//go:noescape
+func maxZ(x []float32) float32
+
+// scaleZ computes
+//
+//	for i := range x {
+//		x[i] *= s
+//	}
+//
+//go:noescape
+func scaleZ(x []float32, s float32)
+
+// mulScaledZ computes, rounding as Go does,
+//
+//	for i := range x {
+//		out[i] = x[i] * s * w[i]
+//	}
+//
+//go:noescape
+func mulScaledZ(out []float32, x []float32, w []float32, s float32)
+
+// sumSqZ returns Σ x[i]² accumulated in float64, as RMSNorm's pure-Go loop
+// does, in two 8-lane float64 accumulators and a fixed lane tree.
+//
+//go:noescape
+func sumSqZ(x []float32) float64
+
+// ropePairsZ rotates the pairs (x[2i], x[2i+1]) by the angles whose cosines
+// and sines are cos[i] and sin[i], i < len(x)/2, with one rounding fewer
+// than the pure-Go loop:
+//
+//	x[2i], x[2i+1] = fma(-x[2i+1], sin[i], x[2i]·cos[i]), fma(x[2i], sin[i], x[2i+1]·cos[i])
+//
+//go:noescape
+func ropePairsZ(x []float32, cos []float32, sin []float32)
+
+// ropeHalvesZ rotates the pairs (a[i], b[i]) by the angles whose cosines
+// and sines are cos[i] and sin[i] (NEOX order: a and b are a head's two
+// halves), with one rounding fewer than the pure-Go loop:
+//
+//	a[i], b[i] = fma(-b[i], sin[i], a[i]·cos[i]), fma(a[i], sin[i], b[i]·cos[i])
+//
+//go:noescape
+func ropeHalvesZ(a []float32, b []float32, cos []float32, sin []float32)

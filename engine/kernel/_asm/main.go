@@ -54,6 +54,12 @@ func main() {
 	expSubZ()
 	swigluZ()
 	pack16Z()
+	maxZ()
+	scaleZ()
+	mulScaledZ()
+	sumSqZ()
+	ropePairsZ()
+	ropeHalvesZ()
 	Generate()
 }
 

@@ -225,15 +225,76 @@ func (s *rowStats) negEntropy() float64 { return s.ent/s.sum - math.Log(s.sum) }
 func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 	c := m.Config
 	L := &m.Layers[l]
-	qDim, kvDim := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
 
-	for r := 0; r < rows; r++ {
-		kernel.RMSNorm(ws.h[r*c.Dim:(r+1)*c.Dim], ws.x[r*c.Dim:(r+1)*c.Dim], L.AttnNorm, c.Eps)
-	}
+	m.normRows(ws.h, ws.x, rows, L.AttnNorm)
 	kernel.MatMul(m.pool, ws.q, ws.h, rows, L.Q) // (rows, qDim)
 	kernel.MatMul(m.pool, ws.k, ws.h, rows, L.K) // (rows, kvDim)
 	kernel.MatMul(m.pool, ws.v, ws.h, rows, L.V) // (rows, kvDim)
-	for r := 0; r < rows; r++ {
+	m.rowLoop(rows, func(lo, hi int) { m.storeKV(ws, l, passes, lo, hi) })
+
+	m.attention(ws, l, passes, rows)
+	kernel.MatMul(m.pool, ws.h, ws.att, rows, L.Out) // (rows, dim)
+	m.addRows(ws.x, ws.h, rows)
+
+	m.normRows(ws.h, ws.x, rows, L.FFNNorm)
+	// The FFN runs ffnChunk rows at a time so a full pass over a long
+	// canvas does not hold (rows, ffn) activations twice.
+	for r0 := 0; r0 < rows; r0 += ffnChunk {
+		n := min(ffnChunk, rows-r0)
+		h := ws.h[r0*c.Dim : (r0+n)*c.Dim]
+		gate, up := ws.gate[:n*c.FFN], ws.up[:n*c.FFN]
+		kernel.MatMul(m.pool, gate, h, n, L.Gate) // (n, ffn)
+		kernel.MatMul(m.pool, up, h, n, L.Up)     // (n, ffn)
+		m.rowLoop(n, func(lo, hi int) {
+			kernel.SwiGLU(gate[lo*c.FFN:hi*c.FFN], gate[lo*c.FFN:hi*c.FFN], up[lo*c.FFN:hi*c.FFN])
+		})
+		kernel.MatMul(m.pool, h, gate, n, L.Down) // (n, dim), over h: its rows are consumed
+	}
+	m.addRows(ws.x, ws.h, rows)
+}
+
+// parallelRows is the fewest rows for which the row-wise steps (norms,
+// RoPE, residual adds) run on the pool: below it, waking the workers costs
+// more than the steps (measured on the embedded model's 32-row passes).
+const parallelRows = 64
+
+// rowLoop runs fn over rows [0, rows), split over the pool when there are
+// parallelRows or more.
+func (m *Model) rowLoop(rows int, fn func(lo, hi int)) {
+	if rows < parallelRows {
+		fn(0, rows)
+		return
+	}
+	m.pool.Run(rows, fn)
+}
+
+// normRows writes the first rows of x (rows, dim), RMS-normalised with
+// weight, to out.
+func (m *Model) normRows(out, x []float32, rows int, weight []float32) {
+	dim, eps := m.Config.Dim, m.Config.Eps
+	m.rowLoop(rows, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			kernel.RMSNorm(out[r*dim:(r+1)*dim], x[r*dim:(r+1)*dim], weight, eps)
+		}
+	})
+}
+
+// addRows adds the first rows of src to dst (rows, dim): the residual.
+func (m *Model) addRows(dst, src []float32, rows int) {
+	dim := m.Config.Dim
+	m.rowLoop(rows, func(lo, hi int) {
+		kernel.Add(dst[lo*dim:hi*dim], src[lo*dim:hi*dim])
+	})
+}
+
+// storeKV finishes rows [lo, hi) of the projections in ws.q, ws.k, ws.v
+// (biases, RoPE) and stores their keys and values in their sequences' cache
+// for layer l: keys head-major, values transposed.
+func (m *Model) storeKV(ws *workspace, l int, passes []pass, lo, hi int) {
+	c := m.Config
+	L := &m.Layers[l]
+	qDim, kvDim, hd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim, c.HeadDim
+	for r := lo; r < hi; r++ {
 		q, k, v := ws.q[r*qDim:(r+1)*qDim], ws.k[r*kvDim:(r+1)*kvDim], ws.v[r*kvDim:(r+1)*kvDim]
 		if L.QBias != nil {
 			kernel.Add(q, L.QBias)
@@ -244,34 +305,29 @@ func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 		m.rope.Apply(q, c.Heads, pos)
 		m.rope.Apply(k, c.KVHeads, pos)
 		seq := passes[ws.seq[r]].seq
-		T, hd := len(seq.tokens), c.HeadDim
+		T := len(seq.tokens)
 		for h := 0; h < c.KVHeads; h++ {
 			copy(seq.k[l][(h*T+pos)*hd:(h*T+pos+1)*hd], k[h*hd:(h+1)*hd])
-			for d := 0; d < hd; d++ {
-				seq.vt[l][(h*hd+d)*T+pos] = v[h*hd+d]
-			}
 		}
 	}
-
-	m.attention(ws, l, passes, rows)
-	kernel.MatMul(m.pool, ws.h, ws.att, rows, L.Out) // (rows, dim)
-	kernel.Add(ws.x[:rows*c.Dim], ws.h[:rows*c.Dim])
-
-	for r := 0; r < rows; r++ {
-		kernel.RMSNorm(ws.h[r*c.Dim:(r+1)*c.Dim], ws.x[r*c.Dim:(r+1)*c.Dim], L.FFNNorm, c.Eps)
+	// The values go in transposed, each dimension's run of positions at
+	// once: the writes are consecutive where the rows are.
+	for r0 := lo; r0 < hi; {
+		seq, pos0 := passes[ws.seq[r0]].seq, ws.pos[r0]
+		r1 := r0 + 1
+		for r1 < hi && ws.seq[r1] == ws.seq[r0] && ws.pos[r1] == pos0+r1-r0 {
+			r1++
+		}
+		T := len(seq.tokens)
+		vt := seq.vt[l]
+		for e := 0; e < kvDim; e++ { // e = h*hd + d
+			dst := vt[e*T+pos0 : e*T+pos0+r1-r0]
+			for i := range dst {
+				dst[i] = ws.v[(r0+i)*kvDim+e]
+			}
+		}
+		r0 = r1
 	}
-	// The FFN runs ffnChunk rows at a time so a full pass over a long
-	// canvas does not hold (rows, ffn) activations twice.
-	for r0 := 0; r0 < rows; r0 += ffnChunk {
-		n := min(ffnChunk, rows-r0)
-		h := ws.h[r0*c.Dim : (r0+n)*c.Dim]
-		gate, up := ws.gate[:n*c.FFN], ws.up[:n*c.FFN]
-		kernel.MatMul(m.pool, gate, h, n, L.Gate) // (n, ffn)
-		kernel.MatMul(m.pool, up, h, n, L.Up)     // (n, ffn)
-		kernel.SwiGLU(gate, gate, up)
-		kernel.MatMul(m.pool, h, gate, n, L.Down) // (n, dim), over h: its rows are consumed
-	}
-	kernel.Add(ws.x[:rows*c.Dim], ws.h[:rows*c.Dim])
 }
 
 // attention computes, for every row and head, softmax(q·Kᵀ/√d)·V over all

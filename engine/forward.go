@@ -41,9 +41,10 @@ type pass struct {
 // reused across the steps of one Infill.
 type workspace struct {
 	x, h, q, k, v, att, gate, up []float32
-	qh, scores, oh               []float32 // attention, per kv head
-	pos                          []int     // canvas position of each row
-	seq                          []int     // pass index of each row
+	attnTasks                    []attnTask
+	attnScratch                  []*attnScratch // one per pool thread
+	pos                          []int          // canvas position of each row
+	seq                          []int          // pass index of each row
 	logits, final                []float32
 }
 
@@ -333,59 +334,99 @@ func (m *Model) storeKV(ws *workspace, l int, passes []pass, lo, hi int) {
 // attention computes, for every row and head, softmax(q·Kᵀ/√d)·V over all
 // positions of the row's canvas (bidirectional: no mask). Grouped-query
 // attention: the heads sharing a kv head are stacked, so each kv head of
-// each pass is two matrix products and a row-wise softmax, in chunks of
-// query rows that keep the score matrix small.
+// each pass is two matrix products and a row-wise softmax. The (kv head,
+// chunk of query rows) pieces are independent and small (a 32-row span of a
+// 256-token canvas is about a megaflop per head), so they run as tasks of
+// one pool loop, each on one thread with its own scratch, rather than as
+// three pool loops per head.
 func (m *Model) attention(ws *workspace, l int, passes []pass, rows int) {
+	c := m.Config
+	threads := m.pool.Threads()
+	ws.attnTasks = ws.attnTasks[:0]
+	base := 0
+	for i, p := range passes {
+		n, T := p.hi-p.lo, len(p.seq.tokens)
+		chunk := attnChunk(n, T, c.Heads/c.KVHeads, c.KVHeads, threads)
+		for kvh := 0; kvh < c.KVHeads; kvh++ {
+			for r0 := 0; r0 < n; r0 += chunk {
+				ws.attnTasks = append(ws.attnTasks, attnTask{pass: i, row: base + r0, rows: min(chunk, n-r0), kvh: kvh})
+			}
+		}
+		base += n
+	}
+	for len(ws.attnScratch) < threads {
+		ws.attnScratch = append(ws.attnScratch, &attnScratch{})
+	}
+	m.pool.RunWorkers(len(ws.attnTasks), func(worker, lo, hi int) {
+		for _, t := range ws.attnTasks[lo:hi] {
+			m.attend(ws, ws.attnScratch[worker], l, passes[t.pass], t)
+		}
+	})
+}
+
+// attnTask is one piece of a layer's attention: query rows [row, row+rows)
+// of the pass (rows of the workspace) against kv head kvh.
+type attnTask struct {
+	pass, row, rows, kvh int
+}
+
+// attnScratch is one thread's attention buffers.
+type attnScratch struct {
+	qh, scores, oh []float32
+}
+
+// attnChunk is how many query rows one attention task takes, for a pass of
+// n rows over a canvas of T positions: few enough that there are two tasks
+// per thread, and that the scores of one task stay within
+// attnScoreBudget/threads, but at least 16 rows (a vector of the matrix
+// kernels) when the pass has them.
+func attnChunk(n, T, group, kvHeads, threads int) int {
+	pieces := max(1, (2*threads+kvHeads-1)/kvHeads)
+	chunk := (n + pieces - 1) / pieces
+	chunk = max(chunk, min(n, 16))
+	return max(1, min(chunk, attnScoreBudget/threads/(group*T)))
+}
+
+// attend runs one attention task: the heads of kv head t.kvh for its rows.
+func (m *Model) attend(ws *workspace, s *attnScratch, l int, p pass, t attnTask) {
 	c := m.Config
 	hd := c.HeadDim
 	qDim := c.Heads * hd
 	group := c.Heads / c.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	base := 0
-	for _, p := range passes {
-		n, T := p.hi-p.lo, len(p.seq.tokens)
-		chunk := max(1, min(n, attnScoreBudget/(group*T)))
-		for r0 := 0; r0 < n; r0 += chunk {
-			nr := min(chunk, n-r0)
-			g := group * nr // stacked query rows
-			ws.qh = grow(ws.qh, g*hd)
-			ws.scores = grow(ws.scores, g*T)
-			ws.oh = grow(ws.oh, g*hd)
-			for kvh := 0; kvh < c.KVHeads; kvh++ {
-				// qh is (group·nr, hd): the group's heads for each row, scaled.
-				for j := 0; j < group; j++ {
-					h := kvh*group + j
-					for r := 0; r < nr; r++ {
-						src := ws.q[(base+r0+r)*qDim+h*hd : (base+r0+r)*qDim+(h+1)*hd]
-						dst := ws.qh[(j*nr+r)*hd : (j*nr+r+1)*hd]
-						for d, v := range src {
-							dst[d] = v * scale
-						}
-					}
-				}
-				keys := p.seq.k[l][kvh*T*hd : (kvh+1)*T*hd]                // (T, hd)
-				vt := p.seq.vt[l][kvh*hd*T : (kvh+1)*hd*T]                 // (hd, T)
-				kernel.MatMulF32(m.pool, ws.scores, ws.qh, g, keys, T, hd) // (g, T)
-				scores := ws.scores
-				m.pool.Run(g, func(lo, hi int) {
-					for i := lo; i < hi; i++ {
-						kernel.Softmax(scores[i*T : (i+1)*T])
-					}
-				})
-				kernel.MatMulF32(m.pool, ws.oh, ws.scores, g, vt, hd, T) // (g, hd)
-				for j := 0; j < group; j++ {
-					h := kvh*group + j
-					for r := 0; r < nr; r++ {
-						copy(ws.att[(base+r0+r)*qDim+h*hd:(base+r0+r)*qDim+(h+1)*hd], ws.oh[(j*nr+r)*hd:(j*nr+r+1)*hd])
-					}
-				}
+	T := len(p.seq.tokens)
+	g := group * t.rows // stacked query rows
+	s.qh = grow(s.qh, g*hd)
+	s.scores = grow(s.scores, g*T)
+	s.oh = grow(s.oh, g*hd)
+	// qh is (group·rows, hd): the group's heads for each row, scaled.
+	for j := 0; j < group; j++ {
+		h := t.kvh*group + j
+		for r := 0; r < t.rows; r++ {
+			src := ws.q[(t.row+r)*qDim+h*hd : (t.row+r)*qDim+(h+1)*hd]
+			dst := s.qh[(j*t.rows+r)*hd : (j*t.rows+r+1)*hd]
+			for d, v := range src {
+				dst[d] = v * scale
 			}
 		}
-		base += n
+	}
+	keys := p.seq.k[l][t.kvh*T*hd : (t.kvh+1)*T*hd]       // (T, hd)
+	vt := p.seq.vt[l][t.kvh*hd*T : (t.kvh+1)*hd*T]        // (hd, T)
+	kernel.MatMulF32(nil, s.scores, s.qh, g, keys, T, hd) // (g, T)
+	for i := 0; i < g; i++ {
+		kernel.Softmax(s.scores[i*T : (i+1)*T])
+	}
+	kernel.MatMulF32(nil, s.oh, s.scores, g, vt, hd, T) // (g, hd)
+	for j := 0; j < group; j++ {
+		h := t.kvh*group + j
+		for r := 0; r < t.rows; r++ {
+			copy(ws.att[(t.row+r)*qDim+h*hd:(t.row+r)*qDim+(h+1)*hd], s.oh[(j*t.rows+r)*hd:(j*t.rows+r+1)*hd])
+		}
 	}
 }
 
-// attnScoreBudget bounds the attention score matrix, in floats (4 MiB).
+// attnScoreBudget bounds the attention score matrices of all threads
+// together, in floats (4 MiB).
 const attnScoreBudget = 1 << 20
 
 // embed writes row tok of the embedding matrix, decoded, into dst.

@@ -135,6 +135,23 @@ func (p *Pool) Run(n int, fn func(lo, hi int)) {
 	p.fn = nil
 }
 
+// RunWorkers is Run for a fn that needs to know which of the Pool's
+// goroutines runs a chunk, worker 0 to Threads()-1, to give each its own
+// scratch: no two calls with the same worker run at once. Each chunk is a
+// single index when n ≤ 4·Threads().
+func (p *Pool) RunWorkers(n int, fn func(worker, lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if p == nil || p.threads == 1 {
+		fn(0, 0, n)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.runW(n, defaultGrain(n, p.threads), fn)
+}
+
 // defaultGrain splits n into about four chunks per thread, so a thread that
 // the OS delays does not hold the others up for long.
 func defaultGrain(n, threads int) int {

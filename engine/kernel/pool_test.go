@@ -34,6 +34,43 @@ func TestPoolRunCoversOnce(t *testing.T) {
 	}
 }
 
+// TestPoolRunWorkers checks that RunWorkers covers [0, n) once, with
+// worker indices below Threads() and never two calls of one worker at once.
+func TestPoolRunWorkers(t *testing.T) {
+	for _, threads := range []int{0, 1, 2, 3, 8} {
+		p := NewPool(threads)
+		for _, n := range []int{0, 1, 5, 31, 1000} {
+			counts := make([]int32, n)
+			busy := make([]atomic.Bool, p.Threads())
+			p.RunWorkers(n, func(w, lo, hi int) {
+				if w < 0 || w >= p.Threads() {
+					t.Errorf("worker %d of %d", w, p.Threads())
+					return
+				}
+				if !busy[w].CompareAndSwap(false, true) {
+					t.Errorf("worker %d runs two chunks at once", w)
+				}
+				for i := lo; i < hi; i++ {
+					atomic.AddInt32(&counts[i], 1)
+				}
+				busy[w].Store(false)
+			})
+			for i, c := range counts {
+				if c != 1 {
+					t.Fatalf("threads %d, n %d: index %d run %d times", threads, n, i, c)
+				}
+			}
+		}
+		p.Close()
+	}
+	var nilPool *Pool
+	covered := 0
+	nilPool.RunWorkers(3, func(w, lo, hi int) { covered += hi - lo })
+	if covered != 3 {
+		t.Errorf("nil Pool covered %d of 3", covered)
+	}
+}
+
 func TestPoolNil(t *testing.T) {
 	var p *Pool
 	if p.Threads() != 1 {

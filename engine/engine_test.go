@@ -273,3 +273,39 @@ func equalTokens(a, b []int32) bool {
 	}
 	return true
 }
+
+// TestFitContext checks that a canvas over the context keeps the tokens
+// nearest the span, half the room on each side unless one side is short.
+func TestFitContext(t *testing.T) {
+	seq := func(lo, n int) []int32 {
+		s := make([]int32, n)
+		for i := range s {
+			s[i] = int32(lo + i)
+		}
+		return s
+	}
+	tests := []struct {
+		name                   string
+		prefix, suffix, n, ctx int
+		wantPrefix, wantSuffix int
+	}{
+		{"fits", 10, 10, 4, 32, 10, 10},
+		{"both long", 790, 855, 32, 256, 112, 112},
+		{"short prefix", 10, 855, 32, 256, 10, 214},
+		{"short suffix", 855, 10, 32, 256, 214, 10},
+		{"odd room", 200, 200, 31, 256, 112, 113},
+		{"no room", 5, 5, 40, 32, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pre, suf := seq(0, tt.prefix), seq(1000, tt.suffix)
+			p, s := fitContext(pre, suf, tt.n, tt.ctx)
+			if len(p) != tt.wantPrefix || len(s) != tt.wantSuffix {
+				t.Fatalf("kept %d + %d, want %d + %d", len(p), len(s), tt.wantPrefix, tt.wantSuffix)
+			}
+			if len(p) > 0 && p[len(p)-1] != pre[len(pre)-1] || len(s) > 0 && s[0] != suf[0] {
+				t.Fatal("did not keep the tokens next to the span")
+			}
+		})
+	}
+}

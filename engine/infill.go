@@ -113,20 +113,17 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 }
 
 // fitContext cuts prefix (from the left) and suffix (from the right) so the
-// canvas prefix + n + suffix fits in ctxLen tokens, keeping the nearest.
+// canvas prefix + n + suffix fits in ctxLen tokens, keeping the tokens
+// nearest the span: each side gets half the room, and a side shorter than
+// its half leaves the rest to the other.
 func fitContext(prefix, suffix []int32, n, ctxLen int) ([]int32, []int32) {
-	room := ctxLen - n
-	if room < 0 {
-		room = 0
+	room := max(ctxLen-n, 0)
+	if len(prefix)+len(suffix) <= room {
+		return prefix, suffix
 	}
-	for len(prefix)+len(suffix) > room {
-		if len(prefix) >= len(suffix) {
-			prefix = prefix[len(prefix)-min(len(prefix), len(prefix)+len(suffix)-room):]
-		} else {
-			suffix = suffix[:len(suffix)-min(len(suffix), len(prefix)+len(suffix)-room)]
-		}
-	}
-	return prefix, suffix
+	keepPrefix := min(len(prefix), max(room/2, room-len(suffix)))
+	keepSuffix := min(len(suffix), room-keepPrefix)
+	return prefix[len(prefix)-keepPrefix:], suffix[:keepSuffix]
 }
 
 // run is the denoising state of one span.

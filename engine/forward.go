@@ -17,14 +17,25 @@ type sequence struct {
 	tokens []int32
 	k      [][]float32 // [layer] (KVHeads, T, HeadDim)
 	vt     [][]float32 // [layer] (KVHeads, HeadDim, T)
+	kv     []float32   // the buffer k and vt are cut from
 }
 
-func newSequence(cfg Config, tokens []int32) *sequence {
-	s := &sequence{tokens: tokens, k: make([][]float32, cfg.Layers), vt: make([][]float32, cfg.Layers)}
-	kvDim := cfg.KVHeads * cfg.HeadDim
+// newSequence returns a sequence for the canvas tokens, its cache cut from
+// a kept buffer when one is big enough. The cache is not cleared: a full
+// pass writes every position of every layer before any is read.
+func (m *Model) newSequence(tokens []int32) *sequence {
+	cfg := m.Config
+	per := len(tokens) * cfg.KVHeads * cfg.HeadDim
+	need := 2 * cfg.Layers * per
+	kv, ok := m.kvBuffers.get()
+	if !ok || cap(kv) < need {
+		kv = make([]float32, need)
+	}
+	kv = kv[:need]
+	s := &sequence{tokens: tokens, k: make([][]float32, cfg.Layers), vt: make([][]float32, cfg.Layers), kv: kv}
 	for l := range s.k {
-		s.k[l] = make([]float32, len(tokens)*kvDim)
-		s.vt[l] = make([]float32, len(tokens)*kvDim)
+		s.k[l] = kv[2*l*per : (2*l+1)*per : (2*l+1)*per]
+		s.vt[l] = kv[(2*l+1)*per : (2*l+2)*per : (2*l+2)*per]
 	}
 	return s
 }
@@ -48,8 +59,11 @@ type workspace struct {
 	logits, final                []float32
 }
 
-// ffnChunk is how many rows the FFN runs at once.
-const ffnChunk = 64
+// ffnChunk is how many rows the FFN runs at once: enough that a transposed
+// product (kernel.MatMul) decodes and packs the weight for many rows (64
+// rows took a third longer on the embedded model's 256-token canvas), few
+// enough that a long canvas does not hold (rows, ffn) activations twice.
+const ffnChunk = 256
 
 func grow(s []float32, n int) []float32 {
 	if cap(s) < n {
@@ -445,7 +459,8 @@ func (m *Model) Logits(ctx context.Context, tokens []int32) ([]float32, error) {
 	if len(tokens) == 0 || len(tokens) > m.Config.Context {
 		return nil, fmt.Errorf("%w: %d tokens (want 1..%d)", ErrBadOptions, len(tokens), m.Config.Context)
 	}
-	seq := newSequence(m.Config, append([]int32(nil), tokens...))
+	seq := m.newSequence(append([]int32(nil), tokens...))
+	defer m.kvBuffers.put(seq.kv)
 	want := make([]int, len(tokens))
 	for i := range want {
 		want[i] = i

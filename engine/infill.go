@@ -70,11 +70,16 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 		runs = append(runs, r)
 	}
 
-	ws, _ := m.workspaces.Get().(*workspace)
-	if ws == nil {
+	ws, ok := m.workspaces.get()
+	if !ok {
 		ws = &workspace{}
 	}
-	defer m.workspaces.Put(ws)
+	defer m.workspaces.put(ws)
+	defer func() {
+		for _, r := range runs {
+			m.kvBuffers.put(r.seq.kv)
+		}
+	}()
 	for {
 		var active []*run
 		var passes []pass
@@ -165,7 +170,7 @@ func newRun(m *Model, index int, prefix, suffix []int32, n int, opt Options) *ru
 	tokens = append(tokens, suffix...)
 	r := &run{
 		m: m, index: index, opt: opt,
-		seq:   newSequence(m.Config, tokens),
+		seq:   m.newSequence(tokens),
 		start: len(prefix), n: n,
 		masked: make([]bool, n), nMasked: n,
 		prob: make([]float64, n),

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
@@ -29,7 +28,8 @@ type Model struct {
 	file       *gguf.File
 	pool       *kernel.Pool
 	rope       *kernel.RoPE
-	workspaces sync.Pool // *workspace, reused across Infill calls
+	workspaces freeList[*workspace] // reused across Infill calls
+	kvBuffers  freeList[[]float32]  // sequences' caches, reused across Infill calls
 }
 
 // Layer is one transformer block. Shapes are GGUF dims: [in, out].

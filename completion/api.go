@@ -54,6 +54,8 @@ type Result struct {
 	Items   []Item
 	Cached  bool // answered from the cache without calling the Generator
 	Model   string
+	Span    int // tokens asked of the Generator (0: not called)
+	Steps   int // denoising steps of the first candidate
 	Timings Timings
 }
 

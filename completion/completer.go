@@ -261,6 +261,10 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 		cands[i].Text = stripBlanks(cands[i].Text, blank)
 	}
 	res.Timings.Generate = time.Since(tGen)
+	res.Span = maxTokens
+	if len(cands) > 0 {
+		res.Steps = cands[0].Steps
+	}
 	if ctx.Err() != nil {
 		return Result{}, cancelled(ctx)
 	}

@@ -103,7 +103,7 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 	s.stats.add(took, res.Timings.Generate, res.Cached)
 	if ce := s.log.Check(zap.DebugLevel, "completion"); ce != nil {
 		ce.Write(zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),
-			zap.Bool("cached", res.Cached), zap.Duration("took", took), zap.Duration("prompt", res.Timings.Prompt),
+			zap.Bool("cached", res.Cached), zap.Int("span", res.Span), zap.Int("steps", res.Steps), zap.Duration("took", took), zap.Duration("prompt", res.Timings.Prompt),
 			zap.Duration("generate", res.Timings.Generate), zap.Duration("validate", res.Timings.Validate))
 	}
 	return res, nil

@@ -19,6 +19,14 @@ import (
 // waking a sleeping thread takes, so workers spin for a while after each
 // loop, watching for the next one, before they sleep; and a loop waits only
 // for the chunks that were claimed, never for a worker that has not woken.
+//
+// Each goroutine owns a contiguous share of a loop's chunks and runs it from
+// the front; one that runs out takes chunks from the back of the others'
+// shares. The same goroutine thus runs the same part of every loop of the
+// same shape, and finds that part's data (a matrix product's weight rows)
+// still in its core's cache from the last step; a fully dynamic split sent
+// each tile to whichever core came first and made a 32-row product on two
+// threads barely faster than on one.
 type Pool struct {
 	threads int
 	gen     atomic.Uint64   // bumped for every loop and by Close
@@ -27,10 +35,10 @@ type Pool struct {
 	exited  sync.WaitGroup  // counts live worker goroutines, for Close
 	stop    atomic.Bool     // set by Close
 
-	// next counts the current loop's chunks up from -chunks: a worker that
-	// takes it from k < 0 to k+1 runs chunk chunks+k; once it is ≥ 0 the
-	// loop has no chunks left. finished counts the chunks run.
-	next, finished atomic.Int64
+	// shares holds each goroutine's unclaimed chunks of the current loop;
+	// finished counts the chunks run.
+	shares   []share
+	finished atomic.Int64
 
 	// mu serializes loops and guards the fields below it. Workers read the
 	// loop's fields only after claiming a chunk, which follows their writes.
@@ -70,6 +78,7 @@ func NewPool(threads int) *Pool {
 		scratch: make([][]float32, threads),
 		acc:     make([][]float32, threads),
 		stage:   make([][]float32, threads),
+		shares:  make([]share, threads),
 	}
 	p.mmTask = p.mm.task
 	p.gemmTask = p.mm.gemmTask
@@ -184,7 +193,9 @@ func (p *Pool) runLocked(n, grain int) {
 	}
 	p.n, p.grain, p.chunks = n, grain, chunks
 	p.finished.Store(0)
-	p.next.Store(int64(-chunks)) // publishes the fields above
+	for w := range p.shares {
+		p.shares[w].set(w*chunks/p.threads, (w+1)*chunks/p.threads) // publishes the fields above
+	}
 	p.gen.Add(1)
 	for w := 1; w < min(p.threads, chunks); w++ {
 		if p.parked[w].CompareAndSwap(true, false) {
@@ -199,16 +210,50 @@ func (p *Pool) runLocked(n, grain int) {
 	}
 }
 
-// work claims and runs chunks until none are left.
+// work runs worker w's share of the loop's chunks, then what it can take
+// from the others' shares, until no chunk is left.
 func (p *Pool) work(w int) {
-	for {
-		k := p.next.Add(1) - 1
-		if k >= 0 {
-			return
+	for i := range p.shares {
+		o := (w + i) % len(p.shares)
+		for {
+			c, ok := p.shares[o].take(o == w)
+			if !ok {
+				break
+			}
+			lo := c * p.grain
+			p.chunk(w, lo, min(lo+p.grain, p.n))
+			p.finished.Add(1)
 		}
-		lo := (p.chunks + int(k)) * p.grain
-		p.chunk(w, lo, min(lo+p.grain, p.n))
-		p.finished.Add(1)
+	}
+}
+
+// A share is a range [front, back) of one goroutine's unclaimed chunks,
+// packed in one word so that its owner (from the front) and others (from
+// the back) claim chunks with one compare-and-swap. It fills a cache line,
+// so claims on one share do not slow the others.
+type share struct {
+	fb atomic.Uint64 // front<<32 | back
+	_  [56]byte
+}
+
+func (s *share) set(front, back int) { s.fb.Store(uint64(front)<<32 | uint64(back)) }
+
+// take claims the front chunk, or the back one when not own, and reports
+// false when the share is empty.
+func (s *share) take(own bool) (int, bool) {
+	for {
+		v := s.fb.Load()
+		front, back := v>>32, v&0xffffffff
+		if front >= back {
+			return 0, false
+		}
+		c, next := front, v+1<<32
+		if !own {
+			c, next = back-1, v-1
+		}
+		if s.fb.CompareAndSwap(v, next) {
+			return int(c), true
+		}
 	}
 }
 

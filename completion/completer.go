@@ -43,7 +43,8 @@ const (
 	defaultContextTokens = 1024
 	maxInvokedItems      = 3
 	// windowBytes is how much text around the cursor is handed to the
-	// validator; it parses at most syntax.DefaultMaxBytes of it.
+	// validator; it parses at most syntax.DefaultBytesBefore and
+	// syntax.DefaultBytesAfter of it.
 	windowBytes = 6 << 10
 )
 

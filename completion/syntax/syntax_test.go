@@ -232,6 +232,33 @@ func TestWindow(t *testing.T) {
 	}
 }
 
+// TestValidatorWindow checks the session's window: DefaultLinesBefore
+// lines before the range, and the rest of its last line and
+// DefaultLinesAfter more after it, each cut at a line within its byte
+// budget.
+func TestValidatorWindow(t *testing.T) {
+	doc := []byte(strings.Repeat("x := 1\n", 200)) // 200 lines of 7 bytes
+	at := 100 * 7
+	var v Validator
+	s, err := v.Begin(context.Background(), "go", doc, at, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if before, after := strings.Count(string(s.head), "\n"), strings.Count(string(s.tail), "\n"); before != DefaultLinesBefore || after != DefaultLinesAfter+1 {
+		t.Errorf("window holds %d lines before and %d after, want %d and %d", before, after, DefaultLinesBefore, DefaultLinesAfter+1)
+	}
+	v = Validator{BytesBefore: 70, BytesAfter: 35}
+	s2, err := v.Begin(context.Background(), "go", doc, at, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if len(s2.head) != 63 || len(s2.tail) != 35 {
+		t.Errorf("byte-bound window holds %d bytes before and %d after, want 63 and 35", len(s2.head), len(s2.tail))
+	}
+}
+
 func TestLargeDocument(t *testing.T) {
 	noLeaks(t)
 	if testing.Short() {

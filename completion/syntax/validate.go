@@ -8,14 +8,20 @@ import (
 	sitter "github.com/smacker/go-tree-sitter"
 )
 
-// Default window around the cursor that a Validator parses: enough for
-// the enclosing function of most cursors, and small enough that parsing it
-// stays well under a millisecond. The check compares the window with and
+// Default window around the edited range that a Validator parses: 40 lines
+// (at most 2 KiB) before it, enough for the enclosing function of most
+// cursors, and 16 lines (1 KiB) after it, where the errors a candidate
+// causes show up. A broken candidate makes tree-sitter reparse everything
+// after it with error recovery, so the part after sets the cost of
+// rejecting one: with 40 lines after, rejecting a candidate and trying its
+// shorter prefixes took up to 3 ms. The check compares the window with and
 // without the candidate, so errors where the window cuts a construct
 // cancel out.
 const (
-	DefaultMaxLines = 80
-	DefaultMaxBytes = 4 << 10
+	DefaultLinesBefore = 40
+	DefaultBytesBefore = 2 << 10
+	DefaultLinesAfter  = 16
+	DefaultBytesAfter  = 1 << 10
 )
 
 // maxTrimTries bounds how many line prefixes Trim parses.
@@ -26,8 +32,8 @@ const maxTrimTries = 64
 // the cost does not grow with the document. The zero Validator uses the
 // default window and is safe for concurrent use.
 type Validator struct {
-	MaxLines int // lines in the window (0: DefaultMaxLines)
-	MaxBytes int // bytes in the window (0: DefaultMaxBytes)
+	LinesBefore, BytesBefore int // the window before the range (0: the defaults)
+	LinesAfter, BytesAfter   int // the window after the range (0: the defaults)
 }
 
 // Verdict is the outcome of checking one candidate.
@@ -94,14 +100,8 @@ type Session struct {
 func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, start, end int) (*Session, error) {
 	start = min(max(start, 0), len(doc))
 	end = min(max(end, start), len(doc))
-	maxLines, maxBytes := v.MaxLines, v.MaxBytes
-	if maxLines <= 0 {
-		maxLines = DefaultMaxLines
-	}
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxBytes
-	}
-	ws, we := window(doc, start, end, maxLines, maxBytes)
+	ws := windowStart(doc, start, orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore))
+	we := windowEnd(doc, end, orDefault(v.LinesAfter, DefaultLinesAfter), orDefault(v.BytesAfter, DefaultBytesAfter))
 	s := &Session{
 		ctx:        ctx,
 		languageID: languageID,
@@ -372,38 +372,59 @@ func bracketErrors(b []byte) errorCount {
 // when a single line is longer than the byte budget).
 func window(doc []byte, start, end, maxLines, maxBytes int) (ws, we int) {
 	half := max(maxLines/2, 1)
-	lo := max(0, start-maxBytes/2)
+	return windowStart(doc, start, half, maxBytes/2), windowEnd(doc, end, half, maxBytes/2)
+}
+
+// windowStart returns where a window ending at start begins: after the
+// lines-th newline before start, at most maxBytes back (mid-line when no
+// newline is that close), or at 0 when the document starts sooner.
+func windowStart(doc []byte, start, lines, maxBytes int) int {
+	lo := max(0, start-maxBytes)
 	ws, seen := start, 0
 	for i := start - 1; i >= lo; i-- {
 		if doc[i] == '\n' {
 			ws = i + 1
-			if seen++; seen > half {
+			if seen++; seen > lines {
 				break
 			}
 		}
 	}
 	switch {
-	case lo == 0 && seen <= half:
+	case lo == 0 && seen <= lines:
 		ws = 0
 	case seen == 0:
 		ws = lo
 	}
+	return ws
+}
 
-	hi := min(len(doc), end+maxBytes/2)
-	we, seen = end, 0
+// windowEnd returns where a window starting at end ends: after the lines-th
+// newline from end, at most maxBytes on (mid-line when no newline is that
+// close), or at the document's end when it comes sooner.
+func windowEnd(doc []byte, end, lines, maxBytes int) int {
+	hi := min(len(doc), end+maxBytes)
+	we, seen := end, 0
 	for i := end; i < hi; i++ {
 		if doc[i] == '\n' {
 			we = i + 1
-			if seen++; seen > half {
+			if seen++; seen > lines {
 				break
 			}
 		}
 	}
 	switch {
-	case hi == len(doc) && seen <= half:
+	case hi == len(doc) && seen <= lines:
 		we = len(doc)
 	case seen == 0:
 		we = hi
 	}
-	return ws, we
+	return we
+}
+
+// orDefault returns v, or def when v is not positive.
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

@@ -222,6 +222,16 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 		return Result{}, cancelled(ctx)
 	}
 
+	// The validator parses the window around the cursor while the model
+	// runs.
+	var chk Checker
+	if !opts.SkipValidation && c.validator != nil {
+		wlo, whi := max(0, off-windowBytes), min(len(text), m.end+windowBytes)
+		early := beginEarly(ctx, c.validator, lang, []byte(text[wlo:whi]), off-wlo, m.end-wlo)
+		defer early.Close()
+		chk = early
+	}
+
 	// Generation.
 	tGen := time.Now()
 	gopts := GenerateOptions{
@@ -275,7 +285,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 
 	// Post-processing and validation.
 	tVal := time.Now()
-	items, err := c.items(ctx, cands, prompt, m, lang, text, off, !opts.SkipValidation)
+	items, err := c.items(ctx, cands, prompt, m, off, chk)
 	res.Timings.Validate = time.Since(tVal)
 	if ctx.Err() != nil {
 		return Result{}, cancelled(ctx)
@@ -332,16 +342,9 @@ func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts
 	}, b, gen.CountTokens)
 }
 
-// items post-processes and validates candidates into items (not ranked).
-func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, lang, text string, off int, validate bool) ([]Item, error) {
-	// The validator sees a window of the document around the cursor.
-	wlo, whi := max(0, off-windowBytes), min(len(text), m.end+windowBytes)
-	var chk Checker
-	defer func() {
-		if chk != nil {
-			chk.Close()
-		}
-	}()
+// items post-processes candidates into items (not ranked), checking each
+// with chk when it is not nil.
+func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, off int, chk Checker) ([]Item, error) {
 	var items []Item
 	for _, cand := range cands {
 		if ctx.Err() != nil {
@@ -351,14 +354,7 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 		if s == "" {
 			continue
 		}
-		if validate && c.validator != nil {
-			if chk == nil {
-				var err error
-				chk, err = c.validator.Begin(ctx, lang, []byte(text[wlo:whi]), off-wlo, m.end-wlo)
-				if err != nil {
-					return nil, err
-				}
-			}
+		if chk != nil {
 			// Tree-sitter reads LF and CRLF alike: trim in LF, restore after.
 			var err error
 			if s, err = trimValid(chk, s, m); err != nil {

@@ -24,6 +24,41 @@ type Checker interface {
 	Close()
 }
 
+// earlyChecker is a Checker whose Begin runs on its own goroutine, started
+// before the model runs: parsing the window as it is does not depend on the
+// candidates, so it overlaps generation instead of following it. Check and
+// Close wait for it.
+type earlyChecker struct {
+	done chan struct{}
+	chk  Checker
+	err  error
+}
+
+// beginEarly starts v.Begin for doc[start:end] on a new goroutine.
+func beginEarly(ctx context.Context, v Validator, languageID string, doc []byte, start, end int) *earlyChecker {
+	e := &earlyChecker{done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		e.chk, e.err = v.Begin(ctx, languageID, doc, start, end)
+	}()
+	return e
+}
+
+func (e *earlyChecker) Check(insert string) (bool, error) {
+	<-e.done
+	if e.err != nil {
+		return false, e.err
+	}
+	return e.chk.Check(insert)
+}
+
+func (e *earlyChecker) Close() {
+	<-e.done
+	if e.chk != nil {
+		e.chk.Close()
+	}
+}
+
 // treeSitter is the Validator backed by package syntax.
 type treeSitter struct{ v syntax.Validator }
 

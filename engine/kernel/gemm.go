@@ -117,11 +117,29 @@ func (j *matmulJob) packUnits() int {
 // enough that the chunk's accumulators stay within gemmAccBytes.
 func gemmGrain(job matmulJob, g *gemmKernels, tiles, threads int) int {
 	const minWork = 1 << 17 // about the cost of waking a worker, and more
-	perTile := g.nr * job.m * job.cols
+	perTile := job.nr * job.m * job.cols
 	c := (tiles + 8*threads - 1) / (8 * threads)
 	c = max(c, (minWork+perTile-1)/perTile, 1)
 	accTile := 4 * ctileLen * gemmMBlocks(g, job.m)
 	return max(1, min(c, gemmAccBytes/accTile))
+}
+
+// gemmTileWidth picks how many broadcast rows a tile takes, at most maxNR
+// and at least two thirds of it, for n rows split over threads: the width
+// whose tiles leave the busiest thread the fewest rows, if that is at least
+// a sixteenth fewer than with the widest tile (a narrower tile does fewer
+// FMAs per load). 128 weight rows on two threads take 8 tiles of 8 each
+// rather than 6 and 5 tiles of 12.
+func gemmTileWidth(maxNR, n, threads int) int {
+	busiest := func(nr int) int { return min(n, ((n+nr-1)/nr+threads-1)/threads*nr) }
+	best, bestRows := maxNR, busiest(maxNR)
+	limit := bestRows - bestRows/16
+	for nr := maxNR - 1; nr >= max(1, (2*maxNR+2)/3); nr-- {
+		if rows := busiest(nr); rows < bestRows && rows <= limit {
+			best, bestRows = nr, rows
+		}
+	}
+	return best
 }
 
 // gemmMBlocks is the number of micro-kernel calls that cover m rows.
@@ -156,7 +174,7 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 	kc := gemmKC(m, cols)
 	var scratch []float32
 	if j.wf == nil {
-		scratch = j.pool.scratchFor(worker, g.nr*kc)
+		scratch = j.pool.scratchFor(worker, j.nr*kc)
 	}
 	bs, ts := 1, 4
 	if j.wf == nil {
@@ -169,8 +187,8 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 	for k0 := 0; k0 < cols; k0 += kc {
 		kn := min(kc, cols-k0)
 		for t := lo; t < hi; t++ {
-			r0 := t * g.nr
-			nr := min(g.nr, rows-r0)
+			r0 := t * j.nr
+			nr := min(j.nr, rows-r0)
 			var w *float32
 			var ws int
 			if j.wf != nil {
@@ -200,7 +218,7 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 				i0 := 2 * lanes * b
 				switch {
 				case last && stage != nil:
-					out = &stage[i0*j.ldStage+r0-lo*g.nr]
+					out = &stage[i0*j.ldStage+r0-lo*j.nr]
 				case last:
 					out = &j.out[i0*rows+r0]
 				}
@@ -209,7 +227,7 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 		}
 	}
 	if stage != nil {
-		c0, c1 := lo*g.nr, min(hi*g.nr, rows)
+		c0, c1 := lo*j.nr, min(hi*j.nr, rows)
 		for i := 0; i < m; i++ {
 			copy(j.out[i*rows+c0:i*rows+c1], stage[i*j.ldStage:i*j.ldStage+c1-c0])
 		}
@@ -218,8 +236,8 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 		return
 	}
 	for t := lo; t < hi; t++ {
-		r0 := t * g.nr
-		nr := min(g.nr, rows-r0)
+		r0 := t * j.nr
+		nr := min(j.nr, rows-r0)
 		for b := 0; b < mb; b++ {
 			c := acc[((t-lo)*mb+b)*ctileLen : ((t-lo)*mb+b+1)*ctileLen]
 			i0 := 2 * lanes * b
@@ -312,8 +330,8 @@ func (j *matmulJob) gemmSwapTask(worker, lo, hi int) {
 		kn := min(kc, cols-k0)
 		last := k0+kn == cols
 		for t := lo; t < hi; t++ {
-			r0 := t * g.nr
-			nr := min(g.nr, m-r0)
+			r0 := t * j.nr
+			nr := min(j.nr, m-r0)
 			w := &j.x[r0*cols+k0]
 			for b := 0; b < mb; b++ {
 				v := 2

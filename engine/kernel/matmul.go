@@ -104,8 +104,9 @@ func runMatMul(p *Pool, job matmulJob) {
 			p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
 			blocks := (job.rows + g.lanes - 1) / g.lanes
 			p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
-			tiles := (job.m + g.nr - 1) / g.nr
-			p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols}, g, tiles, p.threads), p.gemmSwapTask)
+			p.mm.nr = gemmTileWidth(g.nr, job.m, p.threads)
+			tiles := (job.m + p.mm.nr - 1) / p.mm.nr
+			p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols, nr: p.mm.nr}, g, tiles, p.threads), p.gemmSwapTask)
 			p.mm = matmulJob{pool: p}
 			return
 		}
@@ -114,14 +115,15 @@ func runMatMul(p *Pool, job matmulJob) {
 		// waking the workers.
 		units := p.mm.packUnits()
 		grain := max(4, (units+2*p.threads-1)/(2*p.threads))
-		if job.m*job.cols < 1<<16 {
+		if job.m*job.cols < 1<<14 {
 			grain = units
 		}
 		p.runW(units, grain, p.packTask)
-		tiles := (job.rows + g.nr - 1) / g.nr
-		grain = gemmGrain(job, g, tiles, p.threads)
+		p.mm.nr = gemmTileWidth(g.nr, job.rows, p.threads)
+		tiles := (job.rows + p.mm.nr - 1) / p.mm.nr
+		grain = gemmGrain(p.mm, g, tiles, p.threads)
 		if g.tileOut[0] != nil && gemmStaged(job.rows) {
-			p.mm.ldStage, p.mm.stageTiles = gemmStageStride(grain*g.nr), grain
+			p.mm.ldStage, p.mm.stageTiles = gemmStageStride(grain*p.mm.nr), grain
 			for l := range p.idx {
 				p.idx[l] = int32(l * p.mm.ldStage)
 			}
@@ -156,6 +158,7 @@ type matmulJob struct {
 	wf         []float32 // the weight as float32 when it can be used in place
 	dec        rowDecoder
 	g          *gemmKernels // the micro-kernels, when gemmTask runs the job
+	nr         int          // broadcast rows per tile (gemmTileWidth)
 	xp         []float32    // x packed for g (packX)
 	// ldStage, when not 0, is the row stride of the per-worker staging
 	// buffers the tiles write to before their rows are copied to out

@@ -273,3 +273,20 @@ func TestNewMatrix(t *testing.T) {
 		})
 	}
 }
+
+func TestGemmTileWidth(t *testing.T) {
+	tests := []struct{ maxNR, n, threads, want int }{
+		{12, 128, 2, 8},  // 8+8 tiles of 8, not 6+5 of 12
+		{12, 256, 2, 12}, // 11+11 of 12 is within a sixteenth of the best
+		{12, 896, 2, 12},
+		{12, 5, 2, 12},
+		{12, 24, 2, 12},
+		{6, 16, 2, 4}, // AVX2: 2+2 tiles of 4, not 2+1 of 6
+		{12, 128, 1, 12},
+	}
+	for _, tt := range tests {
+		if got := gemmTileWidth(tt.maxNR, tt.n, tt.threads); got != tt.want {
+			t.Errorf("gemmTileWidth(%d, %d, %d) = %d, want %d", tt.maxNR, tt.n, tt.threads, got, tt.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -84,9 +85,13 @@ type infillScore struct {
 	Exact      bool
 	Similarity float64 // edit similarity, 0..1
 	Valid      bool    // prefix + completion + suffix adds no syntax error
-	Latency    time.Duration
-	Generate   time.Duration
-	Tokens     int
+	// Clean: the completion, as returned, adds no syntax error to the
+	// whole file as the pipeline saw it (prefix + suffix), the guarantee
+	// the pipeline's windowed check gives.
+	Clean    bool
+	Latency  time.Duration
+	Generate time.Duration
+	Tokens   int
 }
 
 // scoreText compares a prediction with the reference middle: exact match
@@ -132,7 +137,8 @@ type kindReport struct {
 	Answered     int     `json:"answered"`
 	ExactMatch   float64 `json:"exact_match"`
 	EditSim      float64 `json:"edit_similarity"`
-	SyntaxValid  float64 `json:"syntax_valid"` // of the answered tasks (1 when none)
+	SyntaxValid  float64 `json:"syntax_valid"`  // of the answered tasks (1 when none)
+	NoNewErrors  float64 `json:"no_new_errors"` // of the answered tasks (1 when none)
 	LatencyP50MS float64 `json:"latency_p50_ms"`
 	LatencyP95MS float64 `json:"latency_p95_ms"`
 	TokensPerS   float64 `json:"tokens_per_s"`
@@ -184,6 +190,7 @@ func runBenchInfill(ctx context.Context, args []string) error {
 		SkipValidation: *noValidate,
 	}, log)
 	var validator syntax.Validator
+	whole := syntax.Validator{LinesBefore: math.MaxInt32, BytesBefore: math.MaxInt32, LinesAfter: math.MaxInt32, BytesAfter: math.MaxInt32}
 
 	scores := map[string][]infillScore{}
 	for i, t := range tasks {
@@ -191,9 +198,10 @@ func runBenchInfill(ctx context.Context, args []string) error {
 			return err
 		}
 		start := time.Now()
+		text := t.Prefix + t.Suffix
 		res, err := c.Complete(ctx, completion.Request{
 			URI: fmt.Sprintf("bench:///%d", i), LanguageID: t.Lang,
-			Text: t.Prefix + t.Suffix, Offset: len(t.Prefix),
+			Text: text, Offset: len(t.Prefix),
 		})
 		if err != nil {
 			return fmt.Errorf("task %s: %w", t.ID, err)
@@ -214,6 +222,12 @@ func runBenchInfill(ctx context.Context, args []string) error {
 				return fmt.Errorf("task %s: %w", t.ID, err)
 			}
 			sc.Valid = v.OK
+			it := res.Items[0]
+			clean, err := whole.Check(ctx, t.Lang, []byte(text), it.Start, it.End, it.Insert)
+			if err != nil {
+				return fmt.Errorf("task %s: %w", t.ID, err)
+			}
+			sc.Clean = clean.OK
 		} else {
 			_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
 		}
@@ -243,11 +257,13 @@ func runBenchInfill(ctx context.Context, args []string) error {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	fmt.Fprintf(w, "model %s, tasks %s, validation %v\n", out.Model, out.Tasks, out.Validate)
-	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "p50 ms", "p95 ms", "tok/s")
+	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "clean %", "p50 ms", "p95 ms", "tok/s")
 	for _, r := range reports {
-		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
-			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
+		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
+			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, 100*r.NoNewErrors, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
 	}
+	fmt.Fprintln(w, "valid: the reference file with the completion in the middle's place adds no syntax error;")
+	fmt.Fprintln(w, "clean: the completion adds no syntax error to the whole file as the pipeline saw it.")
 	return nil
 }
 
@@ -270,7 +286,7 @@ func summarize(kind string, ss []infillScore) kindReport {
 	r := kindReport{Kind: kind, Tasks: len(ss)}
 	var lat []time.Duration
 	var gen time.Duration
-	tokens, valid := 0, 0
+	tokens, valid, clean := 0, 0, 0
 	for _, s := range ss {
 		if s.Tokens > 0 {
 			r.Answered++
@@ -281,6 +297,9 @@ func summarize(kind string, ss []infillScore) kindReport {
 		if s.Valid && s.Tokens > 0 {
 			valid++
 		}
+		if s.Clean && s.Tokens > 0 {
+			clean++
+		}
 		r.EditSim += s.Similarity
 		lat = append(lat, s.Latency)
 		gen += s.Generate
@@ -288,9 +307,10 @@ func summarize(kind string, ss []infillScore) kindReport {
 	}
 	n := float64(len(ss))
 	r.ExactMatch /= n
-	r.SyntaxValid = 1
+	r.SyntaxValid, r.NoNewErrors = 1, 1
 	if r.Answered > 0 {
 		r.SyntaxValid = float64(valid) / float64(r.Answered)
+		r.NoNewErrors = float64(clean) / float64(r.Answered)
 	}
 	r.EditSim /= n
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })

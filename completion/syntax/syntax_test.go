@@ -233,29 +233,35 @@ func TestWindow(t *testing.T) {
 }
 
 // TestValidatorWindow checks the session's window: DefaultLinesBefore
-// lines before the range, and the rest of its last line and
-// DefaultLinesAfter more after it, each cut at a line within its byte
-// budget.
+// lines before the range; after it, the rest of its last line and
+// DefaultLinesAfter more, or on to the next line in column 0 when one is
+// near; each side cut at a line within its byte budget.
 func TestValidatorWindow(t *testing.T) {
-	doc := []byte(strings.Repeat("x := 1\n", 200)) // 200 lines of 7 bytes
-	at := 100 * 7
-	var v Validator
-	s, err := v.Begin(context.Background(), "go", doc, at, at)
-	if err != nil {
-		t.Fatal(err)
+	body := strings.Repeat("\tx := 1\n", 200) // 200 indented lines of 8 bytes
+	begin := func(v Validator, doc string, at int) *Session {
+		t.Helper()
+		s, err := v.Begin(context.Background(), "go", []byte(doc), at, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
 	}
-	defer s.Close()
-	if before, after := strings.Count(string(s.head), "\n"), strings.Count(string(s.tail), "\n"); before != DefaultLinesBefore || after != DefaultLinesAfter+1 {
-		t.Errorf("window holds %d lines before and %d after, want %d and %d", before, after, DefaultLinesBefore, DefaultLinesAfter+1)
+	lines := func(b []byte) int { return strings.Count(string(b), "\n") }
+
+	s := begin(Validator{}, body, 100*8)
+	if lines(s.head) != DefaultLinesBefore || lines(s.tail) != DefaultLinesAfter+1 {
+		t.Errorf("window holds %d lines before and %d after, want %d and %d", lines(s.head), lines(s.tail), DefaultLinesBefore, DefaultLinesAfter+1)
 	}
-	v = Validator{BytesBefore: 70, BytesAfter: 35}
-	s2, err := v.Begin(context.Background(), "go", doc, at, at)
-	if err != nil {
-		t.Fatal(err)
+	// A "}" in column 0 ten lines past the window ends it.
+	doc := body[:130*8] + "}\n" + body[130*8:]
+	s = begin(Validator{}, doc, 100*8)
+	if !strings.HasSuffix(string(s.tail), "\n}\n") || lines(s.tail) != 31 {
+		t.Errorf("window after the range = %d lines ending %q, want 31 ending in the \"}\" line", lines(s.tail), s.tail[max(0, len(s.tail)-10):])
 	}
-	defer s2.Close()
-	if len(s2.head) != 63 || len(s2.tail) != 35 {
-		t.Errorf("byte-bound window holds %d bytes before and %d after, want 63 and 35", len(s2.head), len(s2.tail))
+	s = begin(Validator{BytesBefore: 70, BytesAfter: 35}, body, 100*8)
+	if len(s.head) != 64 || len(s.tail) != 32 {
+		t.Errorf("byte-bound window holds %d bytes before and %d after, want 64 and 32", len(s.head), len(s.tail))
 	}
 }
 

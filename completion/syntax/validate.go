@@ -1,6 +1,7 @@
 package syntax
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -102,6 +103,7 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	end = min(max(end, start), len(doc))
 	ws := windowStart(doc, start, orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore))
 	we := windowEnd(doc, end, orDefault(v.LinesAfter, DefaultLinesAfter), orDefault(v.BytesAfter, DefaultBytesAfter))
+	we = toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes)
 	s := &Session{
 		ctx:        ctx,
 		languageID: languageID,
@@ -143,8 +145,12 @@ func (s *Session) Check(insert string) (Verdict, error) {
 	if err != nil {
 		return Verdict{}, err
 	}
+	ok := n.inside == 0 && n.within(s.before)
+	if s.g != nil {
+		ok = ok && s.noNewErrors(n, len(insert))
+	}
 	return Verdict{
-		OK:     n.within(s.before) && n.inside == 0,
+		OK:     ok,
 		Before: s.before.total(),
 		After:  n.total(),
 		Inside: n.inside,
@@ -192,6 +198,7 @@ func (s *Session) Trim(insert string) (string, Verdict, error) {
 type errorCount struct {
 	kinds  [6]int
 	inside int
+	at     []uint32 // where the grammar's errors start in the window
 }
 
 func (e errorCount) total() int {
@@ -208,6 +215,34 @@ func (e errorCount) within(base errorCount) bool {
 		if e.kinds[i] > base.kinds[i] {
 			return false
 		}
+	}
+	return true
+}
+
+// noNewErrors reports whether every grammar error of after, the window
+// with an insert of n bytes in place of the range, is one the window had
+// before, at the same place once the text after the range is shifted by the
+// insert. Counting alone is not enough: where the window cuts a construct
+// there is an error, and a candidate that closes the construct early (a
+// stray "}") trades that error for a new one right after it.
+func (s *Session) noNewErrors(after errorCount, n int) bool {
+	a, oldEnd := uint32(len(s.head)), uint32(len(s.head)+len(s.mid))
+	shift := int64(n) - int64(len(s.mid))
+	had := make(map[uint32]int, len(s.before.at))
+	for _, p := range s.before.at {
+		switch {
+		case p >= oldEnd:
+			p = uint32(int64(p) + shift)
+		case p >= a:
+			p = a // in the range the insert replaces
+		}
+		had[p]++
+	}
+	for _, p := range after.at {
+		if had[p] == 0 {
+			return false
+		}
+		had[p]--
 	}
 	return true
 }
@@ -235,8 +270,8 @@ func (s *Session) count(insert []byte) (errorCount, error) {
 		defer closeTree(t)
 	}
 	a := uint32(len(s.head))
-	total, inside := treeErrors(t.RootNode(), a, a+uint32(len(insert)))
-	return errorCount{kinds: [6]int{total}, inside: inside}, nil
+	total, inside, at := treeErrors(t.RootNode(), a, a+uint32(len(insert)))
+	return errorCount{kinds: [6]int{total}, inside: inside, at: at}, nil
 }
 
 // parse parses s.buf, starting from old when it is not nil.
@@ -287,10 +322,10 @@ func pointAfter(p sitter.Point, text []byte) sitter.Point {
 // only into subtrees that hold an error. inside counts those that start in
 // [a, b) and the tokens in [a, b) that error recovery skipped (leaves right
 // under an ERROR node, such as a stray ")" in an ERROR that starts before
-// the insert).
-func treeErrors(root *sitter.Node, a, b uint32) (total, inside int) {
+// the insert). at lists where each error starts.
+func treeErrors(root *sitter.Node, a, b uint32) (total, inside int, at []uint32) {
 	if root == nil || !root.HasError() {
-		return 0, 0
+		return 0, 0, nil
 	}
 	in := func(n *sitter.Node) bool { p := n.StartByte(); return p >= a && p < b }
 	c := sitter.NewTreeCursor(root)
@@ -300,6 +335,7 @@ func treeErrors(root *sitter.Node, a, b uint32) (total, inside int) {
 		switch {
 		case node.IsError():
 			total++
+			at = append(at, node.StartByte())
 			if in(node) {
 				inside++
 			} else {
@@ -311,6 +347,7 @@ func treeErrors(root *sitter.Node, a, b uint32) (total, inside int) {
 			}
 		case node.IsMissing():
 			total++
+			at = append(at, node.StartByte())
 			if in(node) {
 				inside++
 			}
@@ -320,7 +357,7 @@ func treeErrors(root *sitter.Node, a, b uint32) (total, inside int) {
 		}
 		for !c.GoToNextSibling() {
 			if !c.GoToParent() {
-				return total, inside
+				return total, inside, at
 			}
 		}
 	}
@@ -417,6 +454,37 @@ func windowEnd(doc []byte, end, lines, maxBytes int) int {
 		we = len(doc)
 	case seen == 0:
 		we = hi
+	}
+	return we
+}
+
+// The window after the range goes on to the next line that starts in
+// column 0 (the "}" that ends a Go function, the next def in Python) when
+// one is this close, so that it holds the end of the enclosing construct:
+// a candidate that closes the construct early leaves that line as a stray
+// error, which a window cut inside the construct would not see.
+const (
+	maxTopLevelLines = 48
+	maxTopLevelBytes = 3 << 10
+)
+
+// toTopLevel returns we moved on past the first line from we that starts
+// with a non-blank byte, if there is one within maxLines lines and maxBytes
+// bytes; otherwise we.
+func toTopLevel(doc []byte, we, maxLines, maxBytes int) int {
+	hi := min(len(doc), we+maxBytes)
+	for line, i := 0, we; line <= maxLines && i < hi; line++ {
+		nl := bytes.IndexByte(doc[i:hi], '\n')
+		if doc[i] != ' ' && doc[i] != '\t' && doc[i] != '\n' && doc[i] != '\r' {
+			if nl < 0 {
+				return hi
+			}
+			return i + nl + 1
+		}
+		if nl < 0 {
+			break
+		}
+		i += nl + 1
 	}
 	return we
 }

@@ -265,6 +265,36 @@ func TestValidatorWindow(t *testing.T) {
 	}
 }
 
+// TestWindowCutHidesNoError checks two ways a window cut used to hide a
+// candidate's error: a stray "}" that closes a function early, where the
+// function's own "}" comes after DefaultLinesAfter lines (the window goes
+// on to it), and a window whose head starts inside a raw string (a shorter
+// head is used).
+func TestWindowCutHidesNoError(t *testing.T) {
+	noLeaks(t)
+	ctx := context.Background()
+	var v Validator
+	body := strings.Repeat("\tx++\n", 30)
+	doc := "package p\n\nfunc f() {\n\tx := 0\n\n" + body + "}\n"
+	at := strings.Index(doc, "\n\n\tx++") + 1
+	if got, err := v.Check(ctx, "go", []byte(doc), at, at, "}\n"); err != nil || got.OK {
+		t.Errorf("stray } before a 30-line body: %+v, %v; want rejected", got, err)
+	}
+	if got, err := v.Check(ctx, "go", []byte(doc), at, at, "\tx = 1\n"); err != nil || !got.OK {
+		t.Errorf("a statement there: %+v, %v; want accepted", got, err)
+	}
+
+	data := strings.Repeat("x,y,z,\n", 60)
+	doc = "package p\n\nvar data = `\n" + data + "`\n\nfunc g() {\n\n}\n\nfunc h() {}\n"
+	at = strings.Index(doc, "func g() {\n") + len("func g() {\n")
+	if got, err := v.Check(ctx, "go", []byte(doc), at, at, "\t}\n"); err != nil || got.OK {
+		t.Errorf("stray } after a raw string: %+v, %v; want rejected", got, err)
+	}
+	if got, err := v.Check(ctx, "go", []byte(doc), at, at, "\tg()\n"); err != nil || !got.OK {
+		t.Errorf("a call there: %+v, %v; want accepted", got, err)
+	}
+}
+
 func TestLargeDocument(t *testing.T) {
 	noLeaks(t)
 	if testing.Short() {
@@ -449,12 +479,14 @@ func TestIncrementalMatchesFresh(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := s.count([]byte(insert))
+			ws, tail := start-len(s.head), len(s.tail)
 			s.Close()
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The same window, edited, parsed from scratch.
 			edited := doc[:start] + insert + doc[end:]
-			fresh, err := v.Begin(ctx, lang, []byte(edited), start, start+len(insert))
+			fresh, err := begin(ctx, lang, []byte(edited), ws, start, start+len(insert), start+len(insert)+tail)
 			if err != nil {
 				t.Fatal(err)
 			}

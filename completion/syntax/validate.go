@@ -101,9 +101,39 @@ type Session struct {
 func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, start, end int) (*Session, error) {
 	start = min(max(start, 0), len(doc))
 	end = min(max(end, start), len(doc))
-	ws := windowStart(doc, start, orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore))
+	lines, bytesBefore := orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore)
 	we := windowEnd(doc, end, orDefault(v.LinesAfter, DefaultLinesAfter), orDefault(v.BytesAfter, DefaultBytesAfter))
 	we = toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes)
+	s, err := begin(ctx, languageID, doc, windowStart(doc, start, lines, bytesBefore), start, end, we)
+	// A window that starts inside a string or comment parses as a run of
+	// errors, and they hide the ones a candidate makes. When the window has
+	// errors, shorter heads (halving down to minLinesBefore) may start
+	// outside them:
+	// the window with the fewest errors is kept.
+	for l := lines / 2; err == nil && s.before.total() > 0 && s.g != nil && l >= minLinesBefore; l /= 2 {
+		var t *Session
+		t, err = begin(ctx, languageID, doc, windowStart(doc, start, l, bytesBefore), start, end, we)
+		switch {
+		case err != nil:
+			s.Close()
+		case t.before.total() < s.before.total():
+			s.Close()
+			s = t
+		default:
+			t.Close()
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// minLinesBefore is the shortest head Begin tries for a window with errors.
+const minLinesBefore = 2
+
+// begin starts a session on the window doc[ws:we] around doc[start:end].
+func begin(ctx context.Context, languageID string, doc []byte, ws, start, end, we int) (*Session, error) {
 	s := &Session{
 		ctx:        ctx,
 		languageID: languageID,

@@ -265,10 +265,11 @@ func TestValidatorWindow(t *testing.T) {
 	}
 }
 
-// TestWindowCutHidesNoError checks two ways a window cut used to hide a
+// TestWindowCutHidesNoError checks the ways a window cut used to hide a
 // candidate's error: a stray "}" that closes a function early, where the
 // function's own "}" comes after DefaultLinesAfter lines (the window goes
-// on to it), and a window whose head starts inside a raw string (a shorter
+// on to it); a block opened or closed in a function longer than the window
+// can reach; and a window whose head starts inside a raw string (a shorter
 // head is used).
 func TestWindowCutHidesNoError(t *testing.T) {
 	noLeaks(t)
@@ -282,6 +283,24 @@ func TestWindowCutHidesNoError(t *testing.T) {
 	}
 	if got, err := v.Check(ctx, "go", []byte(doc), at, at, "\tx = 1\n"); err != nil || !got.OK {
 		t.Errorf("a statement there: %+v, %v; want accepted", got, err)
+	}
+
+	// In a function too long for the window to reach its end, a candidate
+	// that opens or closes a block is not accepted; a balanced one is.
+	long := "package p\n\nfunc f() {\n\tif x {\n\n\t}\n" + strings.Repeat("\tx++\n", 120) + "}\n"
+	at = strings.Index(long, "{\n\n") + 2
+	for insert, want := range map[string]bool{"\t\tif x != 0 {": false, "\t}\n": false, "\t\tx = f(1, []int{2})": true, "\t\ts := \"{\"": true} {
+		if got, err := v.Check(ctx, "go", []byte(long), at, at, insert); err != nil || got.OK != want {
+			t.Errorf("%q in a long function: %+v, %v; want OK %v", insert, got, err, want)
+		}
+	}
+
+	// Where the window holds the whole function, closing a block the user
+	// left open is accepted.
+	open := "package p\n\nfunc f(x bool) {\n\tif x {\n\t\t\n}\n"
+	at = strings.Index(open, "\t\t\n") + 2
+	if got, err := v.Check(ctx, "go", []byte(open), at, at, "return\n\t}"); err != nil || !got.OK {
+		t.Errorf("closing an open block: %+v, %v; want accepted", got, err)
 	}
 
 	data := strings.Repeat("x,y,z,\n", 60)

@@ -89,6 +89,10 @@ type Session struct {
 	startPt, midEnd sitter.Point
 	buf             []byte
 	before          errorCount // the window as it is
+	// closed reports whether the window holds the whole construct the
+	// range is in (see Begin), so that a candidate that changes its
+	// structure shows the error it makes.
+	closed bool
 	// base is the window's tree as it is: each candidate's parse starts
 	// from an edited copy of it, so tree-sitter reparses only around the
 	// candidate (a third of the time of a parse from scratch) and the rest
@@ -103,7 +107,7 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	end = min(max(end, start), len(doc))
 	lines, bytesBefore := orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore)
 	we := windowEnd(doc, end, orDefault(v.LinesAfter, DefaultLinesAfter), orDefault(v.BytesAfter, DefaultBytesAfter))
-	we = toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes)
+	we, closed := toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes)
 	s, err := begin(ctx, languageID, doc, windowStart(doc, start, lines, bytesBefore), start, end, we)
 	// A window that starts inside a string or comment parses as a run of
 	// errors, and they hide the ones a candidate makes. When the window has
@@ -126,7 +130,28 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	if err != nil {
 		return nil, err
 	}
+	// The window holds whole constructs when it parses without errors, or
+	// when it starts where a construct does and ends where one does.
+	ws := start - len(s.head)
+	s.closed = s.before.total() == 0 || closed && opensConstruct(doc, ws)
 	return s, nil
+}
+
+// opensConstruct reports whether a line starting at i in doc begins in
+// column 0 with something other than a closing bracket (or i is the
+// document's start).
+func opensConstruct(doc []byte, i int) bool {
+	if i == 0 {
+		return true
+	}
+	if i >= len(doc) || doc[i-1] != '\n' {
+		return false
+	}
+	switch doc[i] {
+	case ' ', '\t', '\n', '\r', '}', ')', ']':
+		return false
+	}
+	return true
 }
 
 // minLinesBefore is the shortest head Begin tries for a window with errors.
@@ -178,6 +203,12 @@ func (s *Session) Check(insert string) (Verdict, error) {
 	ok := n.inside == 0 && n.within(s.before)
 	if s.g != nil {
 		ok = ok && s.noNewErrors(n, len(insert))
+		// A candidate that opens or closes more brackets than the range
+		// did changes the structure up to the end of the construct it is
+		// in; when the window stops short of that end, the error it makes
+		// there is out of sight (or falls on the error of the window's
+		// cut), so such a candidate is not accepted.
+		ok = ok && (s.closed || n.brackets == s.before.brackets)
 	}
 	return Verdict{
 		OK:     ok,
@@ -229,6 +260,10 @@ type errorCount struct {
 	kinds  [6]int
 	inside int
 	at     []uint32 // where the grammar's errors start in the window
+	// brackets is, for {}, () and [], the openers less the closers among
+	// the tokens of the inserted text (not those in its strings or
+	// comments).
+	brackets [3]int
 }
 
 func (e errorCount) total() int {
@@ -300,8 +335,9 @@ func (s *Session) count(insert []byte) (errorCount, error) {
 		defer closeTree(t)
 	}
 	a := uint32(len(s.head))
-	total, inside, at := treeErrors(t.RootNode(), a, a+uint32(len(insert)))
-	return errorCount{kinds: [6]int{total}, inside: inside, at: at}, nil
+	root := t.RootNode()
+	total, inside, at := treeErrors(root, a, a+uint32(len(insert)))
+	return errorCount{kinds: [6]int{total}, inside: inside, at: at, brackets: bracketTokens(root, a, a+uint32(len(insert)))}, nil
 }
 
 // parse parses s.buf, starting from old when it is not nil.
@@ -346,6 +382,46 @@ func pointAfter(p sitter.Point, text []byte) sitter.Point {
 		}
 	}
 	return p
+}
+
+// bracketTokens returns, for {}, () and [], the opening less the closing
+// bracket tokens of the tree that lie in [a, b); brackets inside strings
+// and comments are not tokens of their own, and missing ones do not count.
+func bracketTokens(root *sitter.Node, a, b uint32) (d [3]int) {
+	if root == nil || a >= b {
+		return d
+	}
+	c := sitter.NewTreeCursor(root)
+	defer c.Close()
+	for {
+		n := c.CurrentNode()
+		if n.EndByte() > a && n.StartByte() < b {
+			if n.ChildCount() > 0 && c.GoToFirstChild() {
+				continue
+			}
+			if n.StartByte() >= a && n.EndByte() <= b && !n.IsMissing() {
+				switch n.Type() {
+				case "{":
+					d[0]++
+				case "}":
+					d[0]--
+				case "(":
+					d[1]++
+				case ")":
+					d[1]--
+				case "[":
+					d[2]++
+				case "]":
+					d[2]--
+				}
+			}
+		}
+		for !c.GoToNextSibling() {
+			if !c.GoToParent() {
+				return d
+			}
+		}
+	}
 }
 
 // treeErrors counts the ERROR and MISSING nodes under root, descending
@@ -498,25 +574,37 @@ const (
 	maxTopLevelBytes = 3 << 10
 )
 
-// toTopLevel returns we moved on past the first line from we that starts
+// toTopLevel returns we moved on to the first line from we that starts
 // with a non-blank byte, if there is one within maxLines lines and maxBytes
-// bytes; otherwise we.
-func toTopLevel(doc []byte, we, maxLines, maxBytes int) int {
+// bytes: past it when it starts with a closing bracket (the end of the
+// construct), before it otherwise (the start of the next one). It moves to
+// the document's end if that comes first; ok reports whether it found
+// either. Otherwise it returns we.
+func toTopLevel(doc []byte, we, maxLines, maxBytes int) (int, bool) {
 	hi := min(len(doc), we+maxBytes)
-	for line, i := 0, we; line <= maxLines && i < hi; line++ {
+	i := we
+	for line := 0; line <= maxLines && i < hi; line++ {
 		nl := bytes.IndexByte(doc[i:hi], '\n')
-		if doc[i] != ' ' && doc[i] != '\t' && doc[i] != '\n' && doc[i] != '\r' {
+		switch doc[i] {
+		case ' ', '\t', '\n', '\r':
+		case '}', ')', ']':
 			if nl < 0 {
-				return hi
+				return hi, true
 			}
-			return i + nl + 1
+			return i + nl + 1, true
+		default:
+			return max(i, we), true
 		}
 		if nl < 0 {
+			i = hi
 			break
 		}
 		i += nl + 1
 	}
-	return we
+	if i >= len(doc) {
+		return len(doc), true
+	}
+	return we, false
 }
 
 // orDefault returns v, or def when v is not positive.

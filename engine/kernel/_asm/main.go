@@ -882,20 +882,7 @@ func swigluZ() {
 			VMOVUPS(gv, k, Mem{Base: o})
 		}
 	}
-	Label("loop")
-	CMPQ(n, U8(16))
-	JL(LabelRef("tail"))
-	body(nil)
-	ADDQ(U8(64), o)
-	ADDQ(U8(64), g)
-	ADDQ(U8(64), u)
-	SUBQ(U8(16), n)
-	JMP(LabelRef("loop"))
-	Label("tail")
-	TESTQ(n, n)
-	JZ(LabelRef("done"))
-	body(tailMask(n))
-	Label("done")
+	loop16(n, []GPVirtual{o, g, u}, nil, body)
 	VZEROUPPER()
 	RET()
 }

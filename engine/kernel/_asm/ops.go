@@ -15,14 +15,18 @@ import (
 
 // loop16 emits the shape the element-wise kernels share: body(nil) on
 // whole vectors of 16 while n ≥ 16, advancing every pointer in ptrs by 64
-// bytes, then body(mask) once on the n < 16 left, if any.
-func loop16(n GPVirtual, ptrs []GPVirtual, body func(k OpmaskVirtual)) {
+// bytes (16 floats) and every one in halves by 32, then body(mask) once on
+// the n < 16 left, if any.
+func loop16(n GPVirtual, ptrs, halves []GPVirtual, body func(k OpmaskVirtual)) {
 	Label("loop")
 	CMPQ(n, U8(16))
 	JL(LabelRef("tail"))
 	body(nil)
 	for _, p := range ptrs {
 		ADDQ(U8(64), p)
+	}
+	for _, p := range halves {
+		ADDQ(U8(32), p)
 	}
 	SUBQ(U8(16), n)
 	JMP(LabelRef("loop"))
@@ -77,7 +81,7 @@ func maxZ() {
 	ADDQ(U32(256), x)
 	SUBQ(U8(64), n)
 	JMP(LabelRef("block"))
-	loop16(n, []GPVirtual{x}, func(k OpmaskVirtual) {
+	loop16(n, []GPVirtual{x}, nil, func(k OpmaskVirtual) {
 		t := load16(Mem{Base: x}, k)
 		if k == nil {
 			VMAXPS(acc[0], t, acc[0])
@@ -119,7 +123,7 @@ func scaleZ() {
 	VBROADCASTSS(NewParamAddr("s", 24), s)
 	x := ld(Param("x").Base())
 	n := ld(Param("x").Len())
-	loop16(n, []GPVirtual{x}, func(k OpmaskVirtual) {
+	loop16(n, []GPVirtual{x}, nil, func(k OpmaskVirtual) {
 		t := load16(Mem{Base: x}, k)
 		VMULPS(s, t, t)
 		store16(t, Mem{Base: x}, k)
@@ -142,7 +146,7 @@ func mulScaledZ() {
 	x := ld(Param("x").Base())
 	w := ld(Param("w").Base())
 	n := ld(Param("x").Len())
-	loop16(n, []GPVirtual{o, x, w}, func(k OpmaskVirtual) {
+	loop16(n, []GPVirtual{o, x, w}, nil, func(k OpmaskVirtual) {
 		t := load16(Mem{Base: x}, k)
 		u := load16(Mem{Base: w}, k)
 		VMULPS(s, t, t)
@@ -164,7 +168,7 @@ func sumSqZ() {
 	for _, r := range acc {
 		VXORPD(r, r, r)
 	}
-	loop16(n, []GPVirtual{x}, func(k OpmaskVirtual) {
+	loop16(n, []GPVirtual{x}, nil, func(k OpmaskVirtual) {
 		t := load16(Mem{Base: x}, k)
 		hi := YMM()
 		VEXTRACTF64X4(U8(1), t, hi)
@@ -249,20 +253,7 @@ func ropePairsZ() {
 		VFMADD231PS(s, sw, out)
 		store16(out, Mem{Base: x}, k)
 	}
-	Label("loop")
-	CMPQ(n, U8(16))
-	JL(LabelRef("tail"))
-	body(nil)
-	ADDQ(U8(64), x)
-	ADDQ(U8(32), cs)
-	ADDQ(U8(32), sn)
-	SUBQ(U8(16), n)
-	JMP(LabelRef("loop"))
-	Label("tail")
-	TESTQ(n, n)
-	JZ(LabelRef("done"))
-	body(tailMask(n))
-	Label("done")
+	loop16(n, []GPVirtual{x}, []GPVirtual{cs, sn}, body)
 	VZEROUPPER()
 	RET()
 }
@@ -280,7 +271,7 @@ func ropeHalvesZ() {
 	cs := ld(Param("cos").Base())
 	sn := ld(Param("sin").Base())
 	n := ld(Param("a").Len())
-	loop16(n, []GPVirtual{a, b, cs, sn}, func(k OpmaskVirtual) {
+	loop16(n, []GPVirtual{a, b, cs, sn}, nil, func(k OpmaskVirtual) {
 		va, vb := load16(Mem{Base: a}, k), load16(Mem{Base: b}, k)
 		c, s := load16(Mem{Base: cs}, k), load16(Mem{Base: sn}, k)
 		oa, ob := ZMM(), ZMM()

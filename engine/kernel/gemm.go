@@ -297,6 +297,16 @@ func gemmSwap(g *gemmKernels, job matmulJob) bool {
 	return job.rows <= job.m || (job.cols <= gemmPackCols && job.m >= 4*g.lanes)
 }
 
+// gemmSwapPrepacked reports whether MatMul should run job transposed when
+// its weight is packed already (Prepack): then the transposed product
+// costs no packing, and for a few activation rows it beats the usual one
+// (scattered output columns, a decode per tile) by 1.5-2.3×, as long as
+// the packed weight stays in L2 while each tile of activation rows sweeps
+// it; a larger weight only pays from many rows.
+func gemmSwapPrepacked(g *gemmKernels, job matmulJob) bool {
+	return job.m >= g.lanes && (4*job.rows*job.cols <= gemmXBytes || job.m >= 256)
+}
+
 // packWTask packs the weight's row blocks [lo, hi) of g.lanes rows for the
 // transposed product, decoding them first unless they are float32.
 func (j *matmulJob) packWTask(worker, lo, hi int) {

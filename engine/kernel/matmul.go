@@ -15,6 +15,41 @@ type Matrix struct {
 	Type       gguf.Type
 	Rows, Cols int
 	Data       []byte
+
+	packed *packedWeight // set by Prepack
+}
+
+// packedWeight is a Matrix decoded and packed as the transposed product
+// reads it (packWTask's layout), for the kernel set it was packed for.
+type packedWeight struct {
+	lanes int
+	data  []float32
+}
+
+// Prepack returns w with its rows also decoded to float32 and packed the
+// way MatMul's transposed product reads them, so that MatMul skips that
+// step on every call and may take the transposed product for fewer
+// activation rows. It costs four bytes per element on top of Data. Without
+// kernels that run the transposed product, w is returned as it is.
+func Prepack(w Matrix) Matrix {
+	g := gemm
+	dec := decoderFor(w.Type)
+	if g == nil || g.tileRows[0] == nil || dec == nil || w.Rows == 0 || w.Cols == 0 || w.Cols >= maxPackCols {
+		return w
+	}
+	p := NewPool(1)
+	defer p.Close()
+	job := matmulJob{pool: p, g: g, cols: w.Cols, rows: w.Rows, data: w.Data, rowBytes: w.RowBytes(), dec: dec}
+	if w.Type == gguf.TypeF32 {
+		job.wf = viewF32(w.Data[:w.Rows*w.RowBytes()])
+	}
+	for l := range p.xidx {
+		p.xidx[l] = int32(l * w.Cols)
+	}
+	job.xp = make([]float32, gemmPackedLen(g, w.Rows, w.Cols))
+	job.packWTask(0, 0, (w.Rows+g.lanes-1)/g.lanes)
+	w.packed = &packedWeight{lanes: g.lanes, data: job.xp}
+	return w
 }
 
 // NewMatrix returns the Matrix of rows×cols elements of type t held in data,
@@ -67,7 +102,7 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 	}
 	runMatMul(p, matmulJob{out: out, x: x, m: m, cols: w.Cols, rows: w.Rows,
 		data: w.Data, rowBytes: w.RowBytes(), wf: wf, dec: dec,
-		blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize()})
+		blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
 }
 
 // MatMulF32 is MatMul for a float32 weight w of rows×cols elements.
@@ -100,10 +135,15 @@ func runMatMul(p *Pool, job matmulJob) {
 			p.idx[l] = int32(l * job.rows)
 			p.xidx[l] = int32(l * job.cols)
 		}
-		if gemmSwap(g, job) {
-			p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
-			blocks := (job.rows + g.lanes - 1) / g.lanes
-			p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
+		prepacked := job.packed != nil && job.packed.lanes == g.lanes
+		if gemmSwap(g, job) || prepacked && gemmSwapPrepacked(g, job) {
+			if prepacked {
+				p.mm.xp = job.packed.data
+			} else {
+				p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
+				blocks := (job.rows + g.lanes - 1) / g.lanes
+				p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
+			}
 			p.mm.nr = gemmTileWidth(g.nr, job.m, p.threads)
 			tiles := (job.m + p.mm.nr - 1) / p.mm.nr
 			p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols, nr: p.mm.nr}, g, tiles, p.threads), p.gemmSwapTask)
@@ -164,7 +204,8 @@ type matmulJob struct {
 	// buffers the tiles write to before their rows are copied to out
 	// (gemmStageStride).
 	ldStage    int
-	stageTiles int // the most tiles staged at once
+	stageTiles int           // the most tiles staged at once
+	packed     *packedWeight // the weight packed ahead (Prepack), or nil
 }
 
 // tileBytes is about how much decoded weight one goroutine keeps at a time:

@@ -290,3 +290,48 @@ func TestGemmTileWidth(t *testing.T) {
 		}
 	}
 }
+
+// TestPrepackSameBits checks that a prepacked weight gives bitwise what the
+// weight as it is gives, for every type, with each kernel variant (Prepack
+// packs for the variant in use; a weight packed for another is used as it
+// is), on shapes that take the transposed product only when prepacked.
+func TestPrepackSameBits(t *testing.T) {
+	shapes := []struct{ m, rows, cols int }{{16, 256, 256}, {33, 100, 512}, {7, 64, 256}, {40, 1024, 256}, {300, 96, 1024}}
+	packedFor := map[string]map[string]Matrix{}
+	forEachVariant(t, func(t *testing.T, variant string) {
+		packedFor[variant] = map[string]Matrix{}
+		for _, typ := range allTypes {
+			for _, s := range shapes {
+				if s.cols%typ.BlockSize() != 0 {
+					continue
+				}
+				name := fmt.Sprintf("%s/%dx%dx%d", typ, s.m, s.rows, s.cols)
+				t.Run(name, func(t *testing.T) {
+					w, _ := randomMatrix(t, typ, s.rows, s.cols, 31)
+					x := gaussian(newRand(32), s.m*s.cols)
+					want := make([]float32, s.m*s.rows)
+					MatMul(nil, want, x, s.m, w)
+					pw := Prepack(w)
+					packedFor[variant][name] = pw
+					for _, threads := range []int{1, 2, 3} {
+						p := NewPool(threads)
+						got := make([]float32, len(want))
+						MatMul(p, got, x, s.m, pw)
+						p.Close()
+						if !bitsEqual(got, want) {
+							t.Fatalf("%d threads: prepacked product differs", threads)
+						}
+					}
+					// A weight packed for the AVX-512 kernels, used with these.
+					if other, ok := packedFor["avx512"][name]; ok && variant != "avx512" {
+						got := make([]float32, len(want))
+						MatMul(nil, got, x, s.m, other)
+						if !bitsEqual(got, want) {
+							t.Fatal("a weight packed for avx512 gives other bits")
+						}
+					}
+				})
+			}
+		}
+	})
+}

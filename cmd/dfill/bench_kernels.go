@@ -69,6 +69,7 @@ type kernelReport struct {
 	PeakPerThread float64      `json:"peak_gflops_per_thread"`
 	PeakSpread    float64      `json:"peak_spread"`
 	BLAS          string       `json:"blas"`
+	Prepacked     bool         `json:"prepacked"` // weights packed ahead (--prepack)
 	Cells         []kernelCell `json:"cells"`
 }
 
@@ -81,6 +82,7 @@ func runBenchKernels(ctx context.Context, args []string) error {
 	shapes := fs.String("shapes", "", "only these shapes (comma-separated names; default all)")
 	minTime := fs.Duration("min-time", 100*time.Millisecond, "minimum time of one repeat of a cell")
 	repeats := fs.Int("repeats", 3, "repeats per cell; the median is reported, the spread says how noisy")
+	prepack := fs.Bool("prepack", false, "pack the weights ahead (kernel.Prepack), as the engine does for a model whose float32 layer matrices fit 64 MB")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -112,7 +114,7 @@ func runBenchKernels(ctx context.Context, args []string) error {
 	threads := max(sf.threads, 1)
 	*repeats = max(*repeats, 1)
 
-	rep := kernelReport{Variant: kernel.Variant(), Threads: threads, BLAS: blasName()}
+	rep := kernelReport{Variant: kernel.Variant(), Threads: threads, BLAS: blasName(), Prepacked: *prepack}
 	var p1, pn []float64
 	for range *repeats {
 		p1 = append(p1, peakSample(1, *minTime))
@@ -137,7 +139,7 @@ func runBenchKernels(ctx context.Context, args []string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			cells, err := benchShape(pool, model, s, mList, typeList, *minTime, *repeats, threads)
+			cells, err := benchShape(pool, model, s, mList, typeList, *minTime, *repeats, threads, *prepack)
 			if err != nil {
 				return err
 			}
@@ -188,7 +190,7 @@ func medianSpread(xs []float64) (median, spread float64) {
 // times, back to back, the FMA peak, MatMul and OpenBLAS sgemm on the same
 // shape (when built with it), so that the ratios compare runs that shared
 // the machine's load; the medians of the ratios are reported.
-func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, types []gguf.Type, minTime time.Duration, repeats, threads int) ([]kernelCell, error) {
+func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, types []gguf.Type, minTime time.Duration, repeats, threads int, prepack bool) ([]kernelCell, error) {
 	maxM := slices.Max(mList)
 	r := rand.New(rand.NewPCG(1, uint64(s.Rows)))
 	x := make([]float32, maxM*s.Cols)
@@ -211,6 +213,9 @@ func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, typ
 			if err := kernel.Dequantize(w.Type, w.Data, f32); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", s.Name, typ, err)
 			}
+		}
+		if prepack {
+			w = kernel.Prepack(w)
 		}
 		for _, m := range mList {
 			flops := 2 * float64(m) * float64(s.Rows) * float64(s.Cols)
@@ -305,8 +310,12 @@ func benchWeight(typ gguf.Type, rows, cols int, r *rand.Rand) (kernel.Matrix, er
 }
 
 func printKernelReport(rep kernelReport) {
-	fmt.Printf("kernels: %s, %d threads; FMA peak %.1f GFLOP/s (%.1f per thread, spread %.0f%%); BLAS: %s\n",
-		rep.Variant, rep.Threads, rep.PeakGFLOPs, rep.PeakPerThread, 100*rep.PeakSpread, rep.BLAS)
+	packed := ""
+	if rep.Prepacked {
+		packed = "; weights packed ahead"
+	}
+	fmt.Printf("kernels: %s, %d threads; FMA peak %.1f GFLOP/s (%.1f per thread, spread %.0f%%); BLAS: %s%s\n",
+		rep.Variant, rep.Threads, rep.PeakGFLOPs, rep.PeakPerThread, 100*rep.PeakSpread, rep.BLAS, packed)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "model\tshape\trows×cols\tM\ttype\tGFLOP/s\t±\tpeak\t% peak\tBLAS GFLOP/s\t±\t× BLAS\t")
 	for _, c := range rep.Cells {

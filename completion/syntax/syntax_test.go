@@ -295,6 +295,14 @@ func TestWindowCutHidesNoError(t *testing.T) {
 		}
 	}
 
+	// A Go label in column 0 is not the end of the function: a "}" before
+	// it closes the function early.
+	labeled := "package p\n\nfunc f() {\n\t// fast path\n\n" + strings.Repeat("\tx++\n", 20) + "again:\n" + strings.Repeat("\tx--\n", 60) + "}\n"
+	at = strings.Index(labeled, "path\n") + 5
+	if got, err := v.Check(ctx, "go", []byte(labeled), at, at, "}\n"); err != nil || got.OK {
+		t.Errorf("} before a label: %+v, %v; want rejected", got, err)
+	}
+
 	// Where the window holds the whole function, closing a block the user
 	// left open is accepted.
 	open := "package p\n\nfunc f(x bool) {\n\tif x {\n\t\t\n}\n"

@@ -89,9 +89,9 @@ type Session struct {
 	startPt, midEnd sitter.Point
 	buf             []byte
 	before          errorCount // the window as it is
-	// closed reports whether the window holds the whole construct the
-	// range is in (see Begin), so that a candidate that changes its
-	// structure shows the error it makes.
+	// closed reports whether the window holds whole constructs (see
+	// Begin), so that a candidate that changes their structure shows the
+	// error it makes.
 	closed bool
 	// base is the window's tree as it is: each candidate's parse starts
 	// from an edited copy of it, so tree-sitter reparses only around the
@@ -107,7 +107,7 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	end = min(max(end, start), len(doc))
 	lines, bytesBefore := orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore)
 	we := windowEnd(doc, end, orDefault(v.LinesAfter, DefaultLinesAfter), orDefault(v.BytesAfter, DefaultBytesAfter))
-	we, closed := toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes)
+	we, ends := toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes, languageID == "python")
 	s, err := begin(ctx, languageID, doc, windowStart(doc, start, lines, bytesBefore), start, end, we)
 	// A window that starts inside a string or comment parses as a run of
 	// errors, and they hide the ones a candidate makes. When the window has
@@ -130,28 +130,13 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	if err != nil {
 		return nil, err
 	}
-	// The window holds whole constructs when it parses without errors, or
-	// when it starts where a construct does and ends where one does.
-	ws := start - len(s.head)
-	s.closed = s.before.total() == 0 || closed && opensConstruct(doc, ws)
+	// A window that parses without errors holds whole constructs: a
+	// candidate that opens or closes one more leaves a visible error in it.
+	// So does one that starts and ends where constructs do, whatever
+	// errors the user's text has inside it (an open call the candidate is
+	// to close).
+	s.closed = s.before.total() == 0 || ends && opensConstruct(doc, start-len(s.head))
 	return s, nil
-}
-
-// opensConstruct reports whether a line starting at i in doc begins in
-// column 0 with something other than a closing bracket (or i is the
-// document's start).
-func opensConstruct(doc []byte, i int) bool {
-	if i == 0 {
-		return true
-	}
-	if i >= len(doc) || doc[i-1] != '\n' {
-		return false
-	}
-	switch doc[i] {
-	case ' ', '\t', '\n', '\r', '}', ')', ']':
-		return false
-	}
-	return true
 }
 
 // minLinesBefore is the shortest head Begin tries for a window with errors.
@@ -577,10 +562,13 @@ const (
 // toTopLevel returns we moved on to the first line from we that starts
 // with a non-blank byte, if there is one within maxLines lines and maxBytes
 // bytes: past it when it starts with a closing bracket (the end of the
-// construct), before it otherwise (the start of the next one). It moves to
-// the document's end if that comes first; ok reports whether it found
-// either. Otherwise it returns we.
-func toTopLevel(doc []byte, we, maxLines, maxBytes int) (int, bool) {
+// construct), before it otherwise (the start of the next one); or to the
+// document's end if that comes first. Otherwise it returns we. ends
+// reports whether the window then ends where a construct does: at a
+// closing bracket in column 0, at the document's end, or, where
+// indentation alone closes constructs (indented), before any line in
+// column 0. (In Go a line in column 0 may be a label inside a function.)
+func toTopLevel(doc []byte, we, maxLines, maxBytes int, indented bool) (end int, ends bool) {
 	hi := min(len(doc), we+maxBytes)
 	i := we
 	for line := 0; line <= maxLines && i < hi; line++ {
@@ -589,11 +577,11 @@ func toTopLevel(doc []byte, we, maxLines, maxBytes int) (int, bool) {
 		case ' ', '\t', '\n', '\r':
 		case '}', ')', ']':
 			if nl < 0 {
-				return hi, true
+				return hi, hi == len(doc)
 			}
 			return i + nl + 1, true
 		default:
-			return max(i, we), true
+			return max(i, we), indented
 		}
 		if nl < 0 {
 			i = hi
@@ -605,6 +593,23 @@ func toTopLevel(doc []byte, we, maxLines, maxBytes int) (int, bool) {
 		return len(doc), true
 	}
 	return we, false
+}
+
+// opensConstruct reports whether a line starting at i in doc begins in
+// column 0 with something other than a closing bracket (or i is the
+// document's start).
+func opensConstruct(doc []byte, i int) bool {
+	if i == 0 {
+		return true
+	}
+	if i >= len(doc) || doc[i-1] != '\n' {
+		return false
+	}
+	switch doc[i] {
+	case ' ', '\t', '\n', '\r', '}', ')', ']':
+		return false
+	}
+	return true
 }
 
 // orDefault returns v, or def when v is not positive.

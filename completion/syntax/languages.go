@@ -25,13 +25,14 @@ import (
 
 // grammar is one tree-sitter language, loaded on first use.
 type grammar struct {
-	name string // canonical name: "go", "python", "javascript", "typescript", "tsx", "rust", "c", "cpp", "java"
-	load func() *sitter.Language
+	name     string // canonical name: "go", "python", "javascript", "typescript", "tsx", "rust", "c", "cpp", "java"
+	load     func() *sitter.Language
+	indented bool // blocks end where the indentation does, not at a bracket
 }
 
 var (
 	goGrammar     = &grammar{name: "go", load: sync.OnceValue(golang.GetLanguage)}
-	pythonGrammar = &grammar{name: "python", load: sync.OnceValue(python.GetLanguage)}
+	pythonGrammar = &grammar{name: "python", load: sync.OnceValue(python.GetLanguage), indented: true}
 	jsGrammar     = &grammar{name: "javascript", load: sync.OnceValue(javascript.GetLanguage)}
 	tsGrammar     = &grammar{name: "typescript", load: sync.OnceValue(typescript.GetLanguage)}
 	tsxGrammar    = &grammar{name: "tsx", load: sync.OnceValue(tsx.GetLanguage)}

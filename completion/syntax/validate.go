@@ -12,12 +12,18 @@ import (
 // Default window around the edited range that a Validator parses: 40 lines
 // (at most 2 KiB) before it, enough for the enclosing function of most
 // cursors, and 16 lines (1 KiB) after it, where the errors a candidate
-// causes show up. A broken candidate makes tree-sitter reparse everything
-// after it with error recovery, so the part after sets the cost of
-// rejecting one: with 40 lines after, rejecting a candidate and trying its
-// shorter prefixes took up to 3 ms. The check compares the window with and
-// without the candidate, so errors where the window cuts a construct
-// cancel out.
+// causes show up, extended to the end of the enclosing construct when that
+// is near (toTopLevel). A broken candidate makes tree-sitter reparse
+// everything after it with error recovery, so the part after sets the cost
+// of rejecting one: with 40 lines after, rejecting a candidate and trying
+// its shorter prefixes took up to 3 ms.
+//
+// Where the window cuts a construct the parse reports an error, with and
+// without the candidate, and an error the candidate makes can hide behind
+// it. So a candidate must not add an error anywhere (positions are
+// compared, not counts, see noNewErrors), a window with errors tries
+// shorter heads, and a candidate that changes the bracket structure needs
+// a window that holds whole constructs (Session.closed).
 const (
 	DefaultLinesBefore = 40
 	DefaultBytesBefore = 2 << 10
@@ -107,13 +113,13 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	end = min(max(end, start), len(doc))
 	lines, bytesBefore := orDefault(v.LinesBefore, DefaultLinesBefore), orDefault(v.BytesBefore, DefaultBytesBefore)
 	we := windowEnd(doc, end, orDefault(v.LinesAfter, DefaultLinesAfter), orDefault(v.BytesAfter, DefaultBytesAfter))
-	we, ends := toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes, languageID == "python")
+	g := lookup(languageID)
+	we, ends := toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes, g != nil && g.indented)
 	s, err := begin(ctx, languageID, doc, windowStart(doc, start, lines, bytesBefore), start, end, we)
 	// A window that starts inside a string or comment parses as a run of
 	// errors, and they hide the ones a candidate makes. When the window has
 	// errors, shorter heads (halving down to minLinesBefore) may start
-	// outside them:
-	// the window with the fewest errors is kept.
+	// outside them: the window with the fewest errors is kept.
 	for l := lines / 2; err == nil && s.before.total() > 0 && s.g != nil && l >= minLinesBefore; l /= 2 {
 		var t *Session
 		t, err = begin(ctx, languageID, doc, windowStart(doc, start, l, bytesBefore), start, end, we)

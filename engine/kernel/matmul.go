@@ -137,42 +137,55 @@ func runMatMul(p *Pool, job matmulJob) {
 		}
 		prepacked := job.packed != nil && job.packed.lanes == g.lanes
 		if gemmSwap(g, job) || prepacked && gemmSwapPrepacked(g, job) {
-			if prepacked {
-				p.mm.xp = job.packed.data
-			} else {
-				p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
-				blocks := (job.rows + g.lanes - 1) / g.lanes
-				p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
-			}
-			p.mm.nr = gemmTileWidth(g.nr, job.m, p.threads)
-			tiles := (job.m + p.mm.nr - 1) / p.mm.nr
-			p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols, nr: p.mm.nr}, g, tiles, p.threads), p.gemmSwapTask)
-			p.mm = matmulJob{pool: p}
-			return
+			p.runTransposed(g, job, prepacked)
+		} else {
+			p.runTiled(g, job)
 		}
-		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
-		// Packing is a copy: split it only when it is big enough to pay for
-		// waking the workers.
-		units := p.mm.packUnits()
-		grain := max(4, (units+2*p.threads-1)/(2*p.threads))
-		if job.m*job.cols < 1<<14 {
-			grain = units
-		}
-		p.runW(units, grain, p.packTask)
-		p.mm.nr = gemmTileWidth(g.nr, job.rows, p.threads)
-		tiles := (job.rows + p.mm.nr - 1) / p.mm.nr
-		grain = gemmGrain(p.mm, g, tiles, p.threads)
-		if g.tileOut[0] != nil && gemmStaged(job.rows) {
-			p.mm.ldStage, p.mm.stageTiles = gemmStageStride(grain*p.mm.nr), grain
-			for l := range p.idx {
-				p.idx[l] = int32(l * p.mm.ldStage)
-			}
-		}
-		p.runW(tiles, grain, p.gemmTask)
 	} else {
 		p.runW(job.rows, matmulGrain(job, p.threads), p.mmTask)
 	}
 	p.mm = matmulJob{pool: p} // drop references to the caller's buffers
+}
+
+// runTransposed runs p.mm as the transposed product (gemmSwap): the
+// weight packed as the lanes (packed now, or ahead by Prepack), tiles of
+// activation rows broadcast against it.
+func (p *Pool) runTransposed(g *gemmKernels, job matmulJob, prepacked bool) {
+	if prepacked {
+		p.mm.xp = job.packed.data
+	} else {
+		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
+		blocks := (job.rows + g.lanes - 1) / g.lanes
+		p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
+	}
+	p.mm.nr = gemmTileWidth(g.nr, job.m, p.threads)
+	tiles := (job.m + p.mm.nr - 1) / p.mm.nr
+	p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols, nr: p.mm.nr}, g, tiles, p.threads), p.gemmSwapTask)
+}
+
+// runTiled runs p.mm as the usual product: the activations packed as the
+// lanes, tiles of weight rows broadcast against them, written to out
+// directly or through the staging buffers (gemmStaged).
+func (p *Pool) runTiled(g *gemmKernels, job matmulJob) {
+	p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
+	// Packing is a copy: split it only when it is big enough to pay for
+	// waking the workers.
+	units := p.mm.packUnits()
+	grain := max(4, (units+2*p.threads-1)/(2*p.threads))
+	if job.m*job.cols < 1<<14 {
+		grain = units
+	}
+	p.runW(units, grain, p.packTask)
+	p.mm.nr = gemmTileWidth(g.nr, job.rows, p.threads)
+	tiles := (job.rows + p.mm.nr - 1) / p.mm.nr
+	grain = gemmGrain(p.mm, g, tiles, p.threads)
+	if g.tileOut[0] != nil && gemmStaged(job.rows) {
+		p.mm.ldStage, p.mm.stageTiles = gemmStageStride(grain*p.mm.nr), grain
+		for l := range p.idx {
+			p.idx[l] = int32(l * p.mm.ldStage)
+		}
+	}
+	p.runW(tiles, grain, p.gemmTask)
 }
 
 // matmulGrain picks how many weight rows one chunk takes: about eight chunks

@@ -43,8 +43,9 @@ const (
 	defaultContextTokens = 1024
 	maxInvokedItems      = 3
 	// windowBytes is how much text around the cursor is handed to the
-	// validator; it parses at most syntax.DefaultBytesBefore and
-	// syntax.DefaultBytesAfter of it.
+	// validator, enough for the window it parses (syntax.DefaultBytesBefore
+	// before the cursor; syntax.DefaultBytesAfter after it, and up to 3 KiB
+	// more to reach the end of the enclosing construct).
 	windowBytes = 6 << 10
 )
 

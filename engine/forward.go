@@ -465,7 +465,8 @@ func (m *Model) Logits(ctx context.Context, tokens []int32) ([]float32, error) {
 	for i := range want {
 		want[i] = i
 	}
-	ws := &workspace{}
+	ws := m.workspace()
+	defer m.workspaces.put(ws)
 	final, err := m.forward(ctx, ws, []pass{{seq: seq, lo: 0, hi: len(tokens), want: want}})
 	if err != nil {
 		return nil, err

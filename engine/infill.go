@@ -70,10 +70,7 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 		runs = append(runs, r)
 	}
 
-	ws, ok := m.workspaces.get()
-	if !ok {
-		ws = &workspace{}
-	}
+	ws := m.workspace()
 	defer m.workspaces.put(ws)
 	defer func() {
 		for _, r := range runs {

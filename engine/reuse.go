@@ -37,3 +37,12 @@ func (f *freeList[T]) put(v T) {
 		f.items = append(f.items, v)
 	}
 }
+
+// workspace returns a kept workspace, or a new one; put it back in
+// m.workspaces when done.
+func (m *Model) workspace() *workspace {
+	if ws, ok := m.workspaces.get(); ok {
+		return ws
+	}
+	return &workspace{}
+}

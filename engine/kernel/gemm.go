@@ -142,6 +142,16 @@ func gemmTileWidth(maxNR, n, threads int) int {
 	return best
 }
 
+// tileVectors is how many vectors of lanes rows the micro-kernel call for
+// block b (rows 2·lanes·b on) of n rows takes: 2, or 1 for a last block of
+// at most lanes rows.
+func tileVectors(n, b, lanes int) int {
+	if n-2*lanes*b <= lanes {
+		return 1
+	}
+	return 2
+}
+
 // gemmMBlocks is the number of micro-kernel calls that cover m rows.
 func gemmMBlocks(g *gemmKernels, m int) int { return (m + 2*g.lanes - 1) / (2 * g.lanes) }
 
@@ -204,10 +214,7 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 			}
 			last := k0+kn == cols
 			for b := 0; b < mb; b++ {
-				v := 2
-				if m-2*lanes*b <= lanes {
-					v = 1
-				}
+				v := tileVectors(m, b, lanes)
 				c := acc[((t-lo)*mb+b)*ctileLen:]
 				x := &j.xp[2*lanes*b*cols+k0*lanes]
 				if g.tileOut[0] == nil {
@@ -344,10 +351,7 @@ func (j *matmulJob) gemmSwapTask(worker, lo, hi int) {
 			nr := min(j.nr, m-r0)
 			w := &j.x[r0*cols+k0]
 			for b := 0; b < mb; b++ {
-				v := 2
-				if n-2*lanes*b <= lanes {
-					v = 1
-				}
+				v := tileVectors(n, b, lanes)
 				c := acc[((t-lo)*mb+b)*ctileLen:]
 				xp := &j.xp[2*lanes*b*cols+k0*lanes]
 				i0 := 2 * lanes * b

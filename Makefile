@@ -32,6 +32,7 @@ fuzz:
 	$(GO) test ./engine/gguf -run XXX -fuzz FuzzParse -fuzztime 60s
 	$(GO) test ./engine/tokenizer -run XXX -fuzz FuzzEncodeDecode -fuzztime 60s
 	$(GO) test ./engine -run XXX -fuzz FuzzLoadBytes -fuzztime 60s
+	$(GO) test ./completion/syntax -run XXX -fuzz FuzzCheck -fuzztime 60s
 
 # The embedded model, reproduced: the exact command, seed and corpus of
 # cmd/dfill/model/MODEL.md (this Go's GOROOT/src, testdata and the

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dfill/dfill/engine/gguf"
+	"github.com/dfill/dfill/engine/kernel"
 )
 
 // testSpec is a shape small enough for a float64 reference in milliseconds
@@ -43,6 +44,15 @@ var allTypes = []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ
 // TestForwardMatchesReference checks the engine's logits against a plain
 // float64 forward over the same dequantized weights. Tolerance: the float32
 // path's error relative to the logits' RMS stays below 1e-4.
+//
+// A Q8_0 product quantizes its activations (engine/kernel/q8.go), and there
+// a rounding-level difference can move a value across a rounding boundary:
+// one value moved by a whole step in the first layer moves hundreds in the
+// next, and this random model's logits then differ from the reference's by
+// about 1e-2, with any kernel set, although its products match their
+// definition exactly (TestQ8MatMul). So Q8_0 is checked at quantization-
+// noise level, 3e-2; the forward pass it shares with the other types is
+// checked at 1e-4 by them.
 func TestForwardMatchesReference(t *testing.T) {
 	tokens := []int32{5, 77, 300, 12, 12, 199, 3, 64, 250}
 	for _, arch := range []Arch{ArchDream, ArchLLaDA} {
@@ -54,8 +64,12 @@ func TestForwardMatchesReference(t *testing.T) {
 					t.Fatal(err)
 				}
 				want := referenceLogits(t, m, tokens)
-				if e := relRMS(got, want); e > 1e-4 {
-					t.Errorf("relative RMS error %.2e against the float64 reference, want ≤ 1e-4", e)
+				tol := 1e-4
+				if typ == gguf.TypeQ8_0 {
+					tol = 3e-2
+				}
+				if e := relRMS(got, want); e > tol {
+					t.Errorf("%s kernels: relative RMS error %.2e against the float64 reference, want ≤ %.0e", kernel.Variant(), e, tol)
 				}
 			})
 		}
@@ -69,9 +83,10 @@ func TestQuantizedCloseToF32(t *testing.T) {
 	// Relative RMS error of the logits. Through two random layers the
 	// logits' error is about 4× the weights' own quantization error (q8_0
 	// ≈ 0.006, q6_K ≈ 0.02, q4_K ≈ 0.1 of their RMS); the limits sit ~30%
-	// above what was measured (q8_0 2.3e-2, q6_K 7.7e-2, q4_K 3.4e-1).
+	// above what was measured (q8_0 3.0e-2, its activations quantized too;
+	// q6_K 7.7e-2, q4_K 3.4e-1).
 	tol := map[gguf.Type]float64{
-		gguf.TypeF16: 2e-3, gguf.TypeBF16: 1.5e-2, gguf.TypeQ8_0: 3e-2, gguf.TypeQ6_K: 0.1, gguf.TypeQ4_K: 0.45,
+		gguf.TypeF16: 2e-3, gguf.TypeBF16: 1.5e-2, gguf.TypeQ8_0: 4e-2, gguf.TypeQ6_K: 0.1, gguf.TypeQ4_K: 0.45,
 	}
 	for _, arch := range []Arch{ArchDream, ArchLLaDA} {
 		ref := loadRandom(t, testSpec(arch, gguf.TypeF32), 1)

@@ -161,10 +161,9 @@ func (m *Model) scanLogits(ws *workspace, final []float32, stats []rowStats) {
 	for i := range stats {
 		stats[i].reset()
 	}
-	rowBytes := m.Output.RowBytes()
 	for v0 := 0; v0 < c.Vocab; v0 += vocabChunk {
 		n := min(vocabChunk, c.Vocab-v0)
-		part := kernel.Matrix{Type: m.Output.Type, Rows: n, Cols: m.Output.Cols, Data: m.Output.Data[v0*rowBytes : (v0+n)*rowBytes]}
+		part := m.Output.Slice(v0, v0+n)
 		ws.logits = grow(ws.logits, rows*n)
 		kernel.MatMul(m.pool, ws.logits, final[:rows*c.Dim], rows, part)
 		logits := ws.logits

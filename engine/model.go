@@ -126,24 +126,36 @@ func newModel(f *gguf.File, name string, opt LoadOptions) (*Model, error) {
 // large one, whose weights are most of its memory, does not.
 const prepackBudget = 64 << 20
 
-// prepack packs the layer matrices ahead for the matrix kernels
-// (kernel.Prepack) when their float32 copies fit prepackBudget: a small
-// model's span passes, a few dozen rows each, then run about twice as fast.
+// prepack packs the model's matrices ahead for the matrix kernels
+// (kernel.Prepack) when that costs little memory: the layer matrices when
+// their packed copies fit prepackBudget (a small model's span passes, a few
+// dozen rows each, then run about twice as fast), and any matrix whose
+// packed copy is no larger than itself, a Q8_0 weight repacked for the VNNI
+// kernels, which then never read the original (mapped) bytes again.
 func (m *Model) prepack() {
 	size := 0
 	for i := range m.Layers {
 		for _, w := range m.Layers[i].matrices() {
-			size += 4 * w.Rows * w.Cols
+			size += kernel.PrepackBytes(*w)
 		}
-	}
-	if size > prepackBudget {
-		return
 	}
 	for i := range m.Layers {
 		for _, w := range m.Layers[i].matrices() {
-			*w = kernel.Prepack(*w)
+			if size <= prepackBudget || repack(*w) {
+				*w = kernel.Prepack(*w)
+			}
 		}
 	}
+	if repack(m.Output) {
+		m.Output = kernel.Prepack(m.Output)
+	}
+}
+
+// repack reports whether prepacking w costs no more than w's own bytes
+// (and an eighth).
+func repack(w kernel.Matrix) bool {
+	n := kernel.PrepackBytes(w)
+	return n > 0 && n <= len(w.Data)+len(w.Data)/8
 }
 
 // matrices returns the block's weight matrices.

@@ -4,17 +4,23 @@ import (
 	"math"
 	"testing"
 
+	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
 )
 
 // referenceLogits is a plainly written float64 forward pass of m over
 // tokens, straight from DESIGN.md: it shares nothing with forward.go but the
-// dequantized weights.
+// dequantized weights. A product with a Q8_0 weight first rounds its input
+// as the kernels do (blocks of 32 values, each q·amax/127 with q an integer).
 func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 	t.Helper()
 	c := m.Config
 	T, hd := len(tokens), c.HeadDim
-	deq := func(w kernel.Matrix) [][]float64 {
+	type matrix struct {
+		w  [][]float64
+		q8 bool // the input is quantized to Q8_0 blocks
+	}
+	deq := func(w kernel.Matrix) matrix {
 		out := make([][]float64, w.Rows)
 		f := make([]float32, w.Rows*w.Cols)
 		if err := kernel.Dequantize(w.Type, w.Data, f); err != nil {
@@ -26,12 +32,30 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 				out[r][j] = float64(f[r*w.Cols+j])
 			}
 		}
-		return out
+		return matrix{out, w.Type == gguf.TypeQ8_0}
 	}
-	matvec := func(w [][]float64, x []float64) []float64 {
-		y := make([]float64, len(w))
-		for r := range w {
-			for j, v := range w[r] {
+	quantize := func(x []float64) []float64 {
+		y := make([]float64, len(x))
+		for b := 0; b < len(x); b += 32 {
+			var amax float64
+			for _, v := range x[b : b+32] {
+				amax = math.Max(amax, math.Abs(v))
+			}
+			for j, v := range x[b : b+32] {
+				if amax > 0 {
+					y[b+j] = math.RoundToEven(v*127/amax) * amax / 127
+				}
+			}
+		}
+		return y
+	}
+	matvec := func(w matrix, x []float64) []float64 {
+		if w.q8 {
+			x = quantize(x)
+		}
+		y := make([]float64, len(w.w))
+		for r := range w.w {
+			for j, v := range w.w[r] {
 				y[r] += v * x[j]
 			}
 		}
@@ -73,7 +97,7 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 	emb := deq(m.TokenEmbd)
 	x := make([][]float64, T)
 	for i, tok := range tokens {
-		x[i] = append([]float64(nil), emb[tok]...)
+		x[i] = append([]float64(nil), emb.w[tok]...)
 	}
 	for _, L := range m.Layers {
 		wq, wk, wv, wo := deq(L.Q), deq(L.K), deq(L.V), deq(L.Out)

@@ -54,7 +54,8 @@ type kernelCell struct {
 	Type       string  `json:"type"`
 	GFLOPs     float64 `json:"gflops"`      // median over the repeats
 	Spread     float64 `json:"spread"`      // (max−min)/median over the repeats
-	PeakGFLOPs float64 `json:"peak_gflops"` // median FMA peak measured next to each repeat
+	PeakGFLOPs float64 `json:"peak_gflops"` // median peak of the product's instruction measured next to each repeat
+	PeakOf     string  `json:"peak_of"`     // that instruction: "fma", or "vnni" (int8 VPDPBUSD, a Q8_0 product on avx512-vnni)
 	PctPeak    float64 `json:"pct_peak"`    // median of GFLOPs/peak over the repeats, in %
 	BLASGFLOPs float64 `json:"blas_gflops"` // OpenBLAS sgemm on the same shape (0: not built with -tags blas)
 	XBLAS      float64 `json:"x_blas"`      // median of GFLOPs/BLASGFLOPs over the repeats
@@ -68,6 +69,7 @@ type kernelReport struct {
 	PeakGFLOPs    float64      `json:"peak_gflops"` // FMA peak on all threads at once
 	PeakPerThread float64      `json:"peak_gflops_per_thread"`
 	PeakSpread    float64      `json:"peak_spread"`
+	VNNIPeak      float64      `json:"vnni_peak_gops,omitempty"` // int8 VPDPBUSD peak on all threads (GOP/s)
 	BLAS          string       `json:"blas"`
 	Prepacked     bool         `json:"prepacked"` // weights packed ahead (--prepack)
 	Cells         []kernelCell `json:"cells"`
@@ -82,7 +84,8 @@ func runBenchKernels(ctx context.Context, args []string) error {
 	shapes := fs.String("shapes", "", "only these shapes (comma-separated names; default all)")
 	minTime := fs.Duration("min-time", 100*time.Millisecond, "minimum time of one repeat of a cell")
 	repeats := fs.Int("repeats", 3, "repeats per cell; the median is reported, the spread says how noisy")
-	prepack := fs.Bool("prepack", false, "pack the weights ahead (kernel.Prepack), as the engine does for a model whose float32 layer matrices fit 64 MB")
+	prepack := fs.Bool("prepack", false, "pack the weights ahead (kernel.Prepack), as the engine does for a model whose float32 layer matrices fit 64 MB, and for every Q8_0 weight on avx512-vnni")
+	variant := fs.String("variant", "", "kernel set to measure: one of "+strings.Join(kernel.Variants(), ", ")+" (default: the fastest)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -113,15 +116,23 @@ func runBenchKernels(ctx context.Context, args []string) error {
 	}
 	threads := max(sf.threads, 1)
 	*repeats = max(*repeats, 1)
+	if *variant != "" {
+		restore, err := kernel.SetVariant(*variant)
+		if err != nil {
+			return fmt.Errorf("--variant: %w", err)
+		}
+		defer restore()
+	}
 
 	rep := kernelReport{Variant: kernel.Variant(), Threads: threads, BLAS: blasName(), Prepacked: *prepack}
 	var p1, pn []float64
 	for range *repeats {
-		p1 = append(p1, peakSample(1, *minTime))
-		pn = append(pn, peakSample(threads, *minTime))
+		p1 = append(p1, peakSample(kernel.FMAPeak, 1, *minTime))
+		pn = append(pn, peakSample(kernel.FMAPeak, threads, *minTime))
 	}
 	rep.PeakPerThread, _ = medianSpread(p1)
 	rep.PeakGFLOPs, rep.PeakSpread = medianSpread(pn)
+	rep.VNNIPeak = peakSample(kernel.VNNIPeak, threads, *minTime)
 	setBLASThreads(threads)
 
 	pool := kernel.NewPool(threads)
@@ -217,6 +228,12 @@ func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, typ
 		if prepack {
 			w = kernel.Prepack(w)
 		}
+		// A Q8_0 product on VNNI runs VPDPBUSD, not FMAs: compare it with
+		// that instruction's peak.
+		peak, peakOf := kernel.FMAPeak, "fma"
+		if typ == gguf.TypeQ8_0 && strings.HasSuffix(kernel.Variant(), "vnni") {
+			peak, peakOf = kernel.VNNIPeak, "vnni"
+		}
 		for _, m := range mList {
 			flops := 2 * float64(m) * float64(s.Rows) * float64(s.Cols)
 			ours := func() { kernel.MatMul(pool, out, x, m, w) }
@@ -227,7 +244,7 @@ func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, typ
 			}
 			var g, b, pk, rPeak, rBLAS []float64
 			for range repeats {
-				p := peakSample(threads, minTime/4)
+				p := peakSample(peak, threads, minTime/4)
 				gi := flops * timeRate(minTime, ours) / 1e9
 				g, pk = append(g, gi), append(pk, p)
 				if p > 0 {
@@ -238,7 +255,7 @@ func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, typ
 					b, rBLAS = append(b, bi), append(rBLAS, gi/bi)
 				}
 			}
-			c := kernelCell{Model: model, Shape: s.Name, M: m, Rows: s.Rows, Cols: s.Cols, Type: typ.String()}
+			c := kernelCell{Model: model, Shape: s.Name, M: m, Rows: s.Rows, Cols: s.Cols, Type: typ.String(), PeakOf: peakOf}
 			c.GFLOPs, c.Spread = medianSpread(g)
 			c.PeakGFLOPs, _ = medianSpread(pk)
 			rp, _ := medianSpread(rPeak)
@@ -251,11 +268,12 @@ func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, typ
 	return cells, nil
 }
 
-// peakSample times kernel.FMAPeak on threads goroutines at once for about d
-// and returns GFLOP/s; 0 without assembly.
-func peakSample(threads int, d time.Duration) float64 {
+// peakSample times peak (kernel.FMAPeak or VNNIPeak) on threads goroutines
+// at once for about d and returns G operations/s; 0 without the
+// instruction.
+func peakSample(peak func(int) float64, threads int, d time.Duration) float64 {
 	const iters = 1 << 18
-	perCall := kernel.FMAPeak(iters)
+	perCall := peak(iters)
 	if perCall == 0 {
 		return 0
 	}
@@ -267,7 +285,7 @@ func peakSample(threads int, d time.Duration) float64 {
 			wg.Go(func() {
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
-				kernel.FMAPeak(iters)
+				peak(iters)
 			})
 		}
 		wg.Wait()
@@ -314,17 +332,21 @@ func printKernelReport(rep kernelReport) {
 	if rep.Prepacked {
 		packed = "; weights packed ahead"
 	}
-	fmt.Printf("kernels: %s, %d threads; FMA peak %.1f GFLOP/s (%.1f per thread, spread %.0f%%); BLAS: %s%s\n",
-		rep.Variant, rep.Threads, rep.PeakGFLOPs, rep.PeakPerThread, 100*rep.PeakSpread, rep.BLAS, packed)
+	vnni := ""
+	if rep.VNNIPeak > 0 {
+		vnni = fmt.Sprintf("; VNNI int8 peak %.0f GOP/s", rep.VNNIPeak)
+	}
+	fmt.Printf("kernels: %s, %d threads; FMA peak %.1f GFLOP/s (%.1f per thread, spread %.0f%%)%s; BLAS: %s%s\n",
+		rep.Variant, rep.Threads, rep.PeakGFLOPs, rep.PeakPerThread, 100*rep.PeakSpread, vnni, rep.BLAS, packed)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "model\tshape\trows×cols\tM\ttype\tGFLOP/s\t±\tpeak\t% peak\tBLAS GFLOP/s\t±\t× BLAS\t")
+	fmt.Fprintln(tw, "model\tshape\trows×cols\tM\ttype\tGFLOP/s\t±\tpeak\tof\t% peak\tBLAS GFLOP/s\t±\t× BLAS\t")
 	for _, c := range rep.Cells {
 		blas, bs, x := "-", "-", "-"
 		if c.BLASGFLOPs > 0 {
 			blas, bs, x = fmt.Sprintf("%.1f", c.BLASGFLOPs), fmt.Sprintf("%.0f%%", 100*c.BLASSpread), fmt.Sprintf("%.2f", c.XBLAS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%d\t%s\t%.1f\t%.0f%%\t%.0f\t%.0f\t%s\t%s\t%s\t\n",
-			c.Model, c.Shape, c.Rows, c.Cols, c.M, c.Type, c.GFLOPs, 100*c.Spread, c.PeakGFLOPs, c.PctPeak, blas, bs, x)
+		fmt.Fprintf(tw, "%s\t%s\t%d×%d\t%d\t%s\t%.1f\t%.0f%%\t%.0f\t%s\t%.0f\t%s\t%s\t%s\t\n",
+			c.Model, c.Shape, c.Rows, c.Cols, c.M, c.Type, c.GFLOPs, 100*c.Spread, c.PeakGFLOPs, c.PeakOf, c.PctPeak, blas, bs, x)
 	}
 	tw.Flush()
 }

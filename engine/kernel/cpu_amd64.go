@@ -14,12 +14,19 @@ import (
 var (
 	useAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasBMI2
 	useAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	useVNNI   = useAVX512 && cpu.X86.HasAVX512VNNI
 )
 
 var (
 	cpuAVX512 = useAVX512
 	cpuAVX2   = useAVX2
+	cpuVNNI   = useVNNI
 )
+
+var q8ZTiles = [2][q8TileRows]q8Tile{
+	{q8Z1x1, q8Z1x2, q8Z1x3, q8Z1x4, q8Z1x5, q8Z1x6, q8Z1x7},
+	{q8Z2x1, q8Z2x2, q8Z2x3, q8Z2x4, q8Z2x5, q8Z2x6, q8Z2x7},
+}
 
 func init() { selectKernels() }
 
@@ -36,12 +43,14 @@ var gemmYTiles = gemmKernels{name: "avx2", lanes: 8, nr: 6, ldc: 16, tile: [2][]
 	{gemmY2x1, gemmY2x2, gemmY2x3, gemmY2x4, gemmY2x5, gemmY2x6},
 }}
 
-// selectKernels installs the fastest kernels that useAVX512 and useAVX2
-// allow, or the pure-Go ones when neither is set.
+// selectKernels installs the fastest kernels that useAVX512, useVNNI and
+// useAVX2 allow, or the pure-Go ones when none is set.
 func selectKernels() {
 	useAVX512 = useAVX512 && cpuAVX512
 	useAVX2 = useAVX2 && cpuAVX2
+	useVNNI = useVNNI && cpuVNNI && useAVX512
 	dotF32, axpyF32, gemm = dotF32Generic, axpyF32Generic, nil
+	q8Tiles, quantQ8Row = nil, quantQ8RowGeneric
 	expSub, swiGLU = expSubGeneric, swiGLUGeneric
 	maxF32, scaleF32, sumSq, mulScaled = maxGeneric, scaleGeneric, sumSqGeneric, mulScaledGeneric
 	ropePairs, ropeHalves = ropePairsGeneric, ropeHalvesGeneric
@@ -53,15 +62,23 @@ func selectKernels() {
 		expSub, swiGLU = expSubAsm, swigluZ
 		maxF32, scaleF32, sumSq, mulScaled = maxZ, scaleZ, sumSqZ, mulScaledZ
 		ropePairs, ropeHalves = ropePairsZ, ropeHalvesZ
+		quantQ8Row = quantQ8RowAsm
+		if useVNNI {
+			q8Tiles = &q8ZTiles
+		}
 	case useAVX2:
 		dotF32, axpyF32, gemm = dotY, axpyY, &gemmYTiles
 	}
 }
 
 // kernelVariants returns the kernel sets this machine can run, fastest
-// first; "generic" (pure Go) is always last.
+// first; "generic" (pure Go) is always last. "avx512-vnni" is "avx512"
+// with the VNNI Q8_0 products.
 func kernelVariants() []string {
 	var v []string
+	if cpuVNNI {
+		v = append(v, "avx512-vnni")
+	}
 	if cpuAVX512 {
 		v = append(v, "avx512")
 	}
@@ -72,20 +89,23 @@ func kernelVariants() []string {
 }
 
 // useVariant installs the kernel set named by kernelVariants and returns a
-// func that restores the CPU's best.
+// func that restores the CPU's best (SetVariant checks the name).
 func useVariant(name string) (restore func()) {
-	useAVX512, useAVX2 = name == "avx512", name == "avx2"
+	useAVX512, useAVX2 = name == "avx512" || name == "avx512-vnni", name == "avx2"
+	useVNNI = name == "avx512-vnni"
 	selectKernels()
 	return func() {
-		useAVX512, useAVX2 = cpuAVX512, cpuAVX2
+		useAVX512, useAVX2, useVNNI = cpuAVX512, cpuAVX2, cpuVNNI
 		selectKernels()
 	}
 }
 
-// Variant returns the name of the kernel set in use: "avx512", "avx2" or
-// "generic" (pure Go).
+// Variant returns the name of the kernel set in use: "avx512-vnni",
+// "avx512", "avx2" or "generic" (pure Go).
 func Variant() string {
 	switch {
+	case useVNNI:
+		return "avx512-vnni"
 	case useAVX512:
 		return "avx512"
 	case useAVX2:
@@ -109,6 +129,27 @@ func FMAPeak(n int) (flops float64) {
 		return float64(n) * 12 * 8 * 2
 	}
 	return 0
+}
+
+// VNNIPeak is FMAPeak for the VNNI int8 dot product the Q8_0 kernels use:
+// it runs n iterations of a register-only loop of independent VPDPBUSD and
+// returns the int8 operations they did (2 per byte pair), or 0 without VNNI.
+func VNNIPeak(n int) (ops float64) {
+	if !useVNNI {
+		return 0
+	}
+	vnniPeakZ(n)
+	return float64(n) * 16 * 64 * 2
+}
+
+// quantQ8RowAsm is quantQ8RowGeneric with quantQ8RowZ.
+func quantQ8RowAsm(qs []int8, d []float32, corr []int32, x []float32, m int) {
+	nb := len(x) / qk8_0
+	if nb == 0 {
+		return
+	}
+	_, _, _ = qs[((nb-1)*m+1)*qk8_0-1], d[(nb-1)*m], corr[(nb-1)*m] // bounds
+	quantQ8RowZ(&qs[0], &d[0], &corr[0], &x[0], nb, m)
 }
 
 func decodeF16Asm(dst []float32, src []byte) {

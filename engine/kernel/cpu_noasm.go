@@ -15,3 +15,6 @@ func Variant() string { return "generic" }
 
 // FMAPeak measures nothing without assembly: it returns 0.
 func FMAPeak(int) float64 { return 0 }
+
+// VNNIPeak measures nothing without assembly: it returns 0.
+func VNNIPeak(int) float64 { return 0 }

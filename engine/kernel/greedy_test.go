@@ -17,7 +17,14 @@ import (
 // that each gives the pure-Go kernels' tokens. The variants round
 // differently (one FMA chain per element instead of four float32 lanes), so
 // it also checks that the logits of the canvas differ by rounding only:
-// RMS(asm − generic) ≤ 1e-5 · RMS(generic).
+// RMS(asm − generic) ≤ 1e-5 · RMS(generic). A Q8_0 product quantizes its
+// activations (q8.go), where a rounding-level difference can move a value
+// across a rounding boundary and change it by a whole quantization step
+// (1/254 of its block's largest): the seed-5 model's avx512-vnni logits
+// differed from pure Go's by 2.7e-4 of their RMS, all of it in the one
+// canvas position where that happened, although each product is exact to
+// its definition given the same activations (TestQ8MatMul). Q8_0 is
+// allowed 1e-3.
 func TestGreedySameTokensEveryVariant(t *testing.T) {
 	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_K} {
 		t.Run(typ.String(), func(t *testing.T) {
@@ -67,7 +74,11 @@ func TestGreedySameTokensEveryVariant(t *testing.T) {
 						t.Errorf("%s: span %d tokens %v, pure Go %v", v, i, got.tokens[i], want.tokens[i])
 					}
 				}
-				if e := relRMS(got.logits, want.logits); !(e <= 1e-5) {
+				tol := 1e-5
+				if typ == gguf.TypeQ8_0 {
+					tol = 1e-3
+				}
+				if e := relRMS(got.logits, want.logits); !(e <= tol) {
 					t.Errorf("%s: logits differ from pure Go by %.2e of their RMS", v, e)
 				} else {
 					t.Logf("%s: logits differ from pure Go by %.2e of their RMS", v, e)

@@ -19,19 +19,28 @@ type Matrix struct {
 	packed *packedWeight // set by Prepack
 }
 
-// packedWeight is a Matrix decoded and packed as the transposed product
-// reads it (packWTask's layout), for the kernel set it was packed for.
+// packedWeight is a Matrix packed ahead for the kernel set in use: decoded
+// and packed as the transposed product reads it (packWTask's layout, lanes
+// rows a block), or, a Q8_0 weight for the VNNI kernels, in panels of 16
+// rows (packQ8Panel).
 type packedWeight struct {
 	lanes int
 	data  []float32
+	q8    []byte
 }
 
 // Prepack returns w with its rows also decoded to float32 and packed the
 // way MatMul's transposed product reads them, so that MatMul skips that
 // step on every call and may take the transposed product for fewer
-// activation rows. It costs four bytes per element on top of Data. Without
-// kernels that run the transposed product, w is returned as it is.
+// activation rows. It costs four bytes per element on top of Data. A Q8_0
+// weight is instead packed for the VNNI kernels, when they are in use:
+// 1.06 bytes per element. Without kernels that read a packed weight, w is
+// returned as it is. PrepackBytes tells the cost ahead.
 func Prepack(w Matrix) Matrix {
+	if w.Type == gguf.TypeQ8_0 && q8Tiles != nil && w.Rows > 0 {
+		w.packed = &packedWeight{q8: prepackQ8(w)}
+		return w
+	}
 	g := gemm
 	dec := decoderFor(w.Type)
 	if g == nil || g.tileRows[0] == nil || dec == nil || w.Rows == 0 || w.Cols == 0 || w.Cols >= maxPackCols {
@@ -50,6 +59,37 @@ func Prepack(w Matrix) Matrix {
 	job.packWTask(0, 0, (w.Rows+g.lanes-1)/g.lanes)
 	w.packed = &packedWeight{lanes: g.lanes, data: job.xp}
 	return w
+}
+
+// PrepackBytes returns how many bytes Prepack(w) would allocate.
+func PrepackBytes(w Matrix) int {
+	switch {
+	case w.Type == gguf.TypeQ8_0 && q8Tiles != nil:
+		return (w.Rows + q8Lanes - 1) / q8Lanes * (w.Cols / qk8_0) * q8PanelBlock
+	case gemm == nil || gemm.tileRows[0] == nil || decoderFor(w.Type) == nil || w.Cols >= maxPackCols:
+		return 0
+	}
+	return 4 * gemmPackedLen(gemm, w.Rows, w.Cols)
+}
+
+// Slice returns rows [lo, hi) of m, keeping what Prepack packed when lo is
+// a whole number of its blocks of rows.
+func (m Matrix) Slice(lo, hi int) Matrix {
+	if lo < 0 || hi < lo || hi > m.Rows {
+		panic(fmt.Sprintf("kernel: Matrix.Slice(%d, %d) of %d rows", lo, hi, m.Rows))
+	}
+	rb := m.RowBytes()
+	s := Matrix{Type: m.Type, Rows: hi - lo, Cols: m.Cols, Data: m.Data[lo*rb : hi*rb]}
+	switch pw := m.packed; {
+	case pw == nil || lo == hi:
+	case pw.q8 != nil && lo%q8Lanes == 0:
+		ws := m.Cols / qk8_0 * q8PanelBlock
+		s.packed = &packedWeight{q8: pw.q8[lo/q8Lanes*ws : (hi+q8Lanes-1)/q8Lanes*ws]}
+	case pw.data != nil && lo%pw.lanes == 0:
+		n := (hi - lo + pw.lanes - 1) / pw.lanes * pw.lanes * m.Cols
+		s.packed = &packedWeight{lanes: pw.lanes, data: pw.data[lo*m.Cols:][:n]}
+	}
+	return s
 }
 
 // NewMatrix returns the Matrix of rows×cols elements of type t held in data,
@@ -96,6 +136,10 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 	if m == 0 || w.Rows == 0 {
 		return
 	}
+	if w.Type == gguf.TypeQ8_0 {
+		runQ8(p, out, x, m, w)
+		return
+	}
 	var wf []float32
 	if w.Type == gguf.TypeF32 {
 		wf = viewF32(w.Data[:w.Rows*w.RowBytes()])
@@ -127,6 +171,11 @@ func runMatMul(p *Pool, job matmulJob) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.runMatMulLocked(job)
+}
+
+// runMatMulLocked runs job on p, whose lock the caller holds.
+func (p *Pool) runMatMulLocked(job matmulJob) {
 	p.mm = job
 	p.mm.pool = p
 	if g := gemm; g != nil && job.cols > 0 {
@@ -267,4 +316,22 @@ func viewF32(b []byte) []float32 {
 		return nil
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), len(b)/4)
+}
+
+// Variants returns the kernel sets this machine can run, fastest first:
+// "avx512-vnni", "avx512", "avx2" (each where the CPU has it) and
+// "generic", the pure-Go kernels every other set is tested against.
+func Variants() []string { return kernelVariants() }
+
+// SetVariant installs the kernel set name (one of Variants) for every
+// caller in the process, and returns a func that restores the fastest.
+// It is for measurements and tests, which compare kernel sets; it must not
+// run while a product does.
+func SetVariant(name string) (restore func(), err error) {
+	for _, v := range kernelVariants() {
+		if v == name {
+			return useVariant(name), nil
+		}
+	}
+	return nil, fmt.Errorf("kernel: no kernel set %q on this machine (it has %v)", name, kernelVariants())
 }

@@ -42,9 +42,10 @@ func colsFor(typ gguf.Type) []int {
 // against a float64 reference on the decoded weights: |out − ref| ≤ 1e-5 ·
 // Σ_c |x_c·w_c| for every element (a float32 sum of n ≤ 1024 terms, in
 // lanes or in one chain of FMAs, has a worst-case error of n·2⁻²⁴ ≈ 6e-5 of
-// that sum, the typical one far less). With the pure-Go kernels it also
-// checks that every element is bitwise Dot(x row, decoded weight row). In
-// every case it checks that nothing around out was written.
+// that sum, the typical one far less). A Q8_0 product quantizes the
+// activations too, so its reference is q8Reference's. With the pure-Go
+// kernels it also checks that every element is bitwise Dot(x row, decoded
+// weight row). In every case it checks that nothing around out was written.
 func TestMatMul(t *testing.T) {
 	pool := NewPool(3)
 	defer pool.Close()
@@ -63,21 +64,29 @@ func TestMatMul(t *testing.T) {
 							out, check := guarded(t, m*rows)
 							MatMul(pool, out, x, m, w)
 							check()
+							var qref, qmag []float64
+							if typ == gguf.TypeQ8_0 {
+								qref, qmag = q8Reference(x, m, w)
+							}
 							for i := 0; i < m; i++ {
 								xi := x[i*cols : (i+1)*cols]
 								for r := 0; r < rows; r++ {
 									wr := wd[r*cols : (r+1)*cols]
 									var ref, mag float64
-									for c := range xi {
-										p := float64(xi[c]) * float64(wr[c])
-										ref += p
-										mag += math.Abs(p)
+									if qref != nil {
+										ref, mag = qref[i*rows+r], qmag[i*rows+r]
+									} else {
+										for c := range xi {
+											p := float64(xi[c]) * float64(wr[c])
+											ref += p
+											mag += math.Abs(p)
+										}
 									}
 									got := out[i*rows+r]
 									if d := math.Abs(float64(got) - ref); !(d <= 1e-5*mag) {
 										t.Fatalf("out[%d,%d] = %g, want %g (error %.2e of Σ|x·w| = %g)", i, r, got, ref, d/mag, mag)
 									}
-									if variant != "generic" {
+									if variant != "generic" || qref != nil {
 										continue
 									}
 									if want := Dot(xi, wr); math.Float32bits(got) != math.Float32bits(want) {
@@ -95,21 +104,22 @@ func TestMatMul(t *testing.T) {
 
 // TestMatMulVariantsAgree checks that the assembly variants give bitwise the
 // same products: each computes every element as one chain of FMAs over k,
-// whatever its vector width and tile shape.
+// whatever its vector width and tile shape. (Q4_K: a Q8_0 product takes
+// the VNNI kernels on avx512-vnni, whose bits are pure Go's; TestQ8MatMul.)
 func TestMatMulVariantsAgree(t *testing.T) {
 	var asm []string
 	for _, v := range kernelVariants() {
-		if v != "generic" {
+		if v != "generic" && v != "avx512-vnni" {
 			asm = append(asm, v)
 		}
 	}
 	if len(asm) < 2 {
-		t.Skipf("fewer than two assembly variants on this machine: %v", asm)
+		t.Skipf("fewer than two FMA assembly variants on this machine: %v", asm)
 	}
 	for _, s := range []struct{ m, rows, cols int }{{1, 13, 64}, {7, 33, 1024}, {33, 127, 256}, {40, 25, 4864}} {
 		t.Run(fmt.Sprintf("%dx%dx%d", s.m, s.rows, s.cols), func(t *testing.T) {
-			w, _ := randomMatrix(t, gguf.TypeQ8_0, s.rows, s.cols, 21)
-			x := gaussian(newRand(22), s.m*s.cols)
+			w, _ := randomMatrix(t, gguf.TypeQ4_K, s.rows, (s.cols+255)/256*256, 21)
+			x := gaussian(newRand(22), s.m*w.Cols)
 			var want []float32
 			for _, v := range asm {
 				restore := useVariant(v)

@@ -61,6 +61,14 @@ type Pool struct {
 	packTask func(worker, lo, hi int)
 	// The transposed product's tasks (gemmSwap).
 	packWTask, gemmSwapTask func(worker, lo, hi int)
+
+	// A Q8_0 product's job, tasks and buffers (runQ8).
+	q8                  q8Job
+	q8QuantTask, q8Task func(worker, lo, hi int)
+	q8qs                []int8
+	q8xd, q8xf          []float32
+	q8xc                []int32
+	bytes               [][]byte // per worker: weight panels packed on the fly
 }
 
 // spinFor is how long a worker keeps watching for the next loop before it
@@ -78,6 +86,7 @@ func NewPool(threads int) *Pool {
 		scratch: make([][]float32, threads),
 		acc:     make([][]float32, threads),
 		stage:   make([][]float32, threads),
+		bytes:   make([][]byte, threads),
 		shares:  make([]share, threads),
 	}
 	p.mmTask = p.mm.task
@@ -86,6 +95,9 @@ func NewPool(threads int) *Pool {
 	p.packWTask = p.mm.packWTask
 	p.gemmSwapTask = p.mm.gemmSwapTask
 	p.mm.pool = p
+	p.q8QuantTask = p.q8.quantTask
+	p.q8Task = p.q8.task
+	p.q8.pool = p
 	for w := 1; w < threads; w++ {
 		p.wake[w] = make(chan struct{}, 1)
 		p.exited.Add(1)
@@ -327,6 +339,14 @@ func (p *Pool) stageFor(w, n int) []float32 {
 		p.stage[w] = make([]float32, n)
 	}
 	return p.stage[w][:n]
+}
+
+// bytesFor returns worker w's byte buffer, at least n long.
+func (p *Pool) bytesFor(w, n int) []byte {
+	if cap(p.bytes[w]) < n {
+		p.bytes[w] = make([]byte, n)
+	}
+	return p.bytes[w][:n]
 }
 
 // accFor returns worker w's accumulator buffer, at least n long.

@@ -715,3 +715,286 @@ func ropePairsZ(x []float32, cos []float32, sin []float32)
 //
 //go:noescape
 func ropeHalvesZ(a []float32, b []float32, cos []float32, sin []float32)
+
+// q8Z1x1 computes 1 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 1; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z1x2 computes 2 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 2; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z1x3 computes 3 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 3; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z1x4 computes 4 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 4; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z1x5 computes 5 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 5; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z1x6 computes 6 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 6; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z1x7 computes 7 activation rows times 16 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 7; i++ {
+//		for l := 0; l < 16; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z1x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x1 computes 1 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 1; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x2 computes 2 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 2; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x3 computes 3 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 3; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x4 computes 4 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 4; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x5 computes 5 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 5; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x6 computes 6 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 6; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// q8Z2x7 computes 7 activation rows times 32 weight rows of a Q8_0 product:
+//
+//	for i := 0; i < 7; i++ {
+//		for l := 0; l < 32; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%16
+//			var acc float32
+//			for b := 0; b < nb; b++ {
+//				s := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128
+//				acc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
+// the tile's first row; w is the first panel at its first block.
+//
+//go:noescape
+func q8Z2x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+
+// vnniPeakZ runs n iterations of 16 independent VPDPBUSD on registers (peak measurement).
+//
+//go:noescape
+func vnniPeakZ(n int)
+
+// quantQ8RowZ quantizes nb blocks of 32 activations of one row, as
+// quantQ8RowGeneric does, for each block b:
+//
+//	amax := max_k |x[32b+k]|
+//	db := amax / 127
+//	id := 1 / db // 0 when db is 0
+//	qs[32·m·b+k] = int8(roundEven(x[32b+k]·id))
+//	d[m·b], corr[m·b] = db, −128·Σ_k qs[32·m·b+k]
+//
+//go:noescape
+func quantQ8RowZ(qs *int8, d *float32, corr *int32, x *float32, nb int, m int)

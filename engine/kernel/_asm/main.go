@@ -60,6 +60,13 @@ func main() {
 	sumSqZ()
 	ropePairsZ()
 	ropeHalvesZ()
+	for v := 1; v <= 2; v++ {
+		for nr := 1; nr <= maxQ8Rows; nr++ {
+			q8Tile(v, nr)
+		}
+	}
+	vnniPeak()
+	quantQ8Row()
 	Generate()
 }
 

@@ -1,0 +1,265 @@
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The Q8_0 products with AVX-512 VNNI. MatMul quantizes the activations to
+// blocks of 32 int8 with a float32 scale (quantQ8RowZ) and multiplies them
+// by a Q8_0 weight packed in panels of 16 rows (kernel.packQ8Panel): in a
+// panel, each block of 32 columns is 8 groups of 64 bytes, lane l's 4 bytes
+// being columns 4g..4g+3 of row l as unsigned bytes (w+128), then the 16
+// rows' scales as float32 (576 bytes in all). VPDPBUSD multiplies the
+// unsigned weight bytes by the signed activation bytes, four per lane, so
+// each block's sum starts from the activation row's correction −128·Σx.
+const (
+	maxQ8Rows    = 7   // activation rows per tile: 2·2·7 accumulators + 2 weights + 1 broadcast ≤ 32 registers
+	q8PanelBlock = 576 // bytes of one block of a 16-row panel
+)
+
+// q8Tile emits q8Z<v>x<nr>: nr activation rows times v panels of 16 weight
+// rows (16·v output columns), over nb blocks of 32 columns.
+func q8Tile(v, nr int) {
+	name := fmt.Sprintf("q8Z%dx%d", v, nr)
+	TEXT(name, NOSPLIT, "func(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m, nb, valid int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s computes %d activation rows times %d weight rows of a Q8_0 product:", name, nr, 16*v),
+		"",
+		fmt.Sprintf("\tfor i := 0; i < %d; i++ {", nr),
+		fmt.Sprintf("\t\tfor l := 0; l < %d; l++ { // weight row, in panel l/16 (ws bytes apart), lane l%%16", 16*v),
+		"\t\t\tvar acc float32",
+		"\t\t\tfor b := 0; b < nb; b++ {",
+		"\t\t\t\ts := xc[b*m+i] + Σ_k int32(x[(b*m+i)*32+k]) · int32(wu[l][b][k]) // wu = w+128",
+		"\t\t\t\tacc = fma(float32(s), float32(xd[b*m+i]·wd[l][b]), acc)",
+		"\t\t\t}",
+		"\t\t\tout[i*ldo+l] = acc // l < valid",
+		"\t\t}",
+		"\t}",
+		"",
+		"x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at",
+		"the tile's first row; w is the first panel at its first block.")
+	wp := []GPVirtual{ld(Param("w"))}
+	if v > 1 {
+		w1 := ld(Param("ws"))
+		ADDQ(wp[0], w1)
+		wp = append(wp, w1)
+	}
+	xp := ld(Param("x"))
+	xd := ld(Param("xd"))
+	xc := ld(Param("xc"))
+	mstep := ld(Param("m"))
+	SHLQ(U8(2), mstep) // 4m: one block's scales of every row
+	xstep := GP64()
+	MOVQ(mstep, xstep)
+	SHLQ(U8(3), xstep) // 32m: one block's bytes of every row
+	nb := ld(Param("nb"))
+
+	facc := make([][]VecVirtual, nr)
+	iacc := make([][]VecVirtual, nr)
+	for i := range facc {
+		facc[i] = make([]VecVirtual, v)
+		iacc[i] = make([]VecVirtual, v)
+		for j := 0; j < v; j++ {
+			facc[i][j], iacc[i][j] = ZMM(), ZMM()
+			VXORPS(facc[i][j], facc[i][j], facc[i][j])
+		}
+	}
+	TESTQ(nb, nb)
+	JZ(LabelRef("store"))
+	Label("loop")
+	for i := 0; i < nr; i++ {
+		VPBROADCASTD(Mem{Base: xc, Disp: 4 * i}, iacc[i][0])
+		for j := 1; j < v; j++ {
+			VMOVDQA64(iacc[i][0], iacc[i][j])
+		}
+	}
+	for g := 0; g < 8; g++ {
+		wv := make([]VecVirtual, v)
+		for j := range wv {
+			wv[j] = ZMM()
+			VMOVDQU64(Mem{Base: wp[j], Disp: 64 * g}, wv[j])
+		}
+		for i := 0; i < nr; i++ {
+			x := Mem{Base: xp, Disp: 32*i + 4*g}
+			if v == 1 {
+				VPDPBUSD_BCST(x, wv[0], iacc[i][0])
+				continue
+			}
+			bc := ZMM()
+			VPBROADCASTD(x, bc)
+			for j := 0; j < v; j++ {
+				VPDPBUSD(bc, wv[j], iacc[i][j])
+			}
+		}
+	}
+	for i := 0; i < nr; i++ {
+		t := ZMM()
+		VBROADCASTSS(Mem{Base: xd, Disp: 4 * i}, t)
+		for j := 0; j < v; j++ {
+			s := ZMM()
+			VMULPS(Mem{Base: wp[j], Disp: 512}, t, s)
+			VCVTDQ2PS(iacc[i][j], iacc[i][j])
+			VFMADD231PS(s, iacc[i][j], facc[i][j])
+		}
+	}
+	for j := range wp {
+		ADDQ(U32(q8PanelBlock), wp[j])
+	}
+	ADDQ(xstep, xp)
+	ADDQ(mstep, xd)
+	ADDQ(mstep, xc)
+	DECQ(nb)
+	JNZ(LabelRef("loop"))
+
+	Label("store")
+	out := ld(Param("out"))
+	ldo := ld(Param("ldo"))
+	SHLQ(U8(2), ldo)
+	valid := ld(Param("valid"))
+	masks := laneMasks(v, valid)
+	for i := 0; i < nr; i++ {
+		for j := 0; j < v; j++ {
+			VMOVUPS(facc[i][j], masks[j], Mem{Base: out, Disp: 64 * j})
+		}
+		if i+1 < nr {
+			ADDQ(ldo, out)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// vnniPeak emits vnniPeakZ, a loop of independent VPDPBUSD on registers, to
+// measure the machine's int8 dot-product throughput as fmaPeak does FMA's.
+func vnniPeak() {
+	const chains = 16
+	TEXT("vnniPeakZ", NOSPLIT, "func(n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("vnniPeakZ runs n iterations of %d independent VPDPBUSD on registers (peak measurement).", chains))
+	n := ld(Param("n"))
+	a, b := ZMM(), ZMM()
+	VPXORD(a, a, a)
+	VPXORD(b, b, b)
+	acc := make([]VecVirtual, chains)
+	for i := range acc {
+		acc[i] = ZMM()
+		VPXORD(acc[i], acc[i], acc[i])
+	}
+	TESTQ(n, n)
+	JZ(LabelRef("done"))
+	Label("loop")
+	for i := range acc {
+		VPDPBUSD(a, b, acc[i])
+	}
+	DECQ(n)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	for i := 1; i < chains; i++ {
+		VPADDD(acc[i], acc[0], acc[0])
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// quantQ8Row emits quantQ8RowZ, quantQ8RowGeneric with AVX-512.
+func quantQ8Row() {
+	TEXT("quantQ8RowZ", NOSPLIT, "func(qs *int8, d *float32, corr *int32, x *float32, nb, m int)")
+	Pragma("noescape")
+	Doc("quantQ8RowZ quantizes nb blocks of 32 activations of one row, as",
+		"quantQ8RowGeneric does, for each block b:",
+		"",
+		"\tamax := max_k |x[32b+k]|",
+		"\tdb := amax / 127",
+		"\tid := 1 / db // 0 when db is 0",
+		"\tqs[32·m·b+k] = int8(roundEven(x[32b+k]·id))",
+		"\td[m·b], corr[m·b] = db, −128·Σ_k qs[32·m·b+k]")
+	qs := ld(Param("qs"))
+	d := ld(Param("d"))
+	corr := ld(Param("corr"))
+	x := ld(Param("x"))
+	nb := ld(Param("nb"))
+	mstep := ld(Param("m"))
+	SHLQ(U8(2), mstep)
+	qstep := GP64()
+	MOVQ(mstep, qstep)
+	SHLQ(U8(3), qstep)
+	absMask := GP32()
+	MOVL(U32(0x7fffffff), absMask)
+	abs := ZMM()
+	VPBROADCASTD(absMask, abs)
+	k127 := bcastF32(127)
+	one := bcastF32(1)
+	TESTQ(nb, nb)
+	JZ(LabelRef("done"))
+	Label("loop")
+	x0, x1 := ZMM(), ZMM()
+	VMOVUPS(Mem{Base: x}, x0)
+	VMOVUPS(Mem{Base: x, Disp: 64}, x1)
+	a := ZMM()
+	VANDPS(abs, x0, a)
+	a1 := ZMM()
+	VANDPS(abs, x1, a1)
+	VMAXPS(a1, a, a)
+	y := YMM()
+	VEXTRACTF64X4(U8(1), a, y)
+	VMAXPS(y, a.AsY(), y)
+	h := XMM()
+	VEXTRACTF128(U8(1), y, h)
+	VMAXPS(h, y.AsX(), h)
+	t := XMM()
+	VMOVHLPS(h, h, t)
+	VMAXPS(t, h, h)
+	VMOVSHDUP(h, t)
+	VMAXSS(t, h, h) // amax
+	VDIVSS(k127.AsX(), h, h)
+	VMOVSS(h, Mem{Base: d})
+	// id = 1/db, or 0 when db is 0.
+	id := XMM()
+	VDIVSS(h, one.AsX(), id)
+	nz := XMM()
+	VXORPS(nz, nz, nz)
+	VCMPSS(U8(4), nz, h, nz) // db != 0
+	VANDPS(nz, id, id)
+	idz := ZMM()
+	VBROADCASTSS(id, idz)
+	s := ZMM()
+	for i, xi := range []VecVirtual{x0, x1} {
+		VMULPS(idz, xi, xi)
+		VCVTPS2DQ(xi, xi)
+		VPMOVDB(xi, Mem{Base: qs, Disp: 16 * i})
+		if i == 0 {
+			VMOVDQA64(xi, s)
+		} else {
+			VPADDD(xi, s, s)
+		}
+	}
+	sy := YMM()
+	VEXTRACTI64X4(U8(1), s, sy)
+	VPADDD(sy, s.AsY(), sy)
+	sx := XMM()
+	VEXTRACTI128(U8(1), sy, sx)
+	VPADDD(sx, sy.AsX(), sx)
+	st := XMM()
+	VPSHUFD(U8(0x4e), sx, st)
+	VPADDD(st, sx, sx)
+	VPSHUFD(U8(0xb1), sx, st)
+	VPADDD(st, sx, sx)
+	sum := GP32()
+	VMOVD(sx, sum)
+	NEGL(sum)
+	SHLL(U8(7), sum)
+	MOVL(sum, Mem{Base: corr})
+	ADDQ(U8(128), x)
+	ADDQ(qstep, qs)
+	ADDQ(mstep, d)
+	ADDQ(mstep, corr)
+	DECQ(nb)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}

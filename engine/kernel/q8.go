@@ -1,0 +1,237 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"math"
+)
+
+// Q8_0 products. MatMul multiplies a Q8_0 weight as llama.cpp does: the
+// activations are quantized too, to blocks of 32 int8 with one float32
+// scale (quantQ8RowGeneric), and each block's products are summed exactly
+// as integers:
+//
+//	out[i][r] = Σ_b float32(Σ_k qx[i][32b+k]·qw[r][32b+k]) · float32(dx[i][b]·dw[r][b])
+//
+// the blocks taken in order, each added with one fused multiply-add, from 0.
+// The AVX-512 VNNI kernels compute exactly this (the tests check them
+// bitwise against a pure-Go loop of this formula). The other kernel sets,
+// the pure-Go ones included, multiply the dequantized activations (qx·dx)
+// by the decoded weight with their float32 kernels: the same product up to
+// float32 rounding, at their float32 speed (the integer loop in Go is
+// several times slower).
+
+const (
+	q8Lanes      = 16                // weight rows per VNNI panel
+	q8PanelBlock = 8*64 + 4*q8Lanes  // bytes of one block of a panel: weights, then scales
+	q8TileRows   = 7                 // activation rows per VNNI tile (_asm's maxQ8Rows)
+	q8TileCols   = 2 * q8Lanes       // weight rows per VNNI tile: two panels
+	q8ChunkBytes = 256 << 10         // activation bytes one unit of q8Task takes
+	rneMagic     = float32(0x1.8p23) // x+rneMagic−rneMagic rounds x to an integer, half to even
+	q8Offset     = 128               // added to a weight byte to make it unsigned (VPDPBUSD)
+	q8MinWork    = 1 << 17           // multiply-adds below which a unit is not split further
+	q8QuantGrain = 1 << 13           // activations below which quantizing runs on one thread
+	q8MaxAbs     = float32(127)      // largest quantized magnitude
+)
+
+// A q8Tile is a VNNI micro-kernel (_asm's q8Tile): nr activation rows times
+// one or two panels of 16 weight rows, over nb blocks.
+type q8Tile func(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m, nb, valid int)
+
+// q8Tiles holds the VNNI micro-kernels, [panels-1][rows-1], or nil when the
+// kernel set in use has none.
+var q8Tiles *[2][q8TileRows]q8Tile
+
+// quantQ8Row quantizes one row of activations (quantQ8RowGeneric); an
+// assembly version replaces it at init.
+var quantQ8Row = quantQ8RowGeneric
+
+// quantQ8RowGeneric quantizes the len(x)/32 blocks of one activation row
+// into the block-major layout of m rows: block b goes to qs[32·m·b:][:32],
+// its scale to d[m·b] and −128 times the sum of its values to corr[m·b]
+// (what VPDPBUSD's unsigned weight bytes add). A block's scale is amax/127,
+// and each value is x·(1/scale) rounded half to even.
+func quantQ8RowGeneric(qs []int8, d []float32, corr []int32, x []float32, m int) {
+	for b := 0; b < len(x)/qk8_0; b++ {
+		blk := x[b*qk8_0 : (b+1)*qk8_0]
+		var amax float32
+		for _, v := range blk {
+			amax = max(amax, math.Float32frombits(math.Float32bits(v)&^(1<<31)))
+		}
+		db := amax / q8MaxAbs
+		var id float32
+		if db != 0 {
+			id = 1 / db
+		}
+		q := qs[b*qk8_0*m : b*qk8_0*m+qk8_0]
+		var sum int32
+		for k, v := range blk {
+			t := float32(v * id)
+			r := int32(float32(t+rneMagic) - rneMagic)
+			q[k] = int8(r)
+			sum += r
+		}
+		d[b*m], corr[b*m] = db, -q8Offset*sum
+	}
+}
+
+// q8Job holds a Q8_0 MatMul's arguments and its quantized activations
+// while a Pool runs it.
+type q8Job struct {
+	pool       *Pool
+	out, x     []float32
+	m          int
+	rows, cols int
+	nb         int // blocks per row
+	w          Matrix
+	qs         []int8    // the activations, block-major (quantQ8RowGeneric)
+	xd         []float32 // their scales
+	xc         []int32   // their corrections
+	xf         []float32 // when not nil: the activations dequantized, row-major
+	tiles      *[2][q8TileRows]q8Tile
+	pairs      int // tiles of q8TileCols weight rows
+	chunk      int // activation rows per unit of q8Task
+}
+
+// runQ8 computes MatMul for a Q8_0 weight.
+func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
+	if p == nil {
+		p = serialPools.Get().(*Pool)
+		defer serialPools.Put(p)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.q8
+	nb := w.Cols / qk8_0
+	*j = q8Job{pool: p, out: out, x: x, m: m, rows: w.Rows, cols: w.Cols, nb: nb, w: w, tiles: q8Tiles}
+	p.q8qs = growSlice(p.q8qs, m*w.Cols)
+	p.q8xd = growSlice(p.q8xd, m*nb)
+	p.q8xc = growSlice(p.q8xc, m*nb)
+	j.qs, j.xd, j.xc = p.q8qs, p.q8xd, p.q8xc
+	if j.tiles == nil {
+		p.q8xf = growSlice(p.q8xf, m*w.Cols)
+		j.xf = p.q8xf
+	}
+	grain := m
+	if m*w.Cols >= q8QuantGrain {
+		grain = max(1, (m+2*p.threads-1)/(2*p.threads))
+	}
+	p.runW(m, grain, p.q8QuantTask)
+	switch {
+	case j.tiles != nil:
+		j.pairs = (w.Rows + q8TileCols - 1) / q8TileCols
+		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/w.Cols/q8TileRows*q8TileRows))
+		units := j.pairs * ((m + j.chunk - 1) / j.chunk)
+		perUnit := q8TileCols * j.chunk * w.Cols
+		grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
+		p.runW(units, grain, p.q8Task)
+	default:
+		p.runMatMulLocked(matmulJob{out: out, x: j.xf, m: m, cols: w.Cols, rows: w.Rows,
+			data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
+			blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
+	}
+	*j = q8Job{pool: p} // drop references to the caller's buffers
+}
+
+// growSlice returns s resliced to n, reallocated when too short.
+func growSlice[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// quantTask quantizes activation rows [lo, hi), and dequantizes them again
+// into xf when the job has it.
+func (j *q8Job) quantTask(_, lo, hi int) {
+	cols, m := j.cols, j.m
+	for i := lo; i < hi; i++ {
+		quantQ8Row(j.qs[i*qk8_0:], j.xd[i:], j.xc[i:], j.x[i*cols:(i+1)*cols], m)
+		if j.xf == nil {
+			continue
+		}
+		xf := j.xf[i*cols : (i+1)*cols]
+		for b := 0; b < j.nb; b++ {
+			d := j.xd[b*m+i]
+			q := j.qs[(b*m+i)*qk8_0 : (b*m+i+1)*qk8_0]
+			for k, v := range q {
+				xf[b*qk8_0+k] = float32(v) * d
+			}
+		}
+	}
+}
+
+// task runs units [lo, hi) with the VNNI kernels. Unit u is the weight
+// rows of tile u%pairs (two panels) for the activation rows of chunk
+// u/pairs, tiles of q8TileRows rows at a time; the units of one chunk are
+// consecutive, so its activations stay in L2 while the weight streams by.
+func (j *q8Job) task(worker, lo, hi int) {
+	nb, m, rows := j.nb, j.m, j.rows
+	ws := nb * q8PanelBlock
+	var packed []byte
+	if j.w.packed != nil {
+		packed = j.w.packed.q8
+	}
+	for u := lo; u < hi; u++ {
+		c, t := u/j.pairs, u%j.pairs
+		i0, i1 := c*j.chunk, min((c+1)*j.chunk, m)
+		r0 := t * q8TileCols
+		valid := min(q8TileCols, rows-r0)
+		v := (valid + q8Lanes - 1) / q8Lanes
+		var w []byte
+		if packed != nil {
+			w = packed[2*t*ws:]
+		} else {
+			w = j.pool.bytesFor(worker, v*ws)
+			for p := 0; p < v; p++ {
+				packQ8Panel(w[p*ws:(p+1)*ws], j.w, 2*t+p)
+			}
+		}
+		for i := i0; i < i1; i += q8TileRows {
+			nr := min(q8TileRows, i1-i)
+			j.tiles[v-1][nr-1](&j.out[i*rows+r0], rows, &w[0], ws, &j.qs[i*qk8_0], &j.xd[i], &j.xc[i], m, nb, valid)
+		}
+	}
+}
+
+// packQ8Panel packs panel p of the Q8_0 weight w (rows 16p..16p+15) for the
+// VNNI kernels into dst (nb·q8PanelBlock bytes): block b at b·q8PanelBlock
+// holds byte k of group g of lane l at 64g+4l+k, column 32b+4g+k of row
+// 16p+l plus 128, then the lanes' scales as float32. Rows past the matrix
+// get zero weights (byte 128) and zero scales.
+func packQ8Panel(dst []byte, w Matrix, p int) {
+	rb := w.RowBytes()
+	for b := 0; b < w.Cols/qk8_0; b++ {
+		blk := dst[b*q8PanelBlock : (b+1)*q8PanelBlock]
+		for l := 0; l < q8Lanes; l++ {
+			r := p*q8Lanes + l
+			var d float32
+			if r < w.Rows {
+				src := w.Data[r*rb+b*q8_0Bytes : r*rb+(b+1)*q8_0Bytes]
+				d = f16Table[binary.LittleEndian.Uint16(src)]
+				for g := 0; g < 8; g++ {
+					for k := 0; k < 4; k++ {
+						blk[64*g+4*l+k] = src[2+4*g+k] ^ 0x80
+					}
+				}
+			} else {
+				for g := 0; g < 8; g++ {
+					for k := 0; k < 4; k++ {
+						blk[64*g+4*l+k] = 0x80
+					}
+				}
+			}
+			binary.LittleEndian.PutUint32(blk[8*64+4*l:], math.Float32bits(d))
+		}
+	}
+}
+
+// prepackQ8 packs every panel of the Q8_0 weight w for the VNNI kernels.
+func prepackQ8(w Matrix) []byte {
+	panels := (w.Rows + q8Lanes - 1) / q8Lanes
+	ws := w.Cols / qk8_0 * q8PanelBlock
+	dst := make([]byte, panels*ws)
+	for p := 0; p < panels; p++ {
+		packQ8Panel(dst[p*ws:(p+1)*ws], w, p)
+	}
+	return dst
+}

@@ -543,33 +543,37 @@ func fmaPeak(z bool) {
 	TEXT(name, NOSPLIT, "func(n int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s runs n iterations of %d independent vector FMAs on registers (peak measurement).", name, chains))
-	n := ld(Param("n"))
-	vec := func() VecVirtual {
-		if z {
-			return ZMM()
-		}
-		return YMM()
+	vec := YMM
+	if z {
+		vec = ZMM
 	}
+	peakLoop(chains, vec, VXORPS, VADDPS, func(a, b, acc VecVirtual) { VFMADD231PS(a, b, acc) })
+}
+
+// peakLoop emits the body of a peak measurement: n iterations of chains
+// independent op(a, b, acc) on registers made by vec and cleared with clear,
+// the accumulators folded with fold at the end so that they stay live.
+func peakLoop(chains int, vec func() VecVirtual, clear, fold func(ops ...Op), op func(a, b, acc VecVirtual)) {
+	n := ld(Param("n"))
 	a, b := vec(), vec()
-	VXORPS(a, a, a)
-	VXORPS(b, b, b)
+	clear(a, a, a)
+	clear(b, b, b)
 	acc := make([]VecVirtual, chains)
 	for i := range acc {
 		acc[i] = vec()
-		VXORPS(acc[i], acc[i], acc[i])
+		clear(acc[i], acc[i], acc[i])
 	}
 	TESTQ(n, n)
 	JZ(LabelRef("done"))
 	Label("loop")
 	for i := range acc {
-		VFMADD231PS(a, b, acc[i])
+		op(a, b, acc[i])
 	}
 	DECQ(n)
 	JNZ(LabelRef("loop"))
 	Label("done")
-	// Keep the chains live to the end.
 	for i := 1; i < chains; i++ {
-		VADDPS(acc[i], acc[0], acc[0])
+		fold(acc[i], acc[0], acc[0])
 	}
 	VZEROUPPER()
 	RET()

@@ -58,6 +58,23 @@ func store16(z VecVirtual, m Mem, k OpmaskVirtual) {
 	}
 }
 
+// hmaxZ returns an X register whose low lane is the largest of z's 16
+// lanes (VMAXPS's order: halves, then quarters, then pairs).
+func hmaxZ(z VecVirtual) VecVirtual {
+	y := YMM()
+	VEXTRACTF64X4(U8(1), z, y)
+	VMAXPS(y, z.AsY(), y)
+	h := XMM()
+	VEXTRACTF128(U8(1), y, h)
+	VMAXPS(h, y.AsX(), h)
+	t := XMM()
+	VMOVHLPS(h, h, t)
+	VMAXPS(t, h, h)
+	VMOVSHDUP(h, t)
+	VMAXSS(t, h, h)
+	return h
+}
+
 func maxZ() {
 	TEXT("maxZ", NOSPLIT, "func(x []float32) float32")
 	Pragma("noescape")
@@ -92,18 +109,7 @@ func maxZ() {
 	VMAXPS(acc[1], acc[0], acc[0])
 	VMAXPS(acc[3], acc[2], acc[2])
 	VMAXPS(acc[2], acc[0], acc[0])
-	y := YMM()
-	VEXTRACTF64X4(U8(1), acc[0], y)
-	VMAXPS(y, acc[0].AsY(), y)
-	h := XMM()
-	VEXTRACTF128(U8(1), y, h)
-	VMAXPS(h, y.AsX(), h)
-	t := XMM()
-	VMOVHLPS(h, h, t)
-	VMAXPS(t, h, h)
-	VMOVSHDUP(h, t)
-	VMAXSS(t, h, h)
-	Store(h, ReturnIndex(0))
+	Store(hmaxZ(acc[0]), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }

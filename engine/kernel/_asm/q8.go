@@ -140,29 +140,7 @@ func vnniPeak() {
 	TEXT("vnniPeakZ", NOSPLIT, "func(n int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("vnniPeakZ runs n iterations of %d independent VPDPBUSD on registers (peak measurement).", chains))
-	n := ld(Param("n"))
-	a, b := ZMM(), ZMM()
-	VPXORD(a, a, a)
-	VPXORD(b, b, b)
-	acc := make([]VecVirtual, chains)
-	for i := range acc {
-		acc[i] = ZMM()
-		VPXORD(acc[i], acc[i], acc[i])
-	}
-	TESTQ(n, n)
-	JZ(LabelRef("done"))
-	Label("loop")
-	for i := range acc {
-		VPDPBUSD(a, b, acc[i])
-	}
-	DECQ(n)
-	JNZ(LabelRef("loop"))
-	Label("done")
-	for i := 1; i < chains; i++ {
-		VPADDD(acc[i], acc[0], acc[0])
-	}
-	VZEROUPPER()
-	RET()
+	peakLoop(chains, ZMM, VPXORD, VPADDD, func(a, b, acc VecVirtual) { VPDPBUSD(a, b, acc) })
 }
 
 // quantQ8Row emits quantQ8RowZ, quantQ8RowGeneric with AVX-512.
@@ -204,17 +182,7 @@ func quantQ8Row() {
 	a1 := ZMM()
 	VANDPS(abs, x1, a1)
 	VMAXPS(a1, a, a)
-	y := YMM()
-	VEXTRACTF64X4(U8(1), a, y)
-	VMAXPS(y, a.AsY(), y)
-	h := XMM()
-	VEXTRACTF128(U8(1), y, h)
-	VMAXPS(h, y.AsX(), h)
-	t := XMM()
-	VMOVHLPS(h, h, t)
-	VMAXPS(t, h, h)
-	VMOVSHDUP(h, t)
-	VMAXSS(t, h, h) // amax
+	h := hmaxZ(a) // amax
 	VDIVSS(k127.AsX(), h, h)
 	VMOVSS(h, Mem{Base: d})
 	// id = 1/db, or 0 when db is 0.

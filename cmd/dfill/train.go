@@ -52,6 +52,7 @@ func runTrain(ctx context.Context, args []string) error {
 	wd := fs.Float64("weight-decay", 0.1, "AdamW weight decay (matrices only)")
 	clip := fs.Float64("clip", 1, "gradient-norm clipping (0: none)")
 	spanFrac := fs.Float64("span-frac", 0.5, "share of sequences that mask one EOS-padded span (infill examples)")
+	lineFrac := fs.Float64("line-frac", 0, "share of sequences that are line infill examples: the rest of 1-3 lines in a span of 16 or 32, EOS-padded")
 	maxSpan := fs.Int("max-span", 64, "longest masked span, EOS padding included")
 	seed := fs.Uint64("seed", 1, "seed for the weights, data order and masking")
 	threads := fs.Int("threads", runtime.NumCPU(), "CPU threads")
@@ -63,6 +64,7 @@ func runTrain(ctx context.Context, args []string) error {
 	ckEvery := fs.Int("checkpoint-every", 500, "steps between checkpoints (0: only at the end)")
 	logEvery := fs.Int("log-every", 10, "steps between progress lines")
 	resume := fs.Bool("resume", false, "continue from OUT-DIR/"+train.CheckpointName+" (its shape and vocabulary win over the flags)")
+	initFrom := fs.String("init", "", "start from the weights of this `model` (a GGUF dfill trained; its shape and vocabulary win over the flags), with a fresh optimizer and schedule")
 	measure := fs.Bool("measure", false, "only time --measure-steps steps of this shape on random tokens and report throughput")
 	measureSteps := fs.Int("measure-steps", 20, "steps --measure times")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
@@ -87,7 +89,7 @@ func runTrain(ctx context.Context, args []string) error {
 		Shape: train.Shape{Layers: *layers, Dim: *dim, Heads: *heads, KVHeads: *kvHeads, FFN: *ffn,
 			Vocab: *vocabSize, Seq: *seq, Tied: !*untied},
 		Name: *name, Batch: *batch, Steps: *steps, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
-		Clip: *clip, SpanFrac: *spanFrac, MaxSpan: *maxSpan, Seed: *seed, Threads: *threads,
+		Clip: *clip, SpanFrac: *spanFrac, LineFrac: *lineFrac, MaxSpan: *maxSpan, Seed: *seed, Threads: *threads,
 		EvalEvery: *evalEvery, CheckpointEvery: *ckEvery, OutDir: *outDir, LogEvery: *logEvery, Progress: os.Stderr,
 	}
 	if *tokens > 0 {
@@ -119,13 +121,22 @@ func runTrain(ctx context.Context, args []string) error {
 		*out = filepath.Join(*outDir, "model.gguf")
 	}
 	var ck *train.Checkpoint
-	if *resume {
+	switch {
+	case *resume && *initFrom != "":
+		return errors.New("--resume and --init: give one")
+	case *resume:
 		path := filepath.Join(*outDir, train.CheckpointName)
 		if ck, err = train.LoadCheckpoint(path); err != nil {
 			return err
 		}
 		opt.Shape = ck.Shape
 		logf("resuming %s at step %d", path, ck.Step)
+	case *initFrom != "":
+		if ck, err = train.LoadModel(*initFrom); err != nil {
+			return err
+		}
+		opt.Shape = ck.Shape
+		logf("starting from the weights of %s", *initFrom)
 	}
 
 	if *src == "" {
@@ -168,10 +179,14 @@ func runTrain(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tr.Close()
-	if ck != nil {
-		if err := tr.Restore(ck); err != nil {
-			return err
-		}
+	switch {
+	case *resume:
+		err = tr.Restore(ck)
+	case ck != nil:
+		err = tr.InitWeights(ck)
+	}
+	if err != nil {
+		return err
 	}
 	logf("model: %d parameters", tr.Model().Shape.Params())
 	if err := tr.Run(ctx); err != nil {

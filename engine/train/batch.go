@@ -46,7 +46,15 @@ type sampler struct {
 	spanFrac float64 // share of sequences that mask one span
 	maxSpan  int     // longest span, EOS padding included
 	eps      float64 // smallest masking ratio
+	// lineFrac is the share of sequences that are line infill examples
+	// (fillLine); newline[id] says whether token id holds a line break.
+	lineFrac float64
+	newline  []bool
 }
+
+// lineSpans are the span lengths of line infill examples, as dfill's
+// completer asks for them (32 tokens, and 16 for a second candidate).
+var lineSpans = []int{32, 32, 16}
 
 // fill draws batch sequences into b. Each is a window of seq tokens at a
 // random offset and a masking ratio t ~ U(eps, 1]. With probability
@@ -71,7 +79,15 @@ func (s *sampler) fill(b *Batch, batch int, rng *rand.Rand) {
 		}
 		t := s.eps + (1-s.eps)*(1-rng.Float64()) // (eps, 1]
 		lo, hi := 0, s.seq                       // the positions that may be masked
-		if rng.Float64() < s.spanFrac {
+		u := rng.Float64()
+		if u < s.lineFrac {
+			if l, h, ok := s.fillLine(tgt, s.tokens[off:], rng); ok {
+				lo, hi = l, h
+				goto mask
+			}
+			u = 1 // no line to take here: a plain sequence
+		}
+		if u-s.lineFrac < s.spanFrac {
 			n := 1 + rng.IntN(min(s.maxSpan, s.seq))
 			m := 1 + rng.IntN(n)
 			lo = rng.IntN(s.seq - n + 1)
@@ -85,6 +101,7 @@ func (s *sampler) fill(b *Batch, batch int, rng *rand.Rand) {
 		} else {
 			copy(tgt, s.tokens[off:])
 		}
+	mask:
 		copy(in, tgt)
 		eligible += hi - lo
 		for j := lo; j < hi; j++ {
@@ -98,4 +115,66 @@ func (s *sampler) fill(b *Batch, batch int, rng *rand.Rand) {
 	for j := range b.Weights {
 		b.Weights[j] *= inv
 	}
+}
+
+// fillLine writes a line infill example into tgt from the text src (at
+// least len(tgt) tokens): a span of n positions (lineSpans) that starts
+// where a line's text starts (after its indentation) or, one time in
+// three, inside it, and holds the rest of that line, or of two or three
+// lines, then EOS to the span's end; the text resumes after the span at the
+// line break. This is what the completer asks of the model when the user
+// stops typing: a line, in a span longer than it. It reports the span, or
+// false when the window has no line that fits.
+func (s *sampler) fillLine(tgt, src []int32, rng *rand.Rand) (lo, hi int, ok bool) {
+	seq := len(tgt)
+	n := lineSpans[rng.IntN(len(lineSpans))]
+	if seq < 4*n || s.newline == nil {
+		return 0, 0, false
+	}
+	lines := 1
+	switch r := rng.Float64(); {
+	case r < 0.1:
+		lines = 3
+	case r < 0.3:
+		lines = 2
+	}
+	// Try a few random line starts in the middle half of the window, so
+	// that both sides have context.
+	for try := 0; try < 8; try++ {
+		p := seq/4 + rng.IntN(seq/2)
+		for p < 3*seq/4 && !(s.newline[src[p-1]] && !s.newline[src[p]]) {
+			p++
+		}
+		if p >= 3*seq/4 {
+			continue
+		}
+		q, k := p, 0 // q: the line break that ends the middle
+		for q < len(src) && q-p <= n {
+			if s.newline[src[q]] {
+				if k++; k == lines {
+					break
+				}
+			}
+			q++
+		}
+		if q-p > n || q >= len(src) || q == p {
+			continue
+		}
+		if rng.IntN(3) == 0 { // the cursor inside the first line's text
+			e := p
+			for !s.newline[src[e]] {
+				e++
+			}
+			p += rng.IntN(min(e-p, 8))
+		}
+		m := q - p
+		copy(tgt[:p], src)
+		copy(tgt[p:p+m], src[p:q])
+		for j := p + m; j < p+n; j++ {
+			tgt[j] = s.eos
+		}
+		copy(tgt[p+n:], src[q:])
+		return p, p + n, true
+	}
+	return 0, 0, false
 }

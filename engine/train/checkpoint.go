@@ -152,6 +152,66 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	return ck, nil
 }
 
+// LoadModel reads the weights of a model dfill exported (an llada GGUF of
+// any matrix type) as a Checkpoint with no optimizer state, for
+// Trainer.InitWeights: a run that continues training it.
+func LoadModel(path string) (*Checkpoint, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: model %s: %s", ErrBadOptions, path, fmt.Sprintf(format, a...))
+	}
+	ck := &Checkpoint{}
+	s := &ck.Shape
+	for key, dst := range map[string]*int{
+		"llada.block_count": &s.Layers, "llada.embedding_length": &s.Dim, "llada.attention.head_count": &s.Heads,
+		"llada.attention.head_count_kv": &s.KVHeads, "llada.feed_forward_length": &s.FFN,
+		"llada.context_length": &s.Seq,
+	} {
+		v, ok := f.Uint(key)
+		if !ok || v > 1<<40 {
+			return nil, bad("missing or out-of-range %s (a model dfill trained?)", key)
+		}
+		*dst = int(v)
+	}
+	s.RopeBase, _ = f.Float("llada.rope.freq_base")
+	s.Eps, _ = f.Float("llada.attention.layer_norm_rms_epsilon")
+	_, hasOut := f.Tensor("output.weight")
+	s.Tied = !hasOut
+	vocab, err := engine.VocabFromGGUF(f)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	v := &ck.Vocab
+	*v = vocab
+	v.Tokens, v.Types, v.Merges = slices.Clone(v.Tokens), slices.Clone(v.Types), slices.Clone(v.Merges)
+	*v = v.WithSpecialIDs()
+	s.Vocab = len(v.Tokens)
+	*s = s.withDefaults()
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	if v.Mask < 0 || v.EOS < 0 {
+		return nil, bad("the vocabulary has no mask or EOS token")
+	}
+	p := NewParams[float32](*s)
+	for name, dst := range Tensors(*s, p) {
+		info, ok := f.Tensor(name)
+		if !ok || int(info.Elements()) != len(dst) {
+			return nil, bad("missing or misshapen tensor %s", name)
+		}
+		if err := kernel.Dequantize(info.Type, info.Data, dst); err != nil {
+			return nil, bad("tensor %s: %v", name, err)
+		}
+	}
+	ck.w = p.Data
+	ck.m, ck.v = make([]float32, len(p.Data)), make([]float32, len(p.Data))
+	return ck, nil
+}
+
 // Restore puts the trainer in the state of ck: weights, optimizer moments,
 // step count and data sampler. The trainer must have ck's shape and
 // vocabulary (New with ck.Vocab and ck.Shape).

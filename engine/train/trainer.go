@@ -7,7 +7,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dfill/dfill/engine"
@@ -39,6 +41,10 @@ type Options struct {
 	// MaxSpan is the longest such span (0: 64).
 	SpanFrac float64
 	MaxSpan  int
+	// LineFrac is the share of sequences that are line infill examples: a
+	// span of 16 or 32 positions holding the rest of one to three lines,
+	// then EOS, as the completer asks for a line (sampler.fillLine).
+	LineFrac float64
 	// Seed seeds the initial weights and the data order and masking.
 	Seed uint64
 	// Threads is the number of CPU threads (0: 1).
@@ -93,8 +99,8 @@ func New(opt Options, vocab tokenizer.Config, data Data) (*Trainer, error) {
 		return nil, fmt.Errorf("%w: shape has a vocabulary of %d, the tokenizer %d", ErrBadOptions, opt.Shape.Vocab, len(vocab.Tokens))
 	}
 	opt.Shape.Vocab = len(vocab.Tokens)
-	if opt.Batch < 1 || opt.Steps < 1 || !(opt.LR > 0) || opt.Warmup < 0 || opt.SpanFrac < 0 || opt.SpanFrac > 1 {
-		return nil, fmt.Errorf("%w: batch %d, steps %d, lr %g, warmup %d, span fraction %g", ErrBadOptions, opt.Batch, opt.Steps, opt.LR, opt.Warmup, opt.SpanFrac)
+	if opt.Batch < 1 || opt.Steps < 1 || !(opt.LR > 0) || opt.Warmup < 0 || opt.SpanFrac < 0 || opt.LineFrac < 0 || opt.SpanFrac+opt.LineFrac > 1 {
+		return nil, fmt.Errorf("%w: batch %d, steps %d, lr %g, warmup %d, span fraction %g, line fraction %g", ErrBadOptions, opt.Batch, opt.Steps, opt.LR, opt.Warmup, opt.SpanFrac, opt.LineFrac)
 	}
 	if len(data.Train) < opt.Shape.Seq {
 		return nil, fmt.Errorf("%w: %d training tokens, fewer than one sequence of %d", ErrBadOptions, len(data.Train), opt.Shape.Seq)
@@ -123,13 +129,16 @@ func New(opt Options, vocab tokenizer.Config, data Data) (*Trainer, error) {
 	t.rng = rand.New(t.pcg)
 	t.train = sampler{tokens: data.Train, seq: m.Shape.Seq, mask: vocab.Mask, eos: vocab.EOS,
 		spanFrac: opt.SpanFrac, maxSpan: opt.MaxSpan, eps: 1e-3}
+	if opt.LineFrac > 0 {
+		t.train.lineFrac, t.train.newline = opt.LineFrac, newlineTokens(vocab)
+	}
 	if len(data.Eval) >= m.Shape.Seq {
 		// The evaluation batches are drawn once, from their own seed and
 		// with a fixed share of infill spans, so every evaluation (and a
 		// resumed run's, whatever its --span-frac) scores the same examples.
 		ev := t.train
 		ev.tokens = data.Eval
-		ev.spanFrac = EvalSpanFrac
+		ev.spanFrac, ev.lineFrac = EvalSpanFrac, 0
 		rng := rand.New(rand.NewPCG(opt.Seed, 0xe7a1))
 		t.evals = make([]Batch, opt.EvalBatches)
 		for i := range t.evals {
@@ -137,6 +146,33 @@ func New(opt Options, vocab tokenizer.Config, data Data) (*Trainer, error) {
 		}
 	}
 	return t, nil
+}
+
+// newlineTokens returns, for each token of vocab, whether its text holds a
+// line break.
+func newlineTokens(vocab tokenizer.Config) []bool {
+	nl := make([]bool, len(vocab.Tokens))
+	for id, tok := range vocab.Tokens {
+		nl[id] = strings.Contains(tokenizer.DecodeBytes(tok), "\n")
+	}
+	return nl
+}
+
+// InitWeights sets the trainer's weights to ck's (a checkpoint, or a model
+// read by LoadModel) and leaves its optimizer, step count and data order
+// fresh: a new run that starts from trained weights. ck must have the
+// trainer's shape and vocabulary.
+func (t *Trainer) InitWeights(ck *Checkpoint) error {
+	a, b := t.model.Shape, ck.Shape
+	a.Eps, b.Eps = float64(float32(a.Eps)), float64(float32(b.Eps))
+	if a != b {
+		return fmt.Errorf("%w: initial weights of shape %+v, trainer %+v", ErrBadOptions, ck.Shape, t.model.Shape)
+	}
+	if !slices.Equal(t.vocab.Tokens, ck.Vocab.Tokens) {
+		return fmt.Errorf("%w: the initial weights' vocabulary differs from the trainer's", ErrBadOptions)
+	}
+	copy(t.model.W.Data, ck.w)
+	return nil
 }
 
 // EvalSpanFrac is the share of the held-out evaluation's sequences that

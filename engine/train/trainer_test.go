@@ -375,3 +375,108 @@ func TestEvalIndependentOfSpanMix(t *testing.T) {
 		}
 	}
 }
+
+// TestFillLine checks line infill examples on text whose lines are
+// "indent a b c newline" (token 9 a line break, tokens 1-3 the line's
+// text): the span starts inside a line's text, holds the rest of one to
+// three lines and then only EOS, and the text after the span resumes at a
+// line break, exactly where the middle left off.
+func TestFillLine(t *testing.T) {
+	const nl, eos, mask = 9, 99, 98
+	var tokens []int32
+	for i := 0; len(tokens) < 4000; i++ {
+		tokens = append(tokens, 7) // indentation
+		for k := range 1 + i%5 {
+			tokens = append(tokens, int32(1+k%3))
+		}
+		tokens = append(tokens, nl)
+	}
+	newline := make([]bool, 100)
+	newline[nl] = true
+	s := sampler{tokens: tokens, seq: 256, mask: mask, eos: eos, lineFrac: 1, newline: newline, eps: 1e-3}
+	rng := rand.New(rand.NewPCG(3, 4))
+	tgt := make([]int32, 256)
+	for range 500 {
+		off := rng.IntN(len(tokens) - 256)
+		src := tokens[off:]
+		lo, hi, ok := s.fillLine(tgt, src, rng)
+		if !ok {
+			t.Fatal("no line found in a window full of lines")
+		}
+		n := hi - lo
+		if n != 16 && n != 32 {
+			t.Fatalf("span of %d", n)
+		}
+		if !slices.Equal(tgt[:lo], src[:lo]) || src[lo] == nl || tgt[lo] == eos {
+			t.Fatalf("span at %d: the prefix differs or the middle is empty: %v / %v / %v", lo, src[lo-3:lo+5], tgt[lo-3:lo+5], slices.Equal(tgt[:lo], src[:lo]))
+		}
+		m := lo
+		for m < hi && tgt[m] != eos {
+			m++
+		}
+		breaks := 0
+		for j := lo; j < m; j++ {
+			if tgt[j] != src[j] {
+				t.Fatalf("middle differs from the text at %d", j)
+			}
+			if tgt[j] == nl {
+				breaks++
+			}
+		}
+		if breaks > 2 || src[m] != nl {
+			t.Fatalf("middle of %d line breaks ends before token %d, want a line break", breaks, src[m])
+		}
+		for j := m; j < hi; j++ {
+			if tgt[j] != eos {
+				t.Fatalf("span position %d after the middle holds %d, want EOS", j, tgt[j])
+			}
+		}
+		if !slices.Equal(tgt[hi:], src[m:m+256-hi]) {
+			t.Fatal("the text after the span does not resume at the middle's end")
+		}
+	}
+}
+
+// TestInitWeightsFromModel exports a briefly trained model as F32, reads it
+// back with LoadModel, and checks that a new trainer started from it has
+// its weights exactly, with a fresh step count.
+func TestInitWeightsFromModel(t *testing.T) {
+	vocab, data := tinyData(t)
+	opt := tinyOptions()
+	first, err := New(opt, vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := first.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	var buf bytes.Buffer
+	if err := first.Export(&buf, gguf.TypeF32); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.Shape = ck.Shape
+	opt.LineFrac = 0.5
+	second, err := New(opt, ck.Vocab, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	if err := second.InitWeights(ck); err != nil {
+		t.Fatal(err)
+	}
+	if second.StepCount() != 0 || !slices.Equal(second.Model().W.Data, first.Model().W.Data) {
+		t.Fatal("the started model's weights differ from the exported one's")
+	}
+	if _, err := second.Step(); err != nil {
+		t.Fatal(err)
+	}
+}

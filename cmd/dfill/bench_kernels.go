@@ -70,6 +70,7 @@ type kernelReport struct {
 	PeakPerThread float64      `json:"peak_gflops_per_thread"`
 	PeakSpread    float64      `json:"peak_spread"`
 	VNNIPeak      float64      `json:"vnni_peak_gops,omitempty"` // int8 VPDPBUSD peak on all threads (GOP/s)
+	BF16Peak      float64      `json:"bf16_peak_gflops,omitempty"` // VDPBF16PS peak on all threads (no kernel uses it: engine/kernel/_asm/bf16.go)
 	BLAS          string       `json:"blas"`
 	Prepacked     bool         `json:"prepacked"` // weights packed ahead (--prepack)
 	Cells         []kernelCell `json:"cells"`
@@ -133,6 +134,7 @@ func runBenchKernels(ctx context.Context, args []string) error {
 	rep.PeakPerThread, _ = medianSpread(p1)
 	rep.PeakGFLOPs, rep.PeakSpread = medianSpread(pn)
 	rep.VNNIPeak = peakSample(kernel.VNNIPeak, threads, *minTime)
+	rep.BF16Peak = peakSample(kernel.BF16Peak, threads, *minTime)
 	setBLASThreads(threads)
 
 	pool := kernel.NewPool(threads)
@@ -228,10 +230,10 @@ func benchShape(pool *kernel.Pool, model string, s kernelShape, mList []int, typ
 		if prepack {
 			w = kernel.Prepack(w)
 		}
-		// A Q8_0 product on VNNI runs VPDPBUSD, not FMAs: compare it with
-		// that instruction's peak.
+		// On avx512-vnni a Q8_0 product runs VPDPBUSD, not FMAs: compare
+		// it with that instruction's peak.
 		peak, peakOf := kernel.FMAPeak, "fma"
-		if typ == gguf.TypeQ8_0 && strings.HasSuffix(kernel.Variant(), "vnni") {
+		if typ == gguf.TypeQ8_0 && kernel.VNNIPeak(1) > 0 {
 			peak, peakOf = kernel.VNNIPeak, "vnni"
 		}
 		for _, m := range mList {
@@ -335,6 +337,9 @@ func printKernelReport(rep kernelReport) {
 	vnni := ""
 	if rep.VNNIPeak > 0 {
 		vnni = fmt.Sprintf("; VNNI int8 peak %.0f GOP/s", rep.VNNIPeak)
+	}
+	if rep.BF16Peak > 0 {
+		vnni += fmt.Sprintf("; VDPBF16PS peak %.0f GFLOP/s (unused)", rep.BF16Peak)
 	}
 	fmt.Printf("kernels: %s, %d threads; FMA peak %.1f GFLOP/s (%.1f per thread, spread %.0f%%)%s; BLAS: %s%s\n",
 		rep.Variant, rep.Threads, rep.PeakGFLOPs, rep.PeakPerThread, 100*rep.PeakSpread, vnni, rep.BLAS, packed)

@@ -142,6 +142,18 @@ func VNNIPeak(n int) (ops float64) {
 	return float64(n) * 16 * 64 * 2
 }
 
+// BF16Peak is FMAPeak for AVX512_BF16's VDPBF16PS (64 flops per
+// instruction), which no kernel uses (_asm/bf16.go says why): n iterations
+// of a register-only loop of independent VDPBF16PS, or 0 without
+// AVX512_BF16.
+func BF16Peak(n int) (flops float64) {
+	if !useAVX512 || !cpu.X86.HasAVX512BF16 {
+		return 0
+	}
+	bf16PeakZ(n)
+	return float64(n) * 16 * 32 * 2
+}
+
 // quantQ8RowAsm is quantQ8RowGeneric with quantQ8RowZ.
 func quantQ8RowAsm(qs []int8, d []float32, corr []int32, x []float32, m int) {
 	nb := len(x) / qk8_0

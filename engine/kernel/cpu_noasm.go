@@ -18,3 +18,6 @@ func FMAPeak(int) float64 { return 0 }
 
 // VNNIPeak measures nothing without assembly: it returns 0.
 func VNNIPeak(int) float64 { return 0 }
+
+// BF16Peak measures nothing without assembly: it returns 0.
+func BF16Peak(int) float64 { return 0 }

@@ -26,7 +26,7 @@ import (
 // its definition given the same activations (TestQ8MatMul). Q8_0 is
 // allowed 1e-3.
 func TestGreedySameTokensEveryVariant(t *testing.T) {
-	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeQ4_K} {
+	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeBF16, gguf.TypeQ4_K} {
 		t.Run(typ.String(), func(t *testing.T) {
 			spec := engine.Spec{Arch: engine.ArchDream, Layers: 2, Dim: 256, Heads: 4, KVHeads: 2, FFN: 512,
 				Vocab: 320, Context: 256, RopeBase: 10000, Eps: 1e-6, Tied: true, Type: typ, Seed: 5}

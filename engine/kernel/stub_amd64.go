@@ -998,3 +998,8 @@ func vnniPeakZ(n int)
 //
 //go:noescape
 func quantQ8RowZ(qs *int8, d *float32, corr *int32, x *float32, nb int, m int)
+
+// bf16PeakZ runs n iterations of 16 independent VDPBF16PS on registers (peak measurement).
+//
+//go:noescape
+func bf16PeakZ(n int)

@@ -67,6 +67,7 @@ func main() {
 	}
 	vnniPeak()
 	quantQ8Row()
+	bf16Peak()
 	Generate()
 }
 

@@ -3,6 +3,8 @@ package kernel
 import (
 	"encoding/binary"
 	"math"
+	"runtime"
+	"sync"
 )
 
 // Q8_0 products. MatMul multiplies a Q8_0 weight as llama.cpp does: the
@@ -199,6 +201,7 @@ func (j *q8Job) task(worker, lo, hi int) {
 // 16p+l plus 128, then the lanes' scales as float32. Rows past the matrix
 // get zero weights (byte 128) and zero scales.
 func packQ8Panel(dst []byte, w Matrix, p int) {
+	const offset = 0x80808080 // +128 in each byte (a sign flip)
 	rb := w.RowBytes()
 	for b := 0; b < w.Cols/qk8_0; b++ {
 		blk := dst[b*q8PanelBlock : (b+1)*q8PanelBlock]
@@ -209,15 +212,11 @@ func packQ8Panel(dst []byte, w Matrix, p int) {
 				src := w.Data[r*rb+b*q8_0Bytes : r*rb+(b+1)*q8_0Bytes]
 				d = f16Table[binary.LittleEndian.Uint16(src)]
 				for g := 0; g < 8; g++ {
-					for k := 0; k < 4; k++ {
-						blk[64*g+4*l+k] = src[2+4*g+k] ^ 0x80
-					}
+					binary.LittleEndian.PutUint32(blk[64*g+4*l:], binary.LittleEndian.Uint32(src[2+4*g:])^offset)
 				}
 			} else {
 				for g := 0; g < 8; g++ {
-					for k := 0; k < 4; k++ {
-						blk[64*g+4*l+k] = 0x80
-					}
+					binary.LittleEndian.PutUint32(blk[64*g+4*l:], offset)
 				}
 			}
 			binary.LittleEndian.PutUint32(blk[8*64+4*l:], math.Float32bits(d))
@@ -225,13 +224,21 @@ func packQ8Panel(dst []byte, w Matrix, p int) {
 	}
 }
 
-// prepackQ8 packs every panel of the Q8_0 weight w for the VNNI kernels.
+// prepackQ8 packs every panel of the Q8_0 weight w for the VNNI kernels, on
+// all the CPUs (a model's weights are packed once, at load).
 func prepackQ8(w Matrix) []byte {
 	panels := (w.Rows + q8Lanes - 1) / q8Lanes
 	ws := w.Cols / qk8_0 * q8PanelBlock
 	dst := make([]byte, panels*ws)
-	for p := 0; p < panels; p++ {
-		packQ8Panel(dst[p*ws:(p+1)*ws], w, p)
+	threads := min(runtime.GOMAXPROCS(0), max(1, panels*ws>>20)) // a goroutine per MiB at least
+	var wg sync.WaitGroup
+	for t := range threads {
+		wg.Go(func() {
+			for p := t * panels / threads; p < (t+1)*panels/threads; p++ {
+				packQ8Panel(dst[p*ws:(p+1)*ws], w, p)
+			}
+		})
 	}
+	wg.Wait()
 	return dst
 }

@@ -69,7 +69,7 @@ type kernelReport struct {
 	PeakGFLOPs    float64      `json:"peak_gflops"` // FMA peak on all threads at once
 	PeakPerThread float64      `json:"peak_gflops_per_thread"`
 	PeakSpread    float64      `json:"peak_spread"`
-	VNNIPeak      float64      `json:"vnni_peak_gops,omitempty"` // int8 VPDPBUSD peak on all threads (GOP/s)
+	VNNIPeak      float64      `json:"vnni_peak_gops,omitempty"`   // int8 VPDPBUSD peak on all threads (GOP/s)
 	BF16Peak      float64      `json:"bf16_peak_gflops,omitempty"` // VDPBF16PS peak on all threads (no kernel uses it: engine/kernel/_asm/bf16.go)
 	BLAS          string       `json:"blas"`
 	Prepacked     bool         `json:"prepacked"` // weights packed ahead (--prepack)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"go.uber.org/zap"
 	"io"
 	"math"
 	"os"
@@ -228,6 +229,9 @@ func runBenchInfill(ctx context.Context, args []string) error {
 				return fmt.Errorf("task %s: %w", t.ID, err)
 			}
 			sc.Clean = clean.OK
+			if !clean.OK {
+				log.Warn("the completion adds a syntax error to the file", zap.String("task", t.ID), zap.String("insert", it.Insert))
+			}
 		} else {
 			_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
 		}

@@ -311,6 +311,17 @@ func TestWindowCutHidesNoError(t *testing.T) {
 		t.Errorf("closing an open block: %+v, %v; want accepted", got, err)
 	}
 
+	// "}, {" in column 0 ends an element of a long composite literal, not
+	// the literal: an element left open before it is rejected.
+	elems := strings.Repeat("}, {\n\tName: \"b\",\n\tIn:   \"c\",\n", 80)
+	lit := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n\tIn:   \"b\",\n\t\n" + elems + "}}\n"
+	at = strings.Index(lit, "\t\n") + 1
+	for insert, want := range map[string]bool{"{\"(\"": false, "Out:  \"c\",": true} {
+		if got, err := v.Check(ctx, "go", []byte(lit), at, at, insert); err != nil || got.OK != want {
+			t.Errorf("%q in a long composite literal: %+v, %v; want OK %v", insert, got, err, want)
+		}
+	}
+
 	data := strings.Repeat("x,y,z,\n", 60)
 	doc = "package p\n\nvar data = `\n" + data + "`\n\nfunc g() {\n\n}\n\nfunc h() {}\n"
 	at = strings.Index(doc, "func g() {\n") + len("func g() {\n")

@@ -567,8 +567,9 @@ const (
 
 // toTopLevel returns we moved on to the first line from we that starts
 // with a non-blank byte, if there is one within maxLines lines and maxBytes
-// bytes: past it when it starts with a closing bracket (the end of the
-// construct), before it otherwise (the start of the next one); or to the
+// bytes: past it when it starts with a closing bracket and opens none (the
+// end of the construct; "}, {" only ends an element of it, and the search
+// goes on), before it otherwise (the start of the next one); or to the
 // document's end if that comes first. Otherwise it returns we. ends
 // reports whether the window then ends where a construct does: at a
 // closing bracket in column 0, at the document's end, or, where
@@ -582,10 +583,14 @@ func toTopLevel(doc []byte, we, maxLines, maxBytes int, indented bool) (end int,
 		switch doc[i] {
 		case ' ', '\t', '\n', '\r':
 		case '}', ')', ']':
-			if nl < 0 {
-				return hi, hi == len(doc)
+			lineEnd := hi
+			if nl >= 0 {
+				lineEnd = i + nl + 1
 			}
-			return i + nl + 1, true
+			if bytes.ContainsAny(doc[i:lineEnd], "{([") {
+				break // "}, {": the construct goes on with its next element
+			}
+			return lineEnd, nl >= 0 || hi == len(doc)
 		default:
 			return max(i, we), indented
 		}

@@ -286,7 +286,11 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 
 	// Post-processing and validation.
 	tVal := time.Now()
-	items, err := c.items(ctx, cands, prompt, m, off, chk)
+	want := maxInvokedItems
+	if !req.Invoked {
+		want = 1
+	}
+	items, err := c.items(ctx, cands, prompt, m, off, chk, want)
 	res.Timings.Validate = time.Since(tVal)
 	if ctx.Err() != nil {
 		return Result{}, cancelled(ctx)
@@ -344,10 +348,17 @@ func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts
 }
 
 // items post-processes candidates into items (not ranked), checking each
-// with chk when it is not nil.
-func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, off int, chk Checker) ([]Item, error) {
+// with chk when it is not nil. The candidates go most confident first,
+// and when one item is wanted the first that passes is the answer: the
+// others' checks (a parse or a few each) would only be thrown away.
+func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, off int, chk Checker, want int) ([]Item, error) {
+	cands = slices.Clone(cands)
+	slices.SortStableFunc(cands, func(a, b Candidate) int { return cmp.Compare(b.Confidence, a.Confidence) })
 	var items []Item
 	for _, cand := range cands {
+		if want == 1 && len(items) == 1 {
+			break
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}

@@ -263,10 +263,41 @@ func TestStripsTrailingEOS(t *testing.T) {
 	}
 }
 
+// TestContexts checks that a span's Contexts entry caps its canvas: the
+// span sees only the prefix and suffix tokens nearest it, as if the model's
+// context were that long, and the other spans the whole prompt.
+func TestContexts(t *testing.T) {
+	m := loadRandom(t, testSpec(ArchLLaDA, gguf.TypeF32), 1)
+	prefix, suffix := make([]int32, 100), make([]int32, 100)
+	for i := range prefix {
+		prefix[i], suffix[i] = int32(10+i), int32(200+i%100)
+	}
+	opt := Options{Lengths: []int{4, 4}, Contexts: []int{24, 0}, Steps: 1}
+	full, err := m.Denoise(context.Background(), prefix, suffix, Options{Lengths: []int{4}, Steps: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := m.Denoise(context.Background(), prefix[90:], suffix[:10], Options{Lengths: []int{4}, Steps: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Denoise(context.Background(), prefix, suffix, opt, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if equalTokens(short[0].Tokens, full[0].Tokens) {
+		t.Fatalf("the short and whole contexts give the same tokens, %v: the test cannot tell them apart", full[0].Tokens)
+	}
+	if !equalTokens(got[0].Tokens, short[0].Tokens) || !equalTokens(got[1].Tokens, full[0].Tokens) {
+		t.Errorf("spans with contexts 24 and the model's: %v, %v; want %v (10+4+10 tokens) and %v", got[0].Tokens, got[1].Tokens, short[0].Tokens, full[0].Tokens)
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	m := loadRandom(t, testSpec(ArchLLaDA, gguf.TypeF32), 1)
 	for _, opt := range []Options{
 		{Lengths: []int{0}}, {Lengths: []int{5000}}, {Steps: -1}, {Threshold: 2}, {TopP: 1.5}, {Temperature: -1},
+		{Lengths: []int{4, 8}, Contexts: []int{64}}, {Contexts: []int{-1}},
 	} {
 		if _, err := m.Infill(context.Background(), Prompt{}, opt, nil); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%+v: got %v, want ErrBadOptions", opt, err)

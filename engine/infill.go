@@ -62,7 +62,11 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 
 	var runs []*run
 	for i, n := range opt.Lengths {
-		pre, suf := fitContext(prefix, suffix, n, c.Context)
+		ctxLen := c.Context
+		if len(opt.Contexts) > 0 && opt.Contexts[i] > 0 {
+			ctxLen = min(ctxLen, opt.Contexts[i])
+		}
+		pre, suf := fitContext(prefix, suffix, n, ctxLen)
 		if c.ShiftLogits && len(pre) == 0 {
 			return nil, fmt.Errorf("%w: span of %d leaves no room for a prefix in a context of %d", ErrBadOptions, n, c.Context)
 		}

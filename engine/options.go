@@ -79,6 +79,12 @@ type Options struct {
 	// Lengths are the span lengths, in tokens, denoised together in one
 	// batch; each gives one Candidate. Empty means {32}.
 	Lengths []int
+	// Contexts, when not empty, has one entry per span of Lengths: the
+	// most tokens its canvas (prefix, span and suffix) may take, where that
+	// is fewer than the model's context (0: the model's). A short span,
+	// one line, depends mostly on the lines around it, and its passes cost
+	// in proportion to its canvas.
+	Contexts []int
 	// Steps is the number of denoising steps per span (0: one per token).
 	// With BlockSize set, the steps are split evenly over the blocks.
 	Steps     int
@@ -117,6 +123,14 @@ func (o Options) withDefaults() (Options, error) {
 	for _, n := range o.Lengths {
 		if n < 1 || n > 4096 {
 			return o, fmt.Errorf("%w: span length %d (want 1..4096)", ErrBadOptions, n)
+		}
+	}
+	if len(o.Contexts) > 0 && len(o.Contexts) != len(o.Lengths) {
+		return o, fmt.Errorf("%w: %d contexts for %d spans", ErrBadOptions, len(o.Contexts), len(o.Lengths))
+	}
+	for _, c := range o.Contexts {
+		if c < 0 {
+			return o, fmt.Errorf("%w: negative context %d", ErrBadOptions, c)
 		}
 	}
 	if o.Steps < 0 || o.BlockSize < 0 || o.Refresh < 0 || o.TopK < 0 {

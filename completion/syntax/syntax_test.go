@@ -1,10 +1,13 @@
 package syntax
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -313,12 +316,25 @@ func TestWindowCutHidesNoError(t *testing.T) {
 
 	// "}, {" in column 0 ends an element of a long composite literal, not
 	// the literal: an element left open before it is rejected.
-	elems := strings.Repeat("}, {\n\tName: \"b\",\n\tIn:   \"c\",\n", 80)
+	elem := "}, {\n\tName: \"b\",\n\tIn:   \"c\",\n"
+	elems := strings.Repeat(elem, 80)
 	lit := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n\tIn:   \"b\",\n\t\n" + elems + "}}\n"
 	at = strings.Index(lit, "\t\n") + 1
 	for insert, want := range map[string]bool{"{\"(\"": false, "Out:  \"c\",": true} {
 		if got, err := v.Check(ctx, "go", []byte(lit), at, at, insert); err != nil || got.OK != want {
 			t.Errorf("%q in a long composite literal: %+v, %v; want OK %v", insert, got, err, want)
+		}
+	}
+
+	// A shorter head that starts inside an earlier element's multi-line raw
+	// string leaves the rest of the window one error, which hides what a
+	// candidate does: an element left open is still rejected.
+	raw := "}, {\n\tName: \"r\",\n\tIn: `x\ny\nz\nw`,\n\tOut: [][]string{{\"a\"}},\n"
+	hid := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n" + strings.Repeat(elem, 6) + raw + "}, {\n\tName: \"b\",\n\t\n\tOut: [][]string{\n\t\t{\"a\"},\n\t},\n" + strings.Repeat(elem, 80) + "}}\n"
+	at = strings.Index(hid, "\"b\",\n\t\n") + len("\"b\",\n\t")
+	for insert, want := range map[string]bool{"{": false, "In: \"q\",": true} {
+		if got, err := v.Check(ctx, "go", []byte(hid), at, at, insert); err != nil || got.OK != want {
+			t.Errorf("%q after a raw string in a long composite literal: %+v, %v; want OK %v", insert, got, err, want)
 		}
 	}
 
@@ -533,6 +549,32 @@ func TestIncrementalMatchesFresh(t *testing.T) {
 			if (got.total() == 0) != (want.total() == 0) || (got.inside == 0) != (want.inside == 0) {
 				t.Errorf("%s: %q replacing [%d, %d): incremental %+v, fresh %+v", lang, insert, start, end, got, want)
 			}
+		}
+	}
+}
+
+// TestWindowInStdlibLiteral checks two completions the embedded model
+// proposed on the standard library's encoding/csv tests, which added
+// syntax errors that the window did not show: "{" left open in an element
+// of a composite literal hundreds of lines long, after an element with a
+// multi-line raw string (a short head then started inside it and the rest
+// of the window parsed as one error). It reads the file from GOROOT.
+func TestWindowInStdlibLiteral(t *testing.T) {
+	noLeaks(t)
+	src, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "encoding", "csv", "reader_test.go"))
+	if err != nil {
+		t.Skipf("no Go source tree: %v", err)
+	}
+	const line = `	Input: "§a,§b,§c\n\n¶§d,§e,§f\n\n",` // the first such line: "BlankLine"
+	at := bytes.Index(src, []byte(line))
+	if at < 0 {
+		t.Skip("encoding/csv/reader_test.go has changed")
+	}
+	doc := append(bytes.Clone(src[:at+1]), src[at+len(line):]...)
+	var v Validator
+	for insert, want := range map[string]bool{"{": false, `Input: "x",`: true} {
+		if got, err := v.Check(context.Background(), "go", doc, at+1, at+1, insert); err != nil || got.OK != want {
+			t.Errorf("%q: %+v, %v; want OK %v", insert, got, err, want)
 		}
 	}
 }

@@ -99,6 +99,10 @@ type Session struct {
 	// Begin), so that a candidate that changes their structure shows the
 	// error it makes.
 	closed bool
+	// hiddenRange reports whether the window's parse hides the range
+	// (hidden): then a candidate must keep the range's bracket balance as
+	// text, since the tree shows none of its brackets.
+	hiddenRange bool
 	// base is the window's tree as it is: each candidate's parse starts
 	// from an edited copy of it, so tree-sitter reparses only around the
 	// candidate (a third of the time of a parse from scratch) and the rest
@@ -119,14 +123,16 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	// A window that starts inside a string or comment parses as a run of
 	// errors, and they hide the ones a candidate makes. When the window has
 	// errors, shorter heads (halving down to minLinesBefore) may start
-	// outside them: the window with the fewest errors is kept.
+	// outside them: the window with the fewest errors is kept, unless that
+	// head hides the range (inside a string, a comment or an error node)
+	// and the longer one does not.
 	for l := lines / 2; err == nil && s.before.total() > 0 && s.g != nil && l >= minLinesBefore; l /= 2 {
 		var t *Session
 		t, err = begin(ctx, languageID, doc, windowStart(doc, start, l, bytesBefore), start, end, we)
 		switch {
 		case err != nil:
 			s.Close()
-		case t.before.total() < s.before.total():
+		case t.before.total() < s.before.total() && (!t.hidden() || s.hidden()):
 			s.Close()
 			s = t
 		default:
@@ -142,7 +148,26 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	// errors the user's text has inside it (an open call the candidate is
 	// to close).
 	s.closed = s.before.total() == 0 || ends && opensConstruct(doc, start-len(s.head))
+	s.hiddenRange = s.hidden()
 	return s, nil
+}
+
+// hidden reports whether the range starts strictly inside a string, a
+// comment or an error node in the parse of the window as it is: there the
+// parse cannot show what a candidate does (a head starting inside a
+// multi-line raw string leaves the rest of the window one run of errors).
+func (s *Session) hidden() bool {
+	if s.base == nil {
+		return false
+	}
+	a := uint32(len(s.head))
+	for n := s.base.RootNode().NamedDescendantForPointRange(s.startPt, s.startPt); n != nil && !n.IsNull(); n = n.Parent() {
+		t := n.Type()
+		if (n.IsError() || strings.Contains(t, "string") || strings.Contains(t, "comment")) && n.StartByte() < a && a < n.EndByte() {
+			return true
+		}
+	}
+	return false
 }
 
 // minLinesBefore is the shortest head Begin tries for a window with errors.
@@ -200,6 +225,7 @@ func (s *Session) Check(insert string) (Verdict, error) {
 		// there is out of sight (or falls on the error of the window's
 		// cut), so such a candidate is not accepted.
 		ok = ok && (s.closed || n.brackets == s.before.brackets)
+		ok = ok && (s.closed || !s.hiddenRange || bracketErrors([]byte(insert)).kinds == bracketErrors(s.mid).kinds)
 	}
 	return Verdict{
 		OK:     ok,

@@ -121,7 +121,8 @@ func (m Matrix) RowBytes() int {
 // weight rows; each output element is one Dot of an activation row and the
 // decoded weight row, so the result is bitwise the same for any number of
 // threads. A quantized or half-precision weight row is decoded once into
-// per-goroutine scratch and used for all m activation rows.
+// per-goroutine scratch and used for all m activation rows. A Q8_0 weight
+// multiplies the activations quantized to Q8_0 blocks too (q8.go).
 //
 // MatMul panics if out or x is too short or w is not a valid Matrix (a
 // programming error: NewMatrix validates untrusted sizes).

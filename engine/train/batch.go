@@ -52,12 +52,13 @@ type sampler struct {
 	newline  []bool
 }
 
-// lineSpans are the span lengths of line infill examples, as dfill's
-// completer asks for them (32 tokens, and 16 for a second candidate).
+// lineSpans are the span lengths of line infill examples, drawn evenly:
+// the completer's single-line span, 32, twice as often as 16.
 var lineSpans = []int{32, 32, 16}
 
 // fill draws batch sequences into b. Each is a window of seq tokens at a
 // random offset and a masking ratio t ~ U(eps, 1]. With probability
+// lineFrac it is a line infill example (fillLine); with probability
 // spanFrac it is an infill example: a span of n positions at a random
 // place holds the next m ≤ n tokens of the text and then n−m EOS (the text
 // after them resumes at the span's end, so the window stays seq long), and
@@ -80,14 +81,15 @@ func (s *sampler) fill(b *Batch, batch int, rng *rand.Rand) {
 		t := s.eps + (1-s.eps)*(1-rng.Float64()) // (eps, 1]
 		lo, hi := 0, s.seq                       // the positions that may be masked
 		u := rng.Float64()
+		line := false
 		if u < s.lineFrac {
-			if l, h, ok := s.fillLine(tgt, s.tokens[off:], rng); ok {
-				lo, hi = l, h
-				goto mask
+			if lo, hi, line = s.fillLine(tgt, s.tokens[off:], rng); !line {
+				lo, hi, u = 0, s.seq, 1 // no line to take here: a plain sequence
 			}
-			u = 1 // no line to take here: a plain sequence
 		}
-		if u-s.lineFrac < s.spanFrac {
+		switch {
+		case line:
+		case u-s.lineFrac < s.spanFrac:
 			n := 1 + rng.IntN(min(s.maxSpan, s.seq))
 			m := 1 + rng.IntN(n)
 			lo = rng.IntN(s.seq - n + 1)
@@ -98,10 +100,9 @@ func (s *sampler) fill(b *Batch, batch int, rng *rand.Rand) {
 				tgt[j] = s.eos
 			}
 			copy(tgt[hi:], src[lo+m:])
-		} else {
+		default:
 			copy(tgt, s.tokens[off:])
 		}
-	mask:
 		copy(in, tgt)
 		eligible += hi - lo
 		for j := lo; j < hi; j++ {

@@ -124,7 +124,7 @@ func engineOptions(opt completion.GenerateOptions) (engine.Options, error) {
 
 // shortSpans are the spans spanLengths adds below the requested one, and
 // shortContext the tokens of context each of them sees.
-var shortSpans = []int{4, 8}
+var shortSpans = []int{4}
 
 const shortContext = 64
 
@@ -134,17 +134,25 @@ const shortContext = 64
 // model's whole context. A masked-diffusion model fills a span with text
 // about as long as the span (the embedded one, asked for 32 tokens after
 // "if err != nil {", writes the if line again; asked for 4, "return err"),
-// and a line is usually short, so the short spans give the short answers
-// and the full one the long; the pipeline ranks the candidates by
-// confidence. Each span is a sequence of its own (the model attends both
-// ways, so nothing of one is valid for another); a short span's line
-// depends mostly on the lines around it, and on a short context its passes
-// cost little. On 400 HumanEval-X line tasks, {4, 8, 32} answered 179
-// instead of 99 at 0.116 edit similarity instead of 0.056, the same with
-// 64 tokens around the short spans as with 256, and the language server's
-// p95 latency (bench lsp) went from 27 ms to 50 with the whole context, and
-// to 45-46 with 64 (the completer also stopped validating candidates after
-// the first that passes).
+// and a line is usually short, so a short span gives the short answers and
+// the full one the long; the pipeline ranks the candidates by confidence.
+// Each span is a sequence of its own (the model attends both ways, so
+// nothing of one is valid for another), and costs a full pass over its
+// context; a short span's line depends mostly on the lines around it, so
+// it gets a short context.
+//
+// Measured on 400 HumanEval-X line tasks (bench infill) and the language
+// server (bench lsp, three interleaved runs each):
+//
+//	spans         answered  edit sim.  lsp p95
+//	32            99        0.056      29-32 ms
+//	4, 32         136       0.083      40-46 ms
+//	4, 8, 32      179       0.116      46-54 ms
+//
+// The third is the better completer, but its p95 reaches past the 50 ms
+// the server is held to; it is the choice once spans share more of their
+// passes. 64 tokens of context for the short span did as well as 256 (48:
+// 0.096, 32: 0.091 with {4, 8, 32}).
 func spanLengths(n int) (lengths, contexts []int) {
 	for _, l := range shortSpans {
 		if l < n {

@@ -271,16 +271,23 @@ func gemmRows(v, nr int) {
 	RET()
 
 	Label("rows")
+	storeRows(acc)
+}
+
+// storeRows ends a tile that stores its sums as rows: acc[r][j] (lanes
+// 16j..16j+15 of row r) goes to out[r*ldo + 16j + l] for the lanes below
+// valid, out, ldo and valid being the function's parameters.
+func storeRows(acc [][]VecVirtual) {
 	out := ld(Param("out"))
 	ldo := ld(Param("ldo"))
 	SHLQ(U8(2), ldo) // bytes
 	valid := ld(Param("valid"))
-	masks := laneMasks(v, valid)
-	for r := 0; r < nr; r++ {
-		for j := 0; j < v; j++ {
+	masks := laneMasks(len(acc[0]), valid)
+	for r := range acc {
+		for j := range acc[r] {
 			VMOVUPS(acc[r][j], masks[j], Mem{Base: out, Disp: 64 * j})
 		}
-		if r+1 < nr {
+		if r+1 < len(acc) {
 			ADDQ(ldo, out)
 		}
 	}

@@ -116,21 +116,7 @@ func q8Tile(v, nr int) {
 	JNZ(LabelRef("loop"))
 
 	Label("store")
-	out := ld(Param("out"))
-	ldo := ld(Param("ldo"))
-	SHLQ(U8(2), ldo)
-	valid := ld(Param("valid"))
-	masks := laneMasks(v, valid)
-	for i := 0; i < nr; i++ {
-		for j := 0; j < v; j++ {
-			VMOVUPS(facc[i][j], masks[j], Mem{Base: out, Disp: 64 * j})
-		}
-		if i+1 < nr {
-			ADDQ(ldo, out)
-		}
-	}
-	VZEROUPPER()
-	RET()
+	storeRows(facc)
 }
 
 // vnniPeak emits vnniPeakZ, a loop of independent VPDPBUSD on registers, to

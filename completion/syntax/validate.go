@@ -100,8 +100,9 @@ type Session struct {
 	// error it makes.
 	closed bool
 	// hiddenRange reports whether the window's parse hides the range
-	// (hidden): then a candidate must keep the range's bracket balance as
-	// text, since the tree shows none of its brackets.
+	// (hidden): then the tree shows nothing a candidate does (a missing
+	// comma as little as a stray bracket), and no candidate is accepted
+	// unless the window holds whole constructs.
 	hiddenRange bool
 	// base is the window's tree as it is: each candidate's parse starts
 	// from an edited copy of it, so tree-sitter reparses only around the
@@ -225,7 +226,7 @@ func (s *Session) Check(insert string) (Verdict, error) {
 		// there is out of sight (or falls on the error of the window's
 		// cut), so such a candidate is not accepted.
 		ok = ok && (s.closed || n.brackets == s.before.brackets)
-		ok = ok && (s.closed || !s.hiddenRange || bracketErrors([]byte(insert)).kinds == bracketErrors(s.mid).kinds)
+		ok = ok && (s.closed || !s.hiddenRange)
 	}
 	return Verdict{
 		OK:     ok,

@@ -321,22 +321,31 @@ func laneMasks(v int, valid GPVirtual) []OpmaskVirtual {
 // hsumZ adds the 16 lanes of z into the low lane of its X register, in the
 // fixed order (lo256+hi256), then (lo128+hi128), then lanes (0+2, 1+3), then
 // (0+1).
-func hsumZ(z VecVirtual) VecVirtual {
+func hsumZ(z VecVirtual) VecVirtual { return hfoldZ(z, VADDPS, VADDSS) }
+
+// hsumY is hsumZ for the 8 lanes of y.
+func hsumY(y VecVirtual) VecVirtual { return hfoldY(y, VADDPS, VADDSS) }
+
+// hfoldZ folds the 16 lanes of z into the low lane of an X register with
+// the packed op and, for the last pair, the scalar one: halves, then
+// quarters, then lanes (0+2, 1+3), then (0+1).
+func hfoldZ(z VecVirtual, op, scalar func(ops ...Op)) VecVirtual {
 	y := YMM()
 	VEXTRACTF64X4(U8(1), z, y)
-	VADDPS(y, z.AsY(), y)
-	return hsumY(y)
+	op(y, z.AsY(), y)
+	return hfoldY(y, op, scalar)
 }
 
-func hsumY(y VecVirtual) VecVirtual {
+// hfoldY is hfoldZ for the 8 lanes of y.
+func hfoldY(y VecVirtual, op, scalar func(ops ...Op)) VecVirtual {
 	x := XMM()
 	VEXTRACTF128(U8(1), y, x)
-	VADDPS(x, y.AsX(), x)
+	op(x, y.AsX(), x)
 	t := XMM()
 	VMOVHLPS(x, x, t)
-	VADDPS(t, x, x)
+	op(t, x, x)
 	VMOVSHDUP(x, t)
-	VADDSS(t, x, x)
+	scalar(t, x, x)
 	return x
 }
 

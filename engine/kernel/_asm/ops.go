@@ -60,20 +60,7 @@ func store16(z VecVirtual, m Mem, k OpmaskVirtual) {
 
 // hmaxZ returns an X register whose low lane is the largest of z's 16
 // lanes (VMAXPS's order: halves, then quarters, then pairs).
-func hmaxZ(z VecVirtual) VecVirtual {
-	y := YMM()
-	VEXTRACTF64X4(U8(1), z, y)
-	VMAXPS(y, z.AsY(), y)
-	h := XMM()
-	VEXTRACTF128(U8(1), y, h)
-	VMAXPS(h, y.AsX(), h)
-	t := XMM()
-	VMOVHLPS(h, h, t)
-	VMAXPS(t, h, h)
-	VMOVSHDUP(h, t)
-	VMAXSS(t, h, h)
-	return h
-}
+func hmaxZ(z VecVirtual) VecVirtual { return hfoldZ(z, VMAXPS, VMAXSS) }
 
 func maxZ() {
 	TEXT("maxZ", NOSPLIT, "func(x []float32) float32")

@@ -68,7 +68,7 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 		}
 		pre, suf := fitContext(prefix, suffix, n, ctxLen)
 		if c.ShiftLogits && len(pre) == 0 {
-			return nil, fmt.Errorf("%w: span of %d leaves no room for a prefix in a context of %d", ErrBadOptions, n, c.Context)
+			return nil, fmt.Errorf("%w: span of %d leaves no room for a prefix in a context of %d", ErrBadOptions, n, ctxLen)
 		}
 		r := newRun(m, i, pre, suf, n, opt)
 		runs = append(runs, r)

@@ -114,7 +114,7 @@ func TestFMA32(t *testing.T) {
 // nothing outside the row's cells is written.
 func TestQuantQ8RowMatchesGeneric(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, variant string) {
-		for _, nb := range []int{1, 2, 7, 33} {
+		for _, nb := range []int{1, 2, 4, 7, 8, 33} {
 			for _, m := range []int{1, 3} {
 				r := newRand(uint64(nb*10 + m))
 				x := gaussian(r, nb*qk8_0)

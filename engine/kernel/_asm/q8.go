@@ -129,7 +129,14 @@ func vnniPeak() {
 	peakLoop(chains, ZMM, VPXORD, VPADDD, func(a, b, acc VecVirtual) { VPDPBUSD(a, b, acc) })
 }
 
-// quantQ8Row emits quantQ8RowZ, quantQ8RowGeneric with AVX-512.
+// quantQ8Row emits quantQ8RowZ, quantQ8RowGeneric with AVX-512. It takes
+// four blocks at a time: their maxima (and later their sums) are reduced
+// together, six 512-bit lane shuffles and two in-lane ones for all four,
+// where reducing each block's vector alone takes four shuffles per block,
+// all on the one port that runs shuffles; the four results are gathered in
+// one 128-bit register, divided there, and stored through a scratch area
+// on the stack. The last nb%4 blocks go one by one. (64 rows of 896: 11 µs
+// here, against 17 µs one block at a time.)
 func quantQ8Row() {
 	TEXT("quantQ8RowZ", NOSPLIT, "func(qs *int8, d *float32, corr *int32, x *float32, nb, m int)")
 	Pragma("noescape")
@@ -157,6 +164,7 @@ func quantQ8Row() {
 	VPBROADCASTD(absMask, abs)
 	k127 := bcastF32(127)
 	one := bcastF32(1)
+	quantQuads(qs, d, corr, x, nb, mstep, qstep, abs, k127, one)
 	TESTQ(nb, nb)
 	JZ(LabelRef("done"))
 	Label("loop")
@@ -216,4 +224,100 @@ func quantQ8Row() {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// quantQuads emits quantQ8RowZ's loop over groups of four blocks, which
+// leaves nb%4 blocks (and the pointers at them) to the single-block loop.
+func quantQuads(qs, d, corr, x, nb, mstep, qstep GPVirtual, abs, k127, one VecVirtual) {
+	scratch := AllocLocal(32) // the four scales, then the four inverses (or corrections)
+	zero := ZMM()
+	VPXORD(zero, zero, zero)
+	// pick gathers elements 0, 4, 8 and 12 (reduceQuad's results) into the low 128 bits.
+	pick, t := ZMM(), GP64()
+	MOVQ(U64(4<<32), t)
+	VMOVQ(t, pick.AsX())
+	MOVQ(U64(12<<32|8), t)
+	VPINSRQ(U8(1), t, pick.AsX(), pick.AsX())
+	CMPQ(nb, U8(4))
+	JL(LabelRef("single"))
+	Label("quad")
+	var xs [8]VecVirtual
+	var a [4]VecVirtual
+	for k := range xs {
+		xs[k] = ZMM()
+		VMOVUPS(Mem{Base: x, Disp: 64 * k}, xs[k])
+	}
+	for k := range a {
+		a[k] = ZMM()
+		t := ZMM()
+		VANDPS(abs, xs[2*k], a[k])
+		VANDPS(abs, xs[2*k+1], t)
+		VMAXPS(t, a[k], a[k])
+	}
+	amax := reduceQuad(a, VSHUFF32X4, VPERMILPS, VMAXPS)
+	VPERMPS(amax, pick, amax)
+	db, id, nonzero := XMM(), XMM(), XMM()
+	VDIVPS(k127.AsX(), amax.AsX(), db)
+	VDIVPS(db, one.AsX(), id)
+	VCMPPS(U8(4), zero.AsX(), db, nonzero) // db != 0
+	VANDPS(nonzero, id, id)
+	VMOVUPS(db, scratch)
+	VMOVUPS(id, scratch.Offset(16))
+	var sums [4]VecVirtual
+	r := GP32()
+	for k := range sums {
+		idk := ZMM()
+		VBROADCASTSS(scratch.Offset(16+4*k), idk)
+		for i, xi := range []VecVirtual{xs[2*k], xs[2*k+1]} {
+			VMULPS(idk, xi, xi)
+			VCVTPS2DQ(xi, xi)
+			VPMOVDB(xi, Mem{Base: qs, Disp: 16 * i})
+		}
+		sums[k] = xs[2*k]
+		VPADDD(xs[2*k+1], sums[k], sums[k])
+		MOVL(scratch.Offset(4*k), r)
+		MOVL(r, Mem{Base: d})
+		ADDQ(qstep, qs)
+		ADDQ(mstep, d)
+	}
+	sum := reduceQuad(sums, VSHUFI32X4, VPSHUFD, VPADDD)
+	VPERMD(sum, pick, sum)
+	VPSLLD(U8(7), sum.AsX(), sum.AsX())
+	VPSUBD(sum.AsX(), zero.AsX(), sum.AsX()) // −128·Σq
+	VMOVDQU(sum.AsX(), scratch.Offset(16))
+	for k := range 4 {
+		MOVL(scratch.Offset(16+4*k), r)
+		MOVL(r, Mem{Base: corr})
+		ADDQ(mstep, corr)
+	}
+	ADDQ(U32(4*128), x)
+	SUBQ(U8(4), nb)
+	CMPQ(nb, U8(4))
+	JGE(LabelRef("quad"))
+	Label("single")
+}
+
+// reduceQuad reduces four vectors of 16 lanes each to one vector whose
+// 128-bit lane k holds the reduction (by op) of v[k] in all four elements:
+// lanes are paired across vectors by lanes (VSHUFF32X4 or VSHUFI32X4), then
+// within a lane by inLane (VPERMILPS or VPSHUFD).
+func reduceQuad(v [4]VecVirtual, lanes, inLane, op func(...Op)) VecVirtual {
+	half := func(a, b VecVirtual, lo, hi uint8) VecVirtual {
+		t, u := ZMM(), ZMM()
+		lanes(U8(lo), b, a, t)
+		lanes(U8(hi), b, a, u)
+		op(u, t, t)
+		return t
+	}
+	// [a.0 a.1 b.0 b.1] op [a.2 a.3 b.2 b.3]: a's halves, then b's.
+	v01 := half(v[0], v[1], 0x44, 0xee)
+	v23 := half(v[2], v[3], 0x44, 0xee)
+	// Lanes 0 and 1 of v01 are v[0]'s, 2 and 3 v[1]'s; the same for v23.
+	r := half(v01, v23, 0x88, 0xdd)
+	t := ZMM()
+	inLane(U8(0x4e), r, t) // swap the 64-bit halves
+	op(t, r, r)
+	inLane(U8(0xb1), r, t) // swap neighbours
+	op(t, r, r)
+	return r
 }

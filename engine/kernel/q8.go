@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"unsafe"
 )
 
 // Q8_0 products. MatMul multiplies a Q8_0 weight as llama.cpp does: the
@@ -33,6 +34,11 @@ const (
 	q8MinWork    = 1 << 17           // multiply-adds below which a unit is not split further
 	q8QuantGrain = 1 << 13           // activations below which quantizing runs on one thread
 	q8MaxAbs     = float32(127)      // largest quantized magnitude
+	q8Align      = 64                // bytes: a cache line, where each chunk's quantized activations start
+
+	// q8RowsSplitBytes: a Q8_0 product splits the activations' rows among
+	// goroutines when its packed weight is no larger (q8SplitRows).
+	q8RowsSplitBytes = 512 << 10
 )
 
 // A q8Tile is a VNNI micro-kernel (_asm's q8Tile): nr activation rows times
@@ -78,6 +84,18 @@ func quantQ8RowGeneric(qs []int8, d []float32, corr []int32, x []float32, m int)
 
 // q8Job holds a Q8_0 MatMul's arguments and its quantized activations
 // while a Pool runs it.
+//
+// The activation rows are split in chunks of q8Job.chunk rows, and each
+// chunk is quantized into a region of its own, starting on a cache line:
+// block-major for its rows (quantQ8RowGeneric's layout with m the chunk's
+// length). A product either splits the weight's rows among goroutines
+// (each multiplies all the activations by some panels, after a loop in
+// which each goroutine quantizes some blocks of every row) or, for a small
+// weight, the activations' rows (each quantizes a chunk and multiplies it
+// by every panel, in one loop): data quantized on one core and read on the
+// other crosses between the cores' caches line by line, and for a weight
+// of a few panels that costs more than the product. Either way two
+// goroutines write to one line of activations only where their parts meet.
 type q8Job struct {
 	pool       *Pool
 	out, x     []float32
@@ -85,13 +103,17 @@ type q8Job struct {
 	rows, cols int
 	nb         int // blocks per row
 	w          Matrix
-	qs         []int8    // the activations, block-major (quantQ8RowGeneric)
+	qs         []int8    // the activations, by chunk, block-major
 	xd         []float32 // their scales
 	xc         []int32   // their corrections
 	xf         []float32 // when not nil: the activations dequantized, row-major
 	tiles      *[2][q8TileRows]q8Tile
-	pairs      int // tiles of q8TileCols weight rows
-	chunk      int // activation rows per unit of q8Task
+	pairs      int  // tiles of q8TileCols weight rows
+	chunk      int  // activation rows per chunk
+	qsStride   int  // elements from one chunk's region of qs to the next
+	sStride    int  // the same in xd and xc
+	byRows     bool // a unit of task is a chunk, quantized and multiplied by every pair
+	parts      int  // units of quantTask per chunk, each some blocks of its rows
 }
 
 // runQ8 computes MatMul for a Q8_0 weight.
@@ -105,24 +127,40 @@ func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
 	j := &p.q8
 	nb := w.Cols / qk8_0
 	*j = q8Job{pool: p, out: out, x: x, m: m, rows: w.Rows, cols: w.Cols, nb: nb, w: w, tiles: q8Tiles}
-	p.q8qs = growSlice(p.q8qs, m*w.Cols)
-	p.q8xd = growSlice(p.q8xd, m*nb)
-	p.q8xc = growSlice(p.q8xc, m*nb)
+	j.pairs = (w.Rows + q8TileCols - 1) / q8TileCols
+	switch {
+	case j.tiles == nil:
+		j.chunk = m
+	case q8SplitRows(p.threads, w):
+		j.byRows = true
+		j.chunk = (m + p.threads - 1) / p.threads
+	default:
+		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/w.Cols/q8TileRows*q8TileRows))
+	}
+	chunks := (m + j.chunk - 1) / j.chunk
+	j.qsStride = roundUp(j.chunk*w.Cols, q8Align)
+	j.sStride = roundUp(j.chunk*nb, q8Align/4)
+	p.q8qs = growAligned(p.q8qs, chunks*j.qsStride)
+	p.q8xd = growAligned(p.q8xd, chunks*j.sStride)
+	p.q8xc = growAligned(p.q8xc, chunks*j.sStride)
 	j.qs, j.xd, j.xc = p.q8qs, p.q8xd, p.q8xc
+	if j.byRows {
+		p.runW(chunks, 1, p.q8Task)
+		*j = q8Job{pool: p}
+		return
+	}
 	if j.tiles == nil {
 		p.q8xf = growSlice(p.q8xf, m*w.Cols)
 		j.xf = p.q8xf
 	}
-	grain := m
+	j.parts = 1
 	if m*w.Cols >= q8QuantGrain {
-		grain = max(1, (m+2*p.threads-1)/(2*p.threads))
+		j.parts = min(2*p.threads, nb)
 	}
-	p.runW(m, grain, p.q8QuantTask)
+	p.runW(chunks*j.parts, 1, p.q8QuantTask)
 	switch {
 	case j.tiles != nil:
-		j.pairs = (w.Rows + q8TileCols - 1) / q8TileCols
-		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/w.Cols/q8TileRows*q8TileRows))
-		units := j.pairs * ((m + j.chunk - 1) / j.chunk)
+		units := j.pairs * chunks
 		perUnit := q8TileCols * j.chunk * w.Cols
 		grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
 		p.runW(units, grain, p.q8Task)
@@ -134,6 +172,26 @@ func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
 	*j = q8Job{pool: p} // drop references to the caller's buffers
 }
 
+// q8SplitRows reports whether a Q8_0 product on a Pool of threads
+// goroutines splits the activations' rows (q8Job) rather
+// than the weight's: when the weight is packed ahead (a goroutine would
+// otherwise pack all of it) and small enough to sit in every core's L2
+// cache. Then every goroutine reads the whole weight, but only the
+// activations it quantized.
+func q8SplitRows(threads int, w Matrix) bool {
+	if q8ForceSplit != "" {
+		return q8ForceSplit == "rows"
+	}
+	return threads > 1 && w.packed != nil && len(w.packed.q8) <= q8RowsSplitBytes
+}
+
+// q8ForceSplit, when not "", forces q8SplitRows' answer: "rows" or "cols"
+// (for tests).
+var q8ForceSplit string
+
+// roundUp returns n rounded up to a multiple of k.
+func roundUp(n, k int) int { return (n + k - 1) / k * k }
+
 // growSlice returns s resliced to n, reallocated when too short.
 func growSlice[T any](s []T, n int) []T {
 	if cap(s) < n {
@@ -142,19 +200,49 @@ func growSlice[T any](s []T, n int) []T {
 	return s[:n]
 }
 
-// quantTask quantizes activation rows [lo, hi), and dequantizes them again
-// into xf when the job has it.
+// growAligned is growSlice for a slice that starts on a q8Align boundary.
+func growAligned[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	buf := make([]T, n+q8Align/size)
+	off := (q8Align - int(uintptr(unsafe.Pointer(&buf[0])))%q8Align) % q8Align / size
+	return buf[off : off+n]
+}
+
+// region returns where chunk c's quantized activations are, and its number
+// of rows.
+func (j *q8Job) region(c int) (qs []int8, xd []float32, xc []int32, rows int) {
+	return j.qs[c*j.qsStride:], j.xd[c*j.sStride:], j.xc[c*j.sStride:], min(j.chunk, j.m-c*j.chunk)
+}
+
+// quantTask runs units [lo, hi) of the quantizing loop: unit u quantizes
+// part u%parts of the blocks of every row of chunk u/parts.
 func (j *q8Job) quantTask(_, lo, hi int) {
-	cols, m := j.cols, j.m
-	for i := lo; i < hi; i++ {
-		quantQ8Row(j.qs[i*qk8_0:], j.xd[i:], j.xc[i:], j.x[i*cols:(i+1)*cols], m)
+	for u := lo; u < hi; u++ {
+		p := u % j.parts
+		j.quantize(u/j.parts, p*j.nb/j.parts, (p+1)*j.nb/j.parts)
+	}
+}
+
+// quantize quantizes blocks [b0, b1) of every row of chunk c, and
+// dequantizes them again into xf when the job has it.
+func (j *q8Job) quantize(c, b0, b1 int) {
+	qs, xd, xc, n := j.region(c)
+	qs, xd, xc = qs[b0*n*qk8_0:], xd[b0*n:], xc[b0*n:]
+	for r := range n {
+		i := c*j.chunk + r
+		x := j.x[i*j.cols+b0*qk8_0 : i*j.cols+b1*qk8_0]
+		quantQ8Row(qs[r*qk8_0:], xd[r:], xc[r:], x, n)
 		if j.xf == nil {
 			continue
 		}
-		xf := j.xf[i*cols : (i+1)*cols]
-		for b := 0; b < j.nb; b++ {
-			d := j.xd[b*m+i]
-			q := j.qs[(b*m+i)*qk8_0 : (b*m+i+1)*qk8_0]
+		xf := j.xf[i*j.cols+b0*qk8_0:]
+		for b := range b1 - b0 {
+			d := xd[b*n+r]
+			q := qs[(b*n+r)*qk8_0 : (b*n+r+1)*qk8_0]
 			for k, v := range q {
 				xf[b*qk8_0+k] = float32(v) * d
 			}
@@ -162,43 +250,53 @@ func (j *q8Job) quantTask(_, lo, hi int) {
 	}
 }
 
-// task runs units [lo, hi) with the VNNI kernels. Unit u is the weight
-// rows of tile u%pairs (two panels) for the activation rows of chunk
-// u/pairs, tiles of q8TileRows rows at a time; the units of one chunk are
-// consecutive, so its activations stay in L2 while the weight streams by.
+// task runs units [lo, hi) with the VNNI kernels. With byRows unit u is
+// chunk u, quantized and multiplied by every pair of panels; otherwise it
+// is pair u%pairs for chunk u/pairs (quantized by an earlier loop), and the
+// units of one chunk are consecutive, so its activations stay in L2 while
+// the weight streams by.
 func (j *q8Job) task(worker, lo, hi int) {
-	nb, m, rows := j.nb, j.m, j.rows
-	ws := nb * q8PanelBlock
-	var packed []byte
-	if j.w.packed != nil {
-		packed = j.w.packed.q8
-	}
 	for u := lo; u < hi; u++ {
-		c, t := u/j.pairs, u%j.pairs
-		i0, i1 := c*j.chunk, min((c+1)*j.chunk, m)
-		r0 := t * q8TileCols
-		valid := min(q8TileCols, rows-r0)
-		v := (valid + q8Lanes - 1) / q8Lanes
-		var w []byte
-		if packed != nil {
-			w = packed[2*t*ws:]
-		} else {
-			w = j.pool.bytesFor(worker, v*ws)
-			for p := 0; p < v; p++ {
-				packQ8Panel(w[p*ws:(p+1)*ws], j.w, 2*t+p)
-			}
+		if !j.byRows {
+			j.pair(worker, u%j.pairs, u/j.pairs)
+			continue
 		}
-		// Tiles of as equal a height as q8TileRows allows: a 1-row tile
-		// loads the weight for 2 multiply-adds per byte instead of 14.
-		tiles := (i1 - i0 + q8TileRows - 1) / q8TileRows
-		for k, i := 0, i0; i < i1; k++ {
-			nr := (i1 - i0) / tiles
-			if k < (i1-i0)%tiles {
-				nr++
-			}
-			j.tiles[v-1][nr-1](&j.out[i*rows+r0], rows, &w[0], ws, &j.qs[i*qk8_0], &j.xd[i], &j.xc[i], m, nb, valid)
-			i += nr
+		j.quantize(u, 0, j.nb)
+		for t := range j.pairs {
+			j.pair(worker, t, u)
 		}
+	}
+}
+
+// pair multiplies chunk c of the activations by pair t of the weight's
+// panels (rows 32t..32t+31), in tiles of up to q8TileRows rows.
+func (j *q8Job) pair(worker, t, c int) {
+	nb, rows := j.nb, j.rows
+	ws := nb * q8PanelBlock
+	qs, xd, xc, n := j.region(c)
+	i0 := c * j.chunk
+	r0 := t * q8TileCols
+	valid := min(q8TileCols, rows-r0)
+	v := (valid + q8Lanes - 1) / q8Lanes
+	var w []byte
+	if j.w.packed != nil {
+		w = j.w.packed.q8[2*t*ws:]
+	} else {
+		w = j.pool.bytesFor(worker, v*ws)
+		for p := 0; p < v; p++ {
+			packQ8Panel(w[p*ws:(p+1)*ws], j.w, 2*t+p)
+		}
+	}
+	// Tiles of as equal a height as q8TileRows allows: a 1-row tile loads
+	// the weight for 2 multiply-adds per byte instead of 14.
+	tiles := (n + q8TileRows - 1) / q8TileRows
+	for k, r := 0, 0; r < n; k++ {
+		nr := n / tiles
+		if k < n%tiles {
+			nr++
+		}
+		j.tiles[v-1][nr-1](&j.out[(i0+r)*rows+r0], rows, &w[0], ws, &qs[r*qk8_0], &xd[r], &xc[r], n, nb, valid)
+		r += nr
 	}
 }
 

@@ -188,32 +188,38 @@ func q8Reference(x []float32, m int, w Matrix) (ref, mag []float64) {
 // TestQ8MatMul checks Q8_0 products with every variant against the exact
 // product of the quantized activations (|out − ref| ≤ 1e-5·Σ|terms|), and
 // that the VNNI kernels give q8ExactBits' bits, prepacked or not, on any
-// number of threads, with nothing around out written.
+// number of threads, splitting either the weight's rows or the
+// activations', with nothing around out written.
 func TestQ8MatMul(t *testing.T) {
 	shapes := []struct{ m, rows, cols int }{
 		{12, 320, 256}, {1, 1, 32}, {7, 17, 96}, {8, 33, 416}, {33, 127, 1024}, {3, 1000, 64}, {100, 48, 256}, {15, 31, 32},
+		{300, 40, 1024}, // two chunks when the weight's rows are split
 	}
+	defer func() { q8ForceSplit = "" }()
 	forEachVariant(t, func(t *testing.T, variant string) {
 		for _, s := range shapes {
-			name := fmt.Sprintf("%dx%dx%d", s.m, s.rows, s.cols)
-			w, _ := randomMatrix(t, gguf.TypeQ8_0, s.rows, s.cols, uint64(s.rows))
-			x := gaussian(newRand(uint64(s.m)), s.m*s.cols)
-			ref, mag := q8Reference(x, s.m, w)
-			want := q8ExactBits(x, s.m, w)
-			for _, pw := range []Matrix{w, Prepack(w)} {
-				for threads := 1; threads <= 3; threads++ {
-					p := NewPool(threads)
-					out, check := guarded(t, s.m*s.rows)
-					MatMul(p, out, x, s.m, pw)
-					p.Close()
-					check()
-					for i, v := range out {
-						if d := math.Abs(float64(v) - ref[i]); !(d <= 1e-5*mag[i]) {
-							t.Fatalf("%s: out[%d] = %g, want %g (error %.2e of Σ|terms| %g)", name, i, v, ref[i], d/mag[i], mag[i])
+			for _, split := range []string{"", "rows", "cols"} { // as chosen, then forced each way
+				q8ForceSplit = split
+				name := fmt.Sprintf("%dx%dx%d, split %q", s.m, s.rows, s.cols, split)
+				w, _ := randomMatrix(t, gguf.TypeQ8_0, s.rows, s.cols, uint64(s.rows))
+				x := gaussian(newRand(uint64(s.m)), s.m*s.cols)
+				ref, mag := q8Reference(x, s.m, w)
+				want := q8ExactBits(x, s.m, w)
+				for _, pw := range []Matrix{w, Prepack(w)} {
+					for threads := 1; threads <= 3; threads++ {
+						p := NewPool(threads)
+						out, check := guarded(t, s.m*s.rows)
+						MatMul(p, out, x, s.m, pw)
+						p.Close()
+						check()
+						for i, v := range out {
+							if d := math.Abs(float64(v) - ref[i]); !(d <= 1e-5*mag[i]) {
+								t.Fatalf("%s: out[%d] = %g, want %g (error %.2e of Σ|terms| %g)", name, i, v, ref[i], d/mag[i], mag[i])
+							}
 						}
-					}
-					if variant == "avx512-vnni" && !bitsEqual(out, want) {
-						t.Fatalf("%s, %d threads, prepacked %v: the VNNI product differs from q8ExactBits", name, threads, pw.packed != nil)
+						if variant == "avx512-vnni" && !bitsEqual(out, want) {
+							t.Fatalf("%s, %d threads, prepacked %v: the VNNI product differs from q8ExactBits", name, threads, pw.packed != nil)
+						}
 					}
 				}
 			}

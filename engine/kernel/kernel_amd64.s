@@ -9912,7 +9912,7 @@ done:
 	RET
 
 // func quantQ8RowZ(qs *int8, d *float32, corr *int32, x *float32, nb int, m int)
-// Requires: AVX, AVX2, AVX512DQ, AVX512F
+// Requires: AVX, AVX2, AVX512BW, AVX512DQ, AVX512F, AVX512VL
 TEXT ·quantQ8RowZ(SB), NOSPLIT, $32-48
 	MOVQ         qs+0(FP), AX
 	MOVQ         d+8(FP), CX
@@ -9930,135 +9930,140 @@ TEXT ·quantQ8RowZ(SB), NOSPLIT, $32-48
 	MOVL         $0x3f800000, R9
 	VPBROADCASTD R9, Z2
 	VPXORD       Z3, Z3, Z3
-	MOVQ         $0x0000000400000000, R9
+	MOVQ         $0x0d0905010c080400, R9
 	VMOVQ        R9, X4
-	MOVQ         $0x0000000c00000008, R9
+	MOVQ         $0x0f0b07030e0a0602, R9
 	VPINSRQ      $0x01, R9, X4, X4
+	VPMOVZXBD    X4, Z4
 	CMPQ         SI, $0x04
 	JL           single
 
 quad:
-	VMOVUPS      (BX), Z5
-	VMOVUPS      64(BX), Z6
-	VMOVUPS      128(BX), Z7
-	VMOVUPS      192(BX), Z8
-	VMOVUPS      256(BX), Z9
-	VMOVUPS      320(BX), Z10
-	VMOVUPS      384(BX), Z11
-	VMOVUPS      448(BX), Z12
-	VANDPS       Z0, Z5, Z13
-	VANDPS       Z0, Z6, Z14
-	VMAXPS       Z14, Z13, Z13
-	VANDPS       Z0, Z7, Z14
-	VANDPS       Z0, Z8, Z15
-	VMAXPS       Z15, Z14, Z14
-	VANDPS       Z0, Z9, Z15
-	VANDPS       Z0, Z10, Z16
-	VMAXPS       Z16, Z15, Z15
-	VANDPS       Z0, Z11, Z16
-	VANDPS       Z0, Z12, Z17
-	VMAXPS       Z17, Z16, Z16
-	VSHUFF32X4   $0x44, Z14, Z13, Z17
-	VSHUFF32X4   $0xee, Z14, Z13, Z13
-	VMAXPS       Z13, Z17, Z17
-	VSHUFF32X4   $0x44, Z16, Z15, Z13
-	VSHUFF32X4   $0xee, Z16, Z15, Z14
-	VMAXPS       Z14, Z13, Z13
-	VSHUFF32X4   $0x88, Z13, Z17, Z14
-	VSHUFF32X4   $0xdd, Z13, Z17, Z13
-	VMAXPS       Z13, Z14, Z14
-	VPERMILPS    $0x4e, Z14, Z13
-	VMAXPS       Z13, Z14, Z14
-	VPERMILPS    $0xb1, Z14, Z13
-	VMAXPS       Z13, Z14, Z14
-	VPERMPS      Z14, Z4, Z14
-	VDIVPS       X1, X14, X13
-	VDIVPS       X13, X2, X14
-	VCMPPS       $0x04, X3, X13, X15
-	VANDPS       X15, X14, X14
-	VMOVUPS      X13, (SP)
-	VMOVUPS      X14, 16(SP)
-	VBROADCASTSS 16(SP), Z13
-	VMULPS       Z13, Z5, Z5
-	VCVTPS2DQ    Z5, Z5
-	VPMOVDB      Z5, (AX)
-	VMULPS       Z13, Z6, Z6
-	VCVTPS2DQ    Z6, Z6
-	VPMOVDB      Z6, 16(AX)
-	VPADDD       Z6, Z5, Z5
-	MOVL         (SP), R9
-	MOVL         R9, (CX)
-	ADDQ         R8, AX
-	ADDQ         DI, CX
-	VBROADCASTSS 20(SP), Z6
-	VMULPS       Z6, Z7, Z7
-	VCVTPS2DQ    Z7, Z7
-	VPMOVDB      Z7, (AX)
-	VMULPS       Z6, Z8, Z8
-	VCVTPS2DQ    Z8, Z8
-	VPMOVDB      Z8, 16(AX)
-	VPADDD       Z8, Z7, Z7
-	MOVL         4(SP), R9
-	MOVL         R9, (CX)
-	ADDQ         R8, AX
-	ADDQ         DI, CX
-	VBROADCASTSS 24(SP), Z6
-	VMULPS       Z6, Z9, Z9
-	VCVTPS2DQ    Z9, Z9
-	VPMOVDB      Z9, (AX)
-	VMULPS       Z6, Z10, Z10
-	VCVTPS2DQ    Z10, Z10
-	VPMOVDB      Z10, 16(AX)
-	VPADDD       Z10, Z9, Z9
-	MOVL         8(SP), R9
-	MOVL         R9, (CX)
-	ADDQ         R8, AX
-	ADDQ         DI, CX
-	VBROADCASTSS 28(SP), Z6
-	VMULPS       Z6, Z11, Z11
-	VCVTPS2DQ    Z11, Z11
-	VPMOVDB      Z11, (AX)
-	VMULPS       Z6, Z12, Z12
-	VCVTPS2DQ    Z12, Z12
-	VPMOVDB      Z12, 16(AX)
-	VPADDD       Z12, Z11, Z11
-	MOVL         12(SP), R9
-	MOVL         R9, (CX)
-	ADDQ         R8, AX
-	ADDQ         DI, CX
-	VSHUFI32X4   $0x44, Z7, Z5, Z6
-	VSHUFI32X4   $0xee, Z7, Z5, Z5
-	VPADDD       Z5, Z6, Z6
-	VSHUFI32X4   $0x44, Z11, Z9, Z5
-	VSHUFI32X4   $0xee, Z11, Z9, Z7
-	VPADDD       Z7, Z5, Z5
-	VSHUFI32X4   $0x88, Z5, Z6, Z7
-	VSHUFI32X4   $0xdd, Z5, Z6, Z5
-	VPADDD       Z5, Z7, Z7
-	VPSHUFD      $0x4e, Z7, Z5
-	VPADDD       Z5, Z7, Z7
-	VPSHUFD      $0xb1, Z7, Z5
-	VPADDD       Z5, Z7, Z7
-	VPERMD       Z7, Z4, Z7
-	VPSLLD       $0x07, X7, X7
-	VPSUBD       X7, X3, X7
-	VMOVDQU      X7, 16(SP)
-	MOVL         16(SP), R9
-	MOVL         R9, (DX)
-	ADDQ         DI, DX
-	MOVL         20(SP), R9
-	MOVL         R9, (DX)
-	ADDQ         DI, DX
-	MOVL         24(SP), R9
-	MOVL         R9, (DX)
-	ADDQ         DI, DX
-	MOVL         28(SP), R9
-	MOVL         R9, (DX)
-	ADDQ         DI, DX
-	ADDQ         $0x00000200, BX
-	SUBQ         $0x04, SI
-	CMPQ         SI, $0x04
-	JGE          quad
+	VMOVUPS       (BX), Z5
+	VMOVUPS       64(BX), Z6
+	VMOVUPS       128(BX), Z7
+	VMOVUPS       192(BX), Z8
+	VMOVUPS       256(BX), Z9
+	VMOVUPS       320(BX), Z10
+	VMOVUPS       384(BX), Z11
+	VMOVUPS       448(BX), Z12
+	VANDPS        Z0, Z5, Z13
+	VANDPS        Z0, Z6, Z14
+	VMAXPS        Z14, Z13, Z13
+	VANDPS        Z0, Z7, Z14
+	VANDPS        Z0, Z8, Z15
+	VMAXPS        Z15, Z14, Z14
+	VANDPS        Z0, Z9, Z15
+	VANDPS        Z0, Z10, Z16
+	VMAXPS        Z16, Z15, Z15
+	VANDPS        Z0, Z11, Z16
+	VANDPS        Z0, Z12, Z17
+	VMAXPS        Z17, Z16, Z16
+	VSHUFF32X4    $0x44, Z14, Z13, Z17
+	VSHUFF32X4    $0xee, Z14, Z13, Z13
+	VMAXPS        Z13, Z17, Z17
+	VSHUFF32X4    $0x44, Z16, Z15, Z13
+	VSHUFF32X4    $0xee, Z16, Z15, Z14
+	VMAXPS        Z14, Z13, Z13
+	VSHUFF32X4    $0x88, Z13, Z17, Z14
+	VSHUFF32X4    $0xdd, Z13, Z17, Z13
+	VMAXPS        Z13, Z14, Z14
+	VPERMILPS     $0x4e, Z14, Z13
+	VMAXPS        Z13, Z14, Z14
+	VPERMILPS     $0xb1, Z14, Z13
+	VMAXPS        Z13, Z14, Z14
+	VPERMPS       Z14, Z4, Z14
+	VDIVPS        X1, X14, X13
+	VDIVPS        X13, X2, X14
+	VCMPPS        $0x04, X3, X13, X15
+	VANDPS        X15, X14, X14
+	VMOVUPS       X13, (SP)
+	VMOVUPS       X14, 16(SP)
+	VBROADCASTSS  16(SP), Z13
+	VMULPS        Z13, Z5, Z5
+	VCVTPS2DQ     Z5, Z5
+	VMULPS        Z13, Z6, Z6
+	VCVTPS2DQ     Z6, Z6
+	VPADDD        Z6, Z5, Z13
+	MOVL          (SP), R9
+	MOVL          R9, (CX)
+	ADDQ          DI, CX
+	VBROADCASTSS  20(SP), Z14
+	VMULPS        Z14, Z7, Z7
+	VCVTPS2DQ     Z7, Z7
+	VMULPS        Z14, Z8, Z8
+	VCVTPS2DQ     Z8, Z8
+	VPADDD        Z8, Z7, Z14
+	MOVL          4(SP), R9
+	MOVL          R9, (CX)
+	ADDQ          DI, CX
+	VBROADCASTSS  24(SP), Z15
+	VMULPS        Z15, Z9, Z9
+	VCVTPS2DQ     Z9, Z9
+	VMULPS        Z15, Z10, Z10
+	VCVTPS2DQ     Z10, Z10
+	VPADDD        Z10, Z9, Z15
+	MOVL          8(SP), R9
+	MOVL          R9, (CX)
+	ADDQ          DI, CX
+	VBROADCASTSS  28(SP), Z16
+	VMULPS        Z16, Z11, Z11
+	VCVTPS2DQ     Z11, Z11
+	VMULPS        Z16, Z12, Z12
+	VCVTPS2DQ     Z12, Z12
+	VPADDD        Z12, Z11, Z16
+	MOVL          12(SP), R9
+	MOVL          R9, (CX)
+	ADDQ          DI, CX
+	VPACKSSDW     Z6, Z5, Z5
+	VPACKSSDW     Z8, Z7, Z6
+	VPACKSSWB     Z6, Z5, Z5
+	VPERMD        Z5, Z4, Z5
+	VMOVDQU32     Y5, (AX)
+	ADDQ          R8, AX
+	VEXTRACTI64X4 $0x01, Z5, (AX)
+	ADDQ          R8, AX
+	VPACKSSDW     Z10, Z9, Z5
+	VPACKSSDW     Z12, Z11, Z6
+	VPACKSSWB     Z6, Z5, Z5
+	VPERMD        Z5, Z4, Z5
+	VMOVDQU32     Y5, (AX)
+	ADDQ          R8, AX
+	VEXTRACTI64X4 $0x01, Z5, (AX)
+	ADDQ          R8, AX
+	VSHUFI32X4    $0x44, Z14, Z13, Z5
+	VSHUFI32X4    $0xee, Z14, Z13, Z6
+	VPADDD        Z6, Z5, Z5
+	VSHUFI32X4    $0x44, Z16, Z15, Z6
+	VSHUFI32X4    $0xee, Z16, Z15, Z7
+	VPADDD        Z7, Z6, Z6
+	VSHUFI32X4    $0x88, Z6, Z5, Z7
+	VSHUFI32X4    $0xdd, Z6, Z5, Z5
+	VPADDD        Z5, Z7, Z7
+	VPSHUFD       $0x4e, Z7, Z5
+	VPADDD        Z5, Z7, Z7
+	VPSHUFD       $0xb1, Z7, Z5
+	VPADDD        Z5, Z7, Z7
+	VPERMD        Z7, Z4, Z7
+	VPSLLD        $0x07, X7, X7
+	VPSUBD        X7, X3, X7
+	VMOVDQU       X7, 16(SP)
+	MOVL          16(SP), R9
+	MOVL          R9, (DX)
+	ADDQ          DI, DX
+	MOVL          20(SP), R9
+	MOVL          R9, (DX)
+	ADDQ          DI, DX
+	MOVL          24(SP), R9
+	MOVL          R9, (DX)
+	ADDQ          DI, DX
+	MOVL          28(SP), R9
+	MOVL          R9, (DX)
+	ADDQ          DI, DX
+	ADDQ          $0x00000200, BX
+	SUBQ          $0x04, SI
+	CMPQ          SI, $0x04
+	JGE           quad
 
 single:
 	TESTQ SI, SI

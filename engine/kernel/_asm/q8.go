@@ -135,8 +135,9 @@ func vnniPeak() {
 // where reducing each block's vector alone takes four shuffles per block,
 // all on the one port that runs shuffles; the four results are gathered in
 // one 128-bit register, divided there, and stored through a scratch area
-// on the stack. The last nb%4 blocks go one by one. (64 rows of 896: 11 µs
-// here, against 17 µs one block at a time.)
+// on the stack; the bytes of two blocks come from two packs and a
+// permutation instead of four VPMOVDB. The last nb%4 blocks go one by one.
+// (64 rows of 896: 9.5-11 µs here, against 17 µs one block at a time.)
 func quantQ8Row() {
 	TEXT("quantQ8RowZ", NOSPLIT, "func(qs *int8, d *float32, corr *int32, x *float32, nb, m int)")
 	Pragma("noescape")
@@ -232,12 +233,15 @@ func quantQuads(qs, d, corr, x, nb, mstep, qstep GPVirtual, abs, k127, one VecVi
 	scratch := AllocLocal(32) // the four scales, then the four inverses (or corrections)
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
-	// pick gathers elements 0, 4, 8 and 12 (reduceQuad's results) into the low 128 bits.
-	pick, t := ZMM(), GP64()
-	MOVQ(U64(4<<32), t)
-	VMOVQ(t, pick.AsX())
-	MOVQ(U64(12<<32|8), t)
-	VPINSRQ(U8(1), t, pick.AsX(), pick.AsX())
+	// order is the dword permutation 0, 4, 8, 12, 1, 5, 9, 13, 2, … 15: its
+	// first four gather reduceQuad's results into the low 128 bits, and all
+	// of it puts packOrder's bytes in order.
+	order, t := ZMM(), GP64()
+	MOVQ(U64(0x0d0905010c080400), t)
+	VMOVQ(t, order.AsX())
+	MOVQ(U64(0x0f0b07030e0a0602), t)
+	VPINSRQ(U8(1), t, order.AsX(), order.AsX())
+	VPMOVZXBD(order.AsX(), order)
 	CMPQ(nb, U8(4))
 	JL(LabelRef("single"))
 	Label("quad")
@@ -255,7 +259,7 @@ func quantQuads(qs, d, corr, x, nb, mstep, qstep GPVirtual, abs, k127, one VecVi
 		VMAXPS(t, a[k], a[k])
 	}
 	amax := reduceQuad(a, VSHUFF32X4, VPERMILPS, VMAXPS)
-	VPERMPS(amax, pick, amax)
+	VPERMPS(amax, order, amax)
 	db, id, nonzero := XMM(), XMM(), XMM()
 	VDIVPS(k127.AsX(), amax.AsX(), db)
 	VDIVPS(db, one.AsX(), id)
@@ -268,20 +272,32 @@ func quantQuads(qs, d, corr, x, nb, mstep, qstep GPVirtual, abs, k127, one VecVi
 	for k := range sums {
 		idk := ZMM()
 		VBROADCASTSS(scratch.Offset(16+4*k), idk)
-		for i, xi := range []VecVirtual{xs[2*k], xs[2*k+1]} {
+		for _, xi := range []VecVirtual{xs[2*k], xs[2*k+1]} {
 			VMULPS(idk, xi, xi)
 			VCVTPS2DQ(xi, xi)
-			VPMOVDB(xi, Mem{Base: qs, Disp: 16 * i})
 		}
-		sums[k] = xs[2*k]
-		VPADDD(xs[2*k+1], sums[k], sums[k])
+		sums[k] = ZMM()
+		VPADDD(xs[2*k+1], xs[2*k], sums[k])
 		MOVL(scratch.Offset(4*k), r)
 		MOVL(r, Mem{Base: d})
-		ADDQ(qstep, qs)
 		ADDQ(mstep, d)
 	}
+	// Two blocks' 64 int32 become 64 bytes with two packs (in 128-bit
+	// lanes: 4 of each of the four vectors per lane) and one permutation,
+	// then one 32-byte store per block.
+	for k := 0; k < 8; k += 4 {
+		a, b := ZMM(), ZMM()
+		VPACKSSDW(xs[k+1], xs[k], a)
+		VPACKSSDW(xs[k+3], xs[k+2], b)
+		VPACKSSWB(b, a, a)
+		VPERMD(a, order, a)
+		VMOVDQU32(a.AsY(), Mem{Base: qs})
+		ADDQ(qstep, qs)
+		VEXTRACTI64X4(U8(1), a, Mem{Base: qs})
+		ADDQ(qstep, qs)
+	}
 	sum := reduceQuad(sums, VSHUFI32X4, VPSHUFD, VPADDD)
-	VPERMD(sum, pick, sum)
+	VPERMD(sum, order, sum)
 	VPSLLD(U8(7), sum.AsX(), sum.AsX())
 	VPSUBD(sum.AsX(), zero.AsX(), sum.AsX()) // −128·Σq
 	VMOVDQU(sum.AsX(), scratch.Offset(16))

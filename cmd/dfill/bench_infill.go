@@ -236,6 +236,14 @@ func runBenchInfill(ctx context.Context, args []string) error {
 			_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
 		}
 		scores[t.Kind] = append(scores[t.Kind], sc)
+		if log.Core().Enabled(zap.DebugLevel) {
+			answer := ""
+			if len(res.Items) > 0 {
+				answer = res.Items[0].Insert
+			}
+			log.Debug("task", zap.String("task", t.ID), zap.String("kind", t.Kind), zap.String("middle", t.Middle),
+				zap.String("answer", answer), zap.Bool("exact", sc.Exact), zap.Float64("similarity", sc.Similarity))
+		}
 		if !*asJSON {
 			fmt.Fprintf(os.Stderr, "\r%d/%d tasks", i+1, len(tasks))
 		}

@@ -7565,9 +7565,9 @@ done:
 	VZEROUPPER
 	RET
 
-// func q8Z1x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x1(SB), NOSPLIT, $0-80
+// func q8Z1x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x1(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -7577,11 +7577,27 @@ TEXT ·q8Z1x1(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	TESTQ  R8, R8
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VMOVDQU64     (AX), Z2
 	VPDPBUSD.BCST (CX), Z2, Z1
@@ -7625,9 +7641,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z1x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x2(SB), NOSPLIT, $0-80
+// func q8Z1x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x2(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -7637,12 +7653,28 @@ TEXT ·q8Z1x2(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	TESTQ  R8, R8
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VPBROADCASTD  4(BX), Z3
 	VMOVDQU64     (AX), Z4
@@ -7701,9 +7733,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z1x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x3(SB), NOSPLIT, $0-80
+// func q8Z1x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x3(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -7713,6 +7745,8 @@ TEXT ·q8Z1x3(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -7720,6 +7754,20 @@ TEXT ·q8Z1x3(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VPBROADCASTD  4(BX), Z3
 	VPBROADCASTD  8(BX), Z5
@@ -7793,9 +7841,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z1x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x4(SB), NOSPLIT, $0-80
+// func q8Z1x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x4(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -7805,6 +7853,8 @@ TEXT ·q8Z1x4(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -7813,6 +7863,20 @@ TEXT ·q8Z1x4(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VPBROADCASTD  4(BX), Z3
 	VPBROADCASTD  8(BX), Z5
@@ -7901,9 +7965,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z1x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x5(SB), NOSPLIT, $0-80
+// func q8Z1x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x5(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -7913,6 +7977,8 @@ TEXT ·q8Z1x5(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -7922,6 +7988,20 @@ TEXT ·q8Z1x5(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VPBROADCASTD  4(BX), Z3
 	VPBROADCASTD  8(BX), Z5
@@ -8025,9 +8105,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z1x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x6(SB), NOSPLIT, $0-80
+// func q8Z1x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x6(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -8037,6 +8117,8 @@ TEXT ·q8Z1x6(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -8047,6 +8129,20 @@ TEXT ·q8Z1x6(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VPBROADCASTD  4(BX), Z3
 	VPBROADCASTD  8(BX), Z5
@@ -8165,9 +8261,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z1x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z1x7(SB), NOSPLIT, $0-80
+// func q8Z1x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z1x7(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   x+32(FP), CX
 	MOVQ   xd+40(FP), DX
@@ -8177,6 +8273,8 @@ TEXT ·q8Z1x7(SB), NOSPLIT, $0-80
 	MOVQ   SI, DI
 	SHLQ   $0x03, DI
 	MOVQ   nb+64(FP), R8
+	MOVQ   pf+80(FP), R9
+	MOVQ   ws+24(FP), R10
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -8188,6 +8286,20 @@ TEXT ·q8Z1x7(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R9, R9
+	JZ         compute
+	PREFETCHT1 (R9)
+	PREFETCHT1 64(R9)
+	PREFETCHT1 128(R9)
+	PREFETCHT1 192(R9)
+	PREFETCHT1 256(R9)
+	PREFETCHT1 320(R9)
+	PREFETCHT1 384(R9)
+	PREFETCHT1 448(R9)
+	PREFETCHT1 512(R9)
+	ADDQ       $0x00000240, R9
+
+compute:
 	VPBROADCASTD  (BX), Z1
 	VPBROADCASTD  4(BX), Z3
 	VPBROADCASTD  8(BX), Z5
@@ -8321,9 +8433,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x1(SB), NOSPLIT, $0-80
+// func q8Z2x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x1(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -8335,12 +8447,37 @@ TEXT ·q8Z2x1(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	TESTQ  R9, R9
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VMOVDQU64    (AX), Z4
@@ -8425,9 +8562,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x2(SB), NOSPLIT, $0-80
+// func q8Z2x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x2(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -8439,6 +8576,8 @@ TEXT ·q8Z2x2(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -8447,6 +8586,29 @@ TEXT ·q8Z2x2(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VPBROADCASTD 4(SI), Z5
@@ -8567,9 +8729,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x3(SB), NOSPLIT, $0-80
+// func q8Z2x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x3(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -8581,6 +8743,8 @@ TEXT ·q8Z2x3(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -8591,6 +8755,29 @@ TEXT ·q8Z2x3(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VPBROADCASTD 4(SI), Z5
@@ -8747,9 +8934,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x4(SB), NOSPLIT, $0-80
+// func q8Z2x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x4(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -8761,6 +8948,8 @@ TEXT ·q8Z2x4(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -8773,6 +8962,29 @@ TEXT ·q8Z2x4(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VPBROADCASTD 4(SI), Z5
@@ -8965,9 +9177,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x5(SB), NOSPLIT, $0-80
+// func q8Z2x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x5(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -8979,6 +9191,8 @@ TEXT ·q8Z2x5(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -8993,6 +9207,29 @@ TEXT ·q8Z2x5(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VPBROADCASTD 4(SI), Z5
@@ -9221,9 +9458,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x6(SB), NOSPLIT, $0-80
+// func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x6(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -9235,6 +9472,8 @@ TEXT ·q8Z2x6(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -9251,6 +9490,29 @@ TEXT ·q8Z2x6(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VPBROADCASTD 4(SI), Z5
@@ -9515,9 +9777,9 @@ store:
 	VZEROUPPER
 	RET
 
-// func q8Z2x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
-// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV
-TEXT ·q8Z2x7(SB), NOSPLIT, $0-80
+// func q8Z2x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·q8Z2x7(SB), NOSPLIT, $0-88
 	MOVQ   w+16(FP), AX
 	MOVQ   ws+24(FP), CX
 	ADDQ   AX, CX
@@ -9529,6 +9791,8 @@ TEXT ·q8Z2x7(SB), NOSPLIT, $0-80
 	MOVQ   DI, R8
 	SHLQ   $0x03, R8
 	MOVQ   nb+64(FP), R9
+	MOVQ   pf+80(FP), R10
+	MOVQ   ws+24(FP), R11
 	VXORPS Z0, Z0, Z0
 	VXORPS Z2, Z2, Z2
 	VXORPS Z4, Z4, Z4
@@ -9547,6 +9811,29 @@ TEXT ·q8Z2x7(SB), NOSPLIT, $0-80
 	JZ     store
 
 loop:
+	TESTQ      R10, R10
+	JZ         compute
+	PREFETCHT1 (R10)
+	PREFETCHT1 64(R10)
+	PREFETCHT1 128(R10)
+	PREFETCHT1 192(R10)
+	PREFETCHT1 256(R10)
+	PREFETCHT1 320(R10)
+	PREFETCHT1 384(R10)
+	PREFETCHT1 448(R10)
+	PREFETCHT1 512(R10)
+	PREFETCHT1 (R10)(R11*1)
+	PREFETCHT1 64(R10)(R11*1)
+	PREFETCHT1 128(R10)(R11*1)
+	PREFETCHT1 192(R10)(R11*1)
+	PREFETCHT1 256(R10)(R11*1)
+	PREFETCHT1 320(R10)(R11*1)
+	PREFETCHT1 384(R10)(R11*1)
+	PREFETCHT1 448(R10)(R11*1)
+	PREFETCHT1 512(R10)(R11*1)
+	ADDQ       $0x00000240, R10
+
+compute:
 	VPBROADCASTD (SI), Z1
 	VMOVDQA64    Z1, Z3
 	VPBROADCASTD 4(SI), Z5

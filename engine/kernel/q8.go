@@ -43,7 +43,7 @@ const (
 
 // A q8Tile is a VNNI micro-kernel (_asm's q8Tile): nr activation rows times
 // one or two panels of 16 weight rows, over nb blocks.
-type q8Tile func(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m, nb, valid int)
+type q8Tile func(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m, nb, valid int, pf *byte)
 
 // q8Tiles holds the VNNI micro-kernels, [panels-1][rows-1], or nil when the
 // kernel set in use has none.
@@ -279,8 +279,12 @@ func (j *q8Job) pair(worker, t, c int) {
 	valid := min(q8TileCols, rows-r0)
 	v := (valid + q8Lanes - 1) / q8Lanes
 	var w []byte
+	var next *byte // the next pair, prefetched by the first tile
 	if j.w.packed != nil {
 		w = j.w.packed.q8[2*t*ws:]
+		if t+1 < j.pairs {
+			next = &w[2*ws]
+		}
 	} else {
 		w = j.pool.bytesFor(worker, v*ws)
 		for p := 0; p < v; p++ {
@@ -295,8 +299,9 @@ func (j *q8Job) pair(worker, t, c int) {
 		if k < n%tiles {
 			nr++
 		}
-		j.tiles[v-1][nr-1](&j.out[(i0+r)*rows+r0], rows, &w[0], ws, &qs[r*qk8_0], &xd[r], &xc[r], n, nb, valid)
+		j.tiles[v-1][nr-1](&j.out[(i0+r)*rows+r0], rows, &w[0], ws, &qs[r*qk8_0], &xd[r], &xc[r], n, nb, valid, next)
 		r += nr
+		next = nil
 	}
 }
 

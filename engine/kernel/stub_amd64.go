@@ -730,10 +730,12 @@ func ropeHalvesZ(a []float32, b []float32, cos []float32, sin []float32)
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z1x2 computes 2 activation rows times 16 weight rows of a Q8_0 product:
 //
@@ -749,10 +751,12 @@ func q8Z1x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z1x3 computes 3 activation rows times 16 weight rows of a Q8_0 product:
 //
@@ -768,10 +772,12 @@ func q8Z1x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z1x4 computes 4 activation rows times 16 weight rows of a Q8_0 product:
 //
@@ -787,10 +793,12 @@ func q8Z1x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z1x5 computes 5 activation rows times 16 weight rows of a Q8_0 product:
 //
@@ -806,10 +814,12 @@ func q8Z1x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z1x6 computes 6 activation rows times 16 weight rows of a Q8_0 product:
 //
@@ -825,10 +835,12 @@ func q8Z1x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z1x7 computes 7 activation rows times 16 weight rows of a Q8_0 product:
 //
@@ -844,10 +856,12 @@ func q8Z1x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z1x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z1x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x1 computes 1 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -863,10 +877,12 @@ func q8Z1x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x2 computes 2 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -882,10 +898,12 @@ func q8Z2x1(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x3 computes 3 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -901,10 +919,12 @@ func q8Z2x2(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x4 computes 4 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -920,10 +940,12 @@ func q8Z2x3(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x5 computes 5 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -939,10 +961,12 @@ func q8Z2x4(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x6 computes 6 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -958,10 +982,12 @@ func q8Z2x5(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // q8Z2x7 computes 7 activation rows times 32 weight rows of a Q8_0 product:
 //
@@ -977,10 +1003,12 @@ func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //	}
 //
 // x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at
-// the tile's first row; w is the first panel at its first block.
+// the tile's first row; w is the first panel at its first block. When pf is
+// not nil, each block also prefetches into L2 the same block of the v panels
+// at pf, ws bytes apart (the next tile's weight).
 //
 //go:noescape
-func q8Z2x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int)
+func q8Z2x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
 // vnniPeakZ runs n iterations of 16 independent VPDPBUSD on registers (peak measurement).
 //

@@ -25,7 +25,7 @@ const (
 // rows (16·v output columns), over nb blocks of 32 columns.
 func q8Tile(v, nr int) {
 	name := fmt.Sprintf("q8Z%dx%d", v, nr)
-	TEXT(name, NOSPLIT, "func(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m, nb, valid int)")
+	TEXT(name, NOSPLIT, "func(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m, nb, valid int, pf *byte)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s computes %d activation rows times %d weight rows of a Q8_0 product:", name, nr, 16*v),
 		"",
@@ -41,7 +41,9 @@ func q8Tile(v, nr int) {
 		"\t}",
 		"",
 		"x, xd and xc are block-major (quantQ8RowZ's layout for m rows), starting at",
-		"the tile's first row; w is the first panel at its first block.")
+		"the tile's first row; w is the first panel at its first block. When pf is",
+		"not nil, each block also prefetches into L2 the same block of the v panels",
+		"at pf, ws bytes apart (the next tile's weight).")
 	wp := []GPVirtual{ld(Param("w"))}
 	if v > 1 {
 		w1 := ld(Param("ws"))
@@ -57,6 +59,8 @@ func q8Tile(v, nr int) {
 	MOVQ(mstep, xstep)
 	SHLQ(U8(3), xstep) // 32m: one block's bytes of every row
 	nb := ld(Param("nb"))
+	pf := ld(Param("pf"))
+	ws := ld(Param("ws"))
 
 	facc := make([][]VecVirtual, nr)
 	iacc := make([][]VecVirtual, nr)
@@ -71,6 +75,19 @@ func q8Tile(v, nr int) {
 	TESTQ(nb, nb)
 	JZ(LabelRef("store"))
 	Label("loop")
+	TESTQ(pf, pf)
+	JZ(LabelRef("compute"))
+	for j := 0; j < v; j++ {
+		for l := 0; l < q8PanelBlock/64; l++ {
+			m := Mem{Base: pf, Disp: 64 * l}
+			if j == 1 {
+				m.Index, m.Scale = ws, 1
+			}
+			PREFETCHT1(m)
+		}
+	}
+	ADDQ(U32(q8PanelBlock), pf)
+	Label("compute")
 	for i := 0; i < nr; i++ {
 		VPBROADCASTD(Mem{Base: xc, Disp: 4 * i}, iacc[i][0])
 		for j := 1; j < v; j++ {

@@ -137,6 +137,10 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 	if m == 0 || w.Rows == 0 {
 		return
 	}
+	if w.Cols == 0 {
+		clear(out[:m*w.Rows]) // sums of no terms
+		return
+	}
 	if w.Type == gguf.TypeQ8_0 {
 		runQ8(p, out, x, m, w)
 		return

@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/dfill/dfill/engine/gguf"
@@ -246,6 +247,30 @@ func TestMatMulAllocs(t *testing.T) {
 					MatMul(p, out, x, 40, w) // let the scratch grow
 					if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 40, w) }); n != 0 {
 						t.Errorf("%s, %d rows, %d threads: %v allocations per MatMul", typ, rows, p.Threads(), n)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestMatMulNoColumns checks that a weight of zero columns, which
+// NewMatrix accepts, gives zeros of every type, prepacked or not, on any
+// Pool.
+func TestMatMulNoColumns(t *testing.T) {
+	forEachVariant(t, func(t *testing.T, _ string) {
+		for _, typ := range allTypes {
+			w, err := NewMatrix(typ, 5, 0, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", typ, err)
+			}
+			for _, pw := range []Matrix{w, Prepack(w)} {
+				for _, p := range []*Pool{nil, NewPool(1), NewPool(2)} {
+					out := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+					MatMul(p, out, nil, 3, pw)
+					p.Close()
+					if !slices.Equal(out, []float32{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16}) {
+						t.Errorf("%s: out = %v, want 15 zeros and the 16 after them", typ, out)
 					}
 				}
 			}

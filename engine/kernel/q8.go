@@ -173,11 +173,11 @@ func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
 }
 
 // q8SplitRows reports whether a Q8_0 product on a Pool of threads
-// goroutines splits the activations' rows (q8Job) rather
-// than the weight's: when the weight is packed ahead (a goroutine would
-// otherwise pack all of it) and small enough to sit in every core's L2
-// cache. Then every goroutine reads the whole weight, but only the
-// activations it quantized.
+// goroutines splits the activations' rows (q8Job) rather than the
+// weight's: when the weight is packed ahead (a goroutine would otherwise
+// pack all of it) and small enough to sit in every core's L2 cache. Then
+// every goroutine reads the whole weight, but only the activations it
+// quantized.
 func q8SplitRows(threads int, w Matrix) bool {
 	if q8ForceSplit != "" {
 		return q8ForceSplit == "rows"

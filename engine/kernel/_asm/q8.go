@@ -252,7 +252,7 @@ func quantQuads(qs, d, corr, x, nb, mstep, qstep GPVirtual, abs, k127, one VecVi
 	VPXORD(zero, zero, zero)
 	// order is the dword permutation 0, 4, 8, 12, 1, 5, 9, 13, 2, … 15: its
 	// first four gather reduceQuad's results into the low 128 bits, and all
-	// of it puts packOrder's bytes in order.
+	// of it puts the bytes of two packed blocks (below) in order.
 	order, t := ZMM(), GP64()
 	MOVQ(U64(0x0d0905010c080400), t)
 	VMOVQ(t, order.AsX())

@@ -28,19 +28,55 @@ type grammar struct {
 	name     string // canonical name: "go", "python", "javascript", "typescript", "tsx", "rust", "c", "cpp", "java"
 	load     func() *sitter.Language
 	indented bool // blocks end where the indentation does, not at a bracket
+	// reserved holds the language's reserved words, and identifiers the
+	// node types of names: the bundled grammars predate tree-sitter's
+	// reserved words and take a keyword where no keyword fits for a name
+	// (`return nil, return` is a return of two values to tree-sitter-go),
+	// so the validator counts such a name as an error itself. Each list is
+	// checked against a corpus of valid code (TestReservedNamesInValidCode).
+	reserved    map[string]bool
+	identifiers map[string]bool
 }
 
 var (
-	goGrammar     = &grammar{name: "go", load: sync.OnceValue(golang.GetLanguage)}
-	pythonGrammar = &grammar{name: "python", load: sync.OnceValue(python.GetLanguage), indented: true}
-	jsGrammar     = &grammar{name: "javascript", load: sync.OnceValue(javascript.GetLanguage)}
-	tsGrammar     = &grammar{name: "typescript", load: sync.OnceValue(typescript.GetLanguage)}
-	tsxGrammar    = &grammar{name: "tsx", load: sync.OnceValue(tsx.GetLanguage)}
-	rustGrammar   = &grammar{name: "rust", load: sync.OnceValue(rust.GetLanguage)}
-	cGrammar      = &grammar{name: "c", load: sync.OnceValue(c.GetLanguage)}
-	cppGrammar    = &grammar{name: "cpp", load: sync.OnceValue(cpp.GetLanguage)}
-	javaGrammar   = &grammar{name: "java", load: sync.OnceValue(java.GetLanguage)}
+	goGrammar = &grammar{name: "go", load: sync.OnceValue(golang.GetLanguage),
+		// Not map and func: the grammar parses an unnamed parameter of map
+		// or func type as a name followed by an index or a call.
+		reserved: words("break case chan const continue default defer else fallthrough for go goto if " +
+			"import interface package range return select struct switch type var"),
+		identifiers: words("identifier field_identifier type_identifier package_identifier label_name")}
+	pythonGrammar = &grammar{name: "python", load: sync.OnceValue(python.GetLanguage), indented: true,
+		reserved: words("False None True and as assert async await break class continue def del elif else " +
+			"except finally for from global if import in is lambda nonlocal not or pass raise return try while with yield"),
+		identifiers: words("identifier")}
+	jsGrammar = &grammar{name: "javascript", load: sync.OnceValue(javascript.GetLanguage),
+		// Not default: `export { default }` names it.
+		reserved: words("break case catch class const continue debugger delete do else export extends " +
+			"false finally for function if import in instanceof new null return super switch this throw true try " +
+			"typeof var void while with"),
+		identifiers: words("identifier")}
+	tsGrammar   = &grammar{name: "typescript", load: sync.OnceValue(typescript.GetLanguage)}
+	tsxGrammar  = &grammar{name: "tsx", load: sync.OnceValue(tsx.GetLanguage)}
+	rustGrammar = &grammar{name: "rust", load: sync.OnceValue(rust.GetLanguage)}
+	cGrammar    = &grammar{name: "c", load: sync.OnceValue(c.GetLanguage),
+		// Statement and declaration keywords only: type keywords stand
+		// alone as types (`unsigned;`), and macros redefine qualifiers
+		// (`#define restrict __restrict__`).
+		reserved: words("break case continue default do else enum extern for goto if return sizeof static " +
+			"struct switch typedef union while"),
+		identifiers: words("identifier field_identifier type_identifier statement_identifier")}
+	cppGrammar  = &grammar{name: "cpp", load: sync.OnceValue(cpp.GetLanguage)}
+	javaGrammar = &grammar{name: "java", load: sync.OnceValue(java.GetLanguage)}
 )
+
+// words returns the set of the space-separated words in s.
+func words(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(s) {
+		m[w] = true
+	}
+	return m
+}
 
 // byID maps LSP language ids (and a few common aliases) to grammars.
 var byID = map[string]*grammar{

@@ -79,16 +79,23 @@ func TestCheck(t *testing.T) {
 		{name: "go mid identifier", lang: "go", doc: "package p\n\nfunc f() {\n\tfmt.Pri|\n}\n", insert: "ntln(1)", ok: true, parsed: true},
 		{name: "go stray closer after an incomplete line", lang: "go", doc: "package p\n\nvar y = |\n", insert: "f(1))", ok: false, parsed: true},
 		{name: "go completes an incomplete line", lang: "go", doc: "package p\n\nvar y = |\n", insert: "f(1)", ok: true, parsed: true},
+		{name: "go keyword as a value", lang: "go", doc: goDoc, insert: "return x, return", ok: false, parsed: true},
+		{name: "go keyword as a field", lang: "go", doc: goDoc, insert: "return x.range", ok: false, parsed: true},
+		{name: "go keyword in a string", lang: "go", doc: goDoc, insert: `return len("return")`, ok: true, parsed: true},
 		{name: "python", lang: "python", doc: "def f(x):\n    |\n", insert: "return x + 1", ok: true, parsed: true},
+		{name: "python keyword as a value", lang: "python", doc: "def f(x):\n    |\n", insert: "return x, pass", ok: false, parsed: true},
 		{name: "python bad", lang: "python", doc: "def f(x):\n    |\n", insert: "return (x +", ok: false, parsed: true},
 		{name: "javascript", lang: "javascript", doc: "function f(x) {\n  |\n}\n", insert: "return x + 1;", ok: true, parsed: true},
 		{name: "javascript bad", lang: "javascript", doc: "function f(x) {\n  |\n}\n", insert: "return x +;}", ok: false, parsed: true},
+		{name: "javascript keyword as a value", lang: "javascript", doc: "function f(x) {\n  |\n}\n", insert: "return x + while;", ok: false, parsed: true},
+		{name: "javascript keyword as a property", lang: "javascript", doc: "function f(x) {\n  |\n}\n", insert: "return x.default;", ok: true, parsed: true},
 		{name: "jsx", lang: "javascriptreact", doc: "const A = () => |;\n", insert: "<div>{x}</div>", ok: true, parsed: true},
 		{name: "typescript", lang: "typescript", doc: "function f(x: number): number {\n  |\n}\n", insert: "return x as number;", ok: true, parsed: true},
 		{name: "tsx", lang: "typescriptreact", doc: "const A = (p: P) => |;\n", insert: "<b>{p.x}</b>", ok: true, parsed: true},
 		{name: "rust", lang: "rust", doc: "fn f(x: i32) -> i32 {\n    |\n}\n", insert: "x + 1", ok: true, parsed: true},
 		{name: "rust bad", lang: "rust", doc: "fn f(x: i32) -> i32 {\n    |\n}\n", insert: "let y = ;", ok: false, parsed: true},
 		{name: "c", lang: "c", doc: "int f(int x) {\n\t|\n}\n", insert: "return x + 1;", ok: true, parsed: true},
+		{name: "c keyword as a value", lang: "c", doc: "int f(int x) {\n\t|\n}\n", insert: "return x + case;", ok: false, parsed: true},
 		{name: "cpp", lang: "cpp", doc: "int f(int x) {\n\t|\n}\n", insert: "return std::max(x, 1);", ok: true, parsed: true},
 		{name: "java", lang: "java", doc: "class A {\n  int f(int x) {\n    |\n  }\n}\n", insert: "return x + 1;", ok: true, parsed: true},
 		{name: "java bad", lang: "java", doc: "class A {\n  int f(int x) {\n    |\n  }\n}\n", insert: "return x + 1; }}", ok: false, parsed: true},
@@ -581,5 +588,60 @@ func TestWindowInStdlibLiteral(t *testing.T) {
 		if got, err := v.Check(context.Background(), "go", doc, at+1, at+1, insert); err != nil || got.OK != want {
 			t.Errorf("%q: %+v, %v; want OK %v", insert, got, err, want)
 		}
+	}
+}
+
+// TestReservedNamesInValidCode parses valid code of each language with a
+// list of reserved words (grammar.reserved) and checks that no name node
+// in it is one: the Go standard library, and where this machine has them
+// Python's, npm's JavaScript and the C headers, a sample of each.
+func TestReservedNamesInValidCode(t *testing.T) {
+	noLeaks(t)
+	corpora := []struct{ lang, dir, ext string }{
+		{"go", filepath.Join(runtime.GOROOT(), "src"), ".go"},
+		{"python", "/usr/lib/python3", ".py"},
+		{"javascript", "/usr/lib/node_modules/npm", ".js"},
+		{"c", "/usr/include", ".h"},
+	}
+	const every = 10 // the sample: every tenth file
+	for _, c := range corpora {
+		t.Run(c.lang, func(t *testing.T) {
+			g := lookup(c.lang)
+			p := newParser(g)
+			defer closeParser(p)
+			files, seen := 0, 0
+			err := filepath.WalkDir(c.dir, func(path string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() || !strings.HasSuffix(path, c.ext) || strings.Contains(path, "testdata") {
+					return nil
+				}
+				if seen++; seen%every != 0 {
+					return nil
+				}
+				src, err := os.ReadFile(path)
+				if err != nil {
+					return nil
+				}
+				tree, err := p.ParseCtx(context.Background(), nil, src)
+				if err != nil {
+					return err
+				}
+				openTrees.Add(1)
+				defer closeTree(tree)
+				if root := tree.RootNode(); !root.HasError() { // valid to the grammar, so valid code
+					files++
+					for _, at := range reservedNames(g, root, src, 0, uint32(len(src)), nil) {
+						t.Errorf("%s: a reserved word as a name: %q", path, src[at:min(int(at)+40, len(src))])
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if files == 0 {
+				t.Skipf("no valid %s files under %s", c.ext, c.dir)
+			}
+			t.Logf("%d files", files)
+		})
 	}
 }

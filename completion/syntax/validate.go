@@ -355,7 +355,36 @@ func (s *Session) count(insert []byte) (errorCount, error) {
 	a := uint32(len(s.head))
 	root := t.RootNode()
 	total, inside, at := treeErrors(root, a, a+uint32(len(insert)))
+	if s.g.reserved != nil {
+		at = reservedNames(s.g, root, s.buf, a, a+uint32(len(insert)), at)
+		inside += len(at) - total
+		total = len(at)
+	}
 	return errorCount{kinds: [6]int{total}, inside: inside, at: at, brackets: bracketTokens(root, a, a+uint32(len(insert)))}, nil
+}
+
+// reservedNames appends to at where each name node of g that starts in
+// [a, b) of src is a reserved word (grammar.reserved), descending only
+// into the nodes that overlap [a, b).
+func reservedNames(g *grammar, root *sitter.Node, src []byte, a, b uint32, at []uint32) []uint32 {
+	c := sitter.NewTreeCursor(root)
+	defer c.Close()
+	for {
+		n := c.CurrentNode()
+		overlaps := n.StartByte() < b && n.EndByte() > a
+		if overlaps && n.ChildCount() == 0 && n.StartByte() >= a && g.identifiers[n.Type()] &&
+			g.reserved[string(src[n.StartByte():n.EndByte()])] {
+			at = append(at, n.StartByte())
+		}
+		if overlaps && c.GoToFirstChild() {
+			continue
+		}
+		for !c.GoToNextSibling() {
+			if !c.GoToParent() {
+				return at
+			}
+		}
+	}
 }
 
 // parse parses s.buf, starting from old when it is not nil.

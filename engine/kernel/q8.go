@@ -144,27 +144,19 @@ func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
 	p.q8xd = growAligned(p.q8xd, chunks*j.sStride)
 	p.q8xc = growAligned(p.q8xc, chunks*j.sStride)
 	j.qs, j.xd, j.xc = p.q8qs, p.q8xd, p.q8xc
-	if j.byRows {
-		p.runW(chunks, 1, p.q8Task)
-		*j = q8Job{pool: p}
-		return
-	}
-	if j.tiles == nil {
-		p.q8xf = growSlice(p.q8xf, m*w.Cols)
-		j.xf = p.q8xf
-	}
-	j.parts = 1
-	if m*w.Cols >= q8QuantGrain {
-		j.parts = min(2*p.threads, nb)
-	}
-	p.runW(chunks*j.parts, 1, p.q8QuantTask)
 	switch {
+	case j.byRows:
+		p.runW(chunks, 1, p.q8Task) // each unit quantizes its chunk too
 	case j.tiles != nil:
+		j.quantizeAll(chunks)
 		units := j.pairs * chunks
 		perUnit := q8TileCols * j.chunk * w.Cols
 		grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
 		p.runW(units, grain, p.q8Task)
 	default:
+		p.q8xf = growSlice(p.q8xf, m*w.Cols)
+		j.xf = p.q8xf
+		j.quantizeAll(chunks)
 		p.runMatMulLocked(matmulJob{out: out, x: j.xf, m: m, cols: w.Cols, rows: w.Rows,
 			data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
 			blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
@@ -216,6 +208,17 @@ func growAligned[T any](s []T, n int) []T {
 // of rows.
 func (j *q8Job) region(c int) (qs []int8, xd []float32, xc []int32, rows int) {
 	return j.qs[c*j.qsStride:], j.xd[c*j.sStride:], j.xc[c*j.sStride:], min(j.chunk, j.m-c*j.chunk)
+}
+
+// quantizeAll quantizes the job's activations in a loop of its own on the
+// Pool: units of some blocks of every row of a chunk when there are enough
+// activations to share, else one per chunk.
+func (j *q8Job) quantizeAll(chunks int) {
+	j.parts = 1
+	if j.m*j.cols >= q8QuantGrain {
+		j.parts = min(2*j.pool.threads, j.nb)
+	}
+	j.pool.runW(chunks*j.parts, 1, j.pool.q8QuantTask)
 }
 
 // quantTask runs units [lo, hi) of the quantizing loop: unit u quantizes

@@ -162,22 +162,62 @@ func gemmMBlocks(g *gemmKernels, m int) int { return (m + 2*g.lanes - 1) / (2 * 
 // enough for L1, and the tiles' sums wait in per-worker accumulators
 // between chunks. Then the accumulators are written to out.
 func (j *matmulJob) gemmTask(worker, lo, hi int) {
-	if j.ldStage == 0 {
-		j.gemmTiles(worker, lo, hi)
-		return
-	}
-	// A serial Pool runs all tiles as one chunk: stage them a grain at a
-	// time.
-	for t := lo; t < hi; t += j.stageTiles {
-		j.gemmTiles(worker, t, min(t+j.stageTiles, hi))
+	j.gemmStaged(worker, lo, hi, 0, j.m, j.xp)
+}
+
+// rowTask runs units [lo, hi) of a product that splits the activations'
+// rows (gemmRowSplit): unit u packs rows [u·rowUnit, (u+1)·rowUnit) of x
+// into their place in xp and multiplies them by every tile of weight rows.
+// With rowUnit 0 there are fewer rows than threads have lanes, and unit u
+// packs all of x into the goroutine's own part of xp and computes tiles
+// [u·T/units, (u+1)·T/units) of the T.
+func (j *matmulJob) rowTask(worker, lo, hi int) {
+	tiles := (j.rows + j.nr - 1) / j.nr
+	plen := gemmPackedLen(j.g, j.m, j.cols)
+	for u := lo; u < hi; u++ {
+		if j.rowUnit == 0 {
+			xp := j.xp[worker*plen : (worker+1)*plen]
+			j.packRows(xp, 0, j.m)
+			units := j.pool.threads
+			j.gemmStaged(worker, u*tiles/units, (u+1)*tiles/units, 0, j.m, xp)
+			continue
+		}
+		i0 := u * j.rowUnit
+		i1 := min(i0+j.rowUnit, j.m)
+		j.packRows(j.xp, i0, i1)
+		j.gemmStaged(worker, 0, tiles, i0, i1, j.xp[i0*j.cols:])
 	}
 }
 
-// gemmTiles is gemmTask for tiles [lo, hi), at most j.stageTiles of them
-// when staged.
-func (j *matmulJob) gemmTiles(worker, lo, hi int) {
+// packRows packs rows [i0, i1) of x, i0 a multiple of the lanes, into
+// their blocks of xp (packTask's layout, all columns).
+func (j *matmulJob) packRows(xp []float32, i0, i1 int) {
+	cols, lanes := j.cols, j.g.lanes
+	for r0 := i0; r0 < i1; r0 += lanes {
+		n := min(lanes, j.m-r0)
+		j.packBlock(xp[r0*cols:(r0+lanes)*cols], j.x[r0*cols:(r0+n)*cols], n, 0, cols)
+	}
+}
+
+// gemmStaged runs gemmTiles for tiles [lo, hi) and activation rows [i0,
+// i1) packed in xp, at most stageTiles tiles at a time when they write
+// through the staging buffers (a serial Pool runs all tiles as one chunk).
+func (j *matmulJob) gemmStaged(worker, lo, hi, i0, i1 int, xp []float32) {
+	if j.ldStage == 0 {
+		j.gemmTiles(worker, lo, hi, i0, i1, xp)
+		return
+	}
+	for t := lo; t < hi; t += j.stageTiles {
+		j.gemmTiles(worker, t, min(t+j.stageTiles, hi), i0, i1, xp)
+	}
+}
+
+// gemmTiles computes tiles [lo, hi) (at most j.stageTiles of them when
+// staged) for activation rows [i0, i1), packed in xp from row i0 (a
+// multiple of the lanes) on.
+func (j *matmulJob) gemmTiles(worker, lo, hi, i0, i1 int, xp []float32) {
 	g := j.g
-	cols, rows, m := j.cols, j.rows, j.m
+	cols, rows, m := j.cols, j.rows, i1-i0
 	lanes, ldc := g.lanes, g.ldc
 	mb := gemmMBlocks(g, m)
 	acc := j.pool.accFor(worker, (hi-lo)*mb*ctileLen)
@@ -216,27 +256,27 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 			for b := 0; b < mb; b++ {
 				v := tileVectors(m, b, lanes)
 				c := acc[((t-lo)*mb+b)*ctileLen:]
-				x := &j.xp[2*lanes*b*cols+k0*lanes]
+				x := &xp[2*lanes*b*cols+k0*lanes]
 				if g.tileOut[0] == nil {
 					g.tile[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0)
 					continue
 				}
 				var out *float32
-				i0 := 2 * lanes * b
+				i := 2 * lanes * b
 				switch {
 				case last && stage != nil:
-					out = &stage[i0*j.ldStage+r0-lo*j.nr]
+					out = &stage[i*j.ldStage+r0-lo*j.nr]
 				case last:
-					out = &j.out[i0*rows+r0]
+					out = &j.out[(i0+i)*rows+r0]
 				}
-				g.tileOut[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0, out, &j.pool.idx[0], min(2*lanes, m-i0))
+				g.tileOut[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0, out, &j.pool.idx[0], min(2*lanes, m-i))
 			}
 		}
 	}
 	if stage != nil {
 		c0, c1 := lo*j.nr, min(hi*j.nr, rows)
 		for i := 0; i < m; i++ {
-			copy(j.out[i*rows+c0:i*rows+c1], stage[i*j.ldStage:i*j.ldStage+c1-c0])
+			copy(j.out[(i0+i)*rows+c0:(i0+i)*rows+c1], stage[i*j.ldStage:i*j.ldStage+c1-c0])
 		}
 	}
 	if g.tileOut[0] != nil {
@@ -247,9 +287,9 @@ func (j *matmulJob) gemmTiles(worker, lo, hi int) {
 		nr := min(j.nr, rows-r0)
 		for b := 0; b < mb; b++ {
 			c := acc[((t-lo)*mb+b)*ctileLen : ((t-lo)*mb+b+1)*ctileLen]
-			i0 := 2 * lanes * b
-			for l := 0; l < min(2*lanes, m-i0); l++ {
-				o := j.out[(i0+l)*rows+r0 : (i0+l)*rows+r0+nr]
+			i := 2 * lanes * b
+			for l := 0; l < min(2*lanes, m-i); l++ {
+				o := j.out[(i0+i+l)*rows+r0 : (i0+i+l)*rows+r0+nr]
 				for r := range o {
 					o[r] = c[r*ldc+l]
 				}
@@ -296,23 +336,45 @@ type gemmTileRows func(c, x, w *float32, xs, ws, k, load int, out *float32, ldo,
 // weight has no more rows than there are activation rows, or when its rows
 // are so short (a few hundred columns) that scattering the output columns
 // costs as much as the products, provided there are activation rows for
-// every thread and a column chunk of the packed weight fits in L2.
-func gemmSwap(g *gemmKernels, job matmulJob) bool {
+// every thread and a column chunk of the packed weight fits in L2 — but
+// not when the product splits the activations' rows (gemmRowSplit) and
+// has fewer than gemmSwapRows of them per thread: packing the weight on
+// every call then costs more than the rows (the tiny shapes' 64×64 and
+// 512×64 ran 1.6 and 1.4 times as fast split at 64 rows, 1.1 at 128, and
+// 0.7-0.9 at 576).
+func gemmSwap(g *gemmKernels, job matmulJob, threads int) bool {
 	if g.tileRows[0] == nil || job.m < 2*g.lanes || 4*gemmPackCols*job.rows > gemmXBytes || job.cols >= maxPackCols {
+		return false
+	}
+	if gemmRowSplit(job, threads) && job.m < gemmSwapRows*threads {
 		return false
 	}
 	return job.rows <= job.m || (job.cols <= gemmPackCols && job.m >= 4*g.lanes)
 }
+
+// gemmSwapRows is how many activation rows per thread a product that
+// splits them (gemmRowSplit) needs to run transposed.
+const gemmSwapRows = 128
 
 // gemmSwapPrepacked reports whether MatMul should run job transposed when
 // its weight is packed already (Prepack): then the transposed product
 // costs no packing, and for a few activation rows it beats the usual one
 // (scattered output columns, a decode per tile) by 1.5-2.3×, as long as
 // the packed weight stays in L2 while each tile of activation rows sweeps
-// it; a larger weight only pays from many rows.
+// it; a larger weight only pays from many rows, and not at all when a
+// column chunk of it outgrows gemmSwapChunkBytes: every tile then streams
+// it from memory (qwen2.5's 151936-row output ran at 0.44 times the speed
+// of the usual product at 256 rows).
 func gemmSwapPrepacked(g *gemmKernels, job matmulJob) bool {
+	if 4*gemmPackCols*job.rows > gemmSwapChunkBytes {
+		return false
+	}
 	return job.m >= g.lanes && (4*job.rows*job.cols <= gemmXBytes || job.m >= 256)
 }
+
+// gemmSwapChunkBytes bounds a column chunk of a prepacked weight that the
+// transposed product sweeps for each tile of activation rows.
+const gemmSwapChunkBytes = 16 << 20
 
 // packWTask packs the weight's row blocks [lo, hi) of g.lanes rows for the
 // transposed product, decoding them first unless they are float32.

@@ -195,8 +195,13 @@ func TestMatMulDeterministic(t *testing.T) {
 	// 40×30, 300×50 and 600×520×512 run transposed (gemmSwap) on
 	// AVX-512, the last in two column chunks; the single rows do not.
 	// 20×1024×512 writes its tiles through the staging buffers (gemmStaged).
+	// On 2 or more threads the weights of 1 MiB or less split the
+	// activations' rows (gemmRowSplit): 33×127×1024 and 64×128×1024 in
+	// units of 16 or 32 rows, 100×512×256 staged too, and 1×1000×256 and
+	// 20×64×256, with fewer rows than the threads have lanes, by packing
+	// all of x for each goroutine.
 	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}, {600, 520, 512},
-		{20, 1024, 512}}
+		{20, 1024, 512}, {64, 128, 1024}, {100, 512, 256}, {20, 64, 256}}
 	forEachVariant(t, func(t *testing.T, _ string) {
 		for _, typ := range allTypes {
 			for _, s := range shapes {

@@ -53,6 +53,7 @@ type Pool struct {
 	mm       matmulJob   // MatMul's arguments, read by mmTask and gemmTask
 	mmTask   func(worker, lo, hi int)
 	gemmTask func(worker, lo, hi int)
+	rowTask  func(worker, lo, hi int)
 	xpack    []float32   // MatMul's activations packed for the micro-kernels
 	acc      [][]float32 // per worker: the micro-kernels' accumulators
 	stage    [][]float32 // per worker: output tiles on their way to out (gemmStaged)
@@ -91,6 +92,7 @@ func NewPool(threads int) *Pool {
 	}
 	p.mmTask = p.mm.task
 	p.gemmTask = p.mm.gemmTask
+	p.rowTask = p.mm.rowTask
 	p.packTask = p.mm.packTask
 	p.packWTask = p.mm.packWTask
 	p.gemmSwapTask = p.mm.gemmSwapTask

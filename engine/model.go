@@ -141,14 +141,23 @@ func (m *Model) prepack() {
 	}
 	for i := range m.Layers {
 		for _, w := range m.Layers[i].matrices() {
-			if size <= prepackBudget || repack(*w) {
+			if Prepacks(*w, true, size) {
 				*w = kernel.Prepack(*w)
 			}
 		}
 	}
-	if repack(m.Output) {
+	if Prepacks(m.Output, false, size) {
 		m.Output = kernel.Prepack(m.Output)
 	}
+}
+
+// Prepacks reports whether Load packs the weight w ahead (kernel.Prepack):
+// a layer matrix when the packed copies of all the model's layer matrices
+// take layerBytes or fewer of prepackBudget, and any matrix whose packed
+// copy is no larger than itself. `dfill bench kernels` asks it, to measure
+// each product as the engine runs it.
+func Prepacks(w kernel.Matrix, layer bool, layerBytes int) bool {
+	return layer && layerBytes <= prepackBudget || repack(w)
 }
 
 // repack reports whether prepacking w costs no more than w's own bytes

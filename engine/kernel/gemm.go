@@ -162,7 +162,7 @@ func gemmMBlocks(g *gemmKernels, m int) int { return (m + 2*g.lanes - 1) / (2 * 
 // enough for L1, and the tiles' sums wait in per-worker accumulators
 // between chunks. Then the accumulators are written to out.
 func (j *matmulJob) gemmTask(worker, lo, hi int) {
-	j.gemmStaged(worker, lo, hi, 0, j.m, j.xp)
+	j.runTiles(worker, lo, hi, 0, j.m, j.xp)
 }
 
 // rowTask runs units [lo, hi) of a product that splits the activations'
@@ -179,13 +179,13 @@ func (j *matmulJob) rowTask(worker, lo, hi int) {
 			xp := j.xp[worker*plen : (worker+1)*plen]
 			j.packRows(xp, 0, j.m)
 			units := j.pool.threads
-			j.gemmStaged(worker, u*tiles/units, (u+1)*tiles/units, 0, j.m, xp)
+			j.runTiles(worker, u*tiles/units, (u+1)*tiles/units, 0, j.m, xp)
 			continue
 		}
 		i0 := u * j.rowUnit
 		i1 := min(i0+j.rowUnit, j.m)
 		j.packRows(j.xp, i0, i1)
-		j.gemmStaged(worker, 0, tiles, i0, i1, j.xp[i0*j.cols:])
+		j.runTiles(worker, 0, tiles, i0, i1, j.xp[i0*j.cols:])
 	}
 }
 
@@ -199,10 +199,10 @@ func (j *matmulJob) packRows(xp []float32, i0, i1 int) {
 	}
 }
 
-// gemmStaged runs gemmTiles for tiles [lo, hi) and activation rows [i0,
+// runTiles runs gemmTiles for tiles [lo, hi) and activation rows [i0,
 // i1) packed in xp, at most stageTiles tiles at a time when they write
 // through the staging buffers (a serial Pool runs all tiles as one chunk).
-func (j *matmulJob) gemmStaged(worker, lo, hi, i0, i1 int, xp []float32) {
+func (j *matmulJob) runTiles(worker, lo, hi, i0, i1 int, xp []float32) {
 	if j.ldStage == 0 {
 		j.gemmTiles(worker, lo, hi, i0, i1, xp)
 		return

@@ -361,19 +361,26 @@ const gemmSwapRows = 128
 // costs no packing, and for a few activation rows it beats the usual one
 // (scattered output columns, a decode per tile) by 1.5-2.3×, as long as
 // the packed weight stays in L2 while each tile of activation rows sweeps
-// it; a larger weight only pays from many rows, and not at all when a
-// column chunk of it outgrows gemmSwapChunkBytes: every tile then streams
-// it from memory (qwen2.5's 151936-row output ran at 0.44 times the speed
-// of the usual product at 256 rows).
+// it. A larger weight only pays from many rows, and only if each tile's
+// sweep over a column chunk (gemmKC) stays in L2, or takes all the columns
+// at once from a weight of at most gemmSwapChunkBytes: otherwise every tile
+// streams the weight from memory or L3 and saves and reloads its sums
+// between chunks (qwen2.5's 151936×896 output ran at 0.44 times the usual
+// product's speed at 256 rows, its 4864×896 ffn_up at 0.9).
 func gemmSwapPrepacked(g *gemmKernels, job matmulJob) bool {
-	if 4*gemmPackCols*job.rows > gemmSwapChunkBytes {
+	switch {
+	case job.m < g.lanes:
 		return false
+	case 4*job.rows*job.cols <= gemmXBytes:
+		return true
 	}
-	return job.m >= g.lanes && (4*job.rows*job.cols <= gemmXBytes || job.m >= 256)
+	kc := gemmKC(job.rows, job.cols)
+	chunk := 4 * kc * job.rows
+	return job.m >= 256 && (chunk <= gemmXBytes || kc == job.cols && chunk <= gemmSwapChunkBytes)
 }
 
-// gemmSwapChunkBytes bounds a column chunk of a prepacked weight that the
-// transposed product sweeps for each tile of activation rows.
+// gemmSwapChunkBytes bounds a prepacked weight whose every column the
+// transposed product sweeps at once for each tile of activation rows.
 const gemmSwapChunkBytes = 16 << 20
 
 // packWTask packs the weight's row blocks [lo, hi) of g.lanes rows for the

@@ -32,7 +32,11 @@
 // not to rounding level; the tests check the same greedy tokens.
 //
 // The Pool's workers spin for a while after each loop before they sleep: a
-// denoising step is hundreds of loops of tens of microseconds.
+// denoising step is hundreds of loops of tens of microseconds. A product
+// splits the weight's rows among them, or, when the weight fits every
+// core's L2 cache, the activations' rows, each goroutine packing (or
+// quantizing) the rows it multiplies: data one core writes and another
+// reads crosses between their caches a line at a time.
 //
 // Results never depend on the number of threads or on how rows are
 // batched: every output element is computed by exactly one goroutine with a

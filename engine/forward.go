@@ -241,9 +241,10 @@ func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 	L := &m.Layers[l]
 
 	m.normRows(ws.h, ws.x, rows, L.AttnNorm)
-	kernel.MatMul(m.pool, ws.q, ws.h, rows, L.Q) // (rows, qDim)
-	kernel.MatMul(m.pool, ws.k, ws.h, rows, L.K) // (rows, kvDim)
-	kernel.MatMul(m.pool, ws.v, ws.h, rows, L.V) // (rows, kvDim)
+	// q (rows, qDim), k and v (rows, kvDim), from one quantization of h
+	// when the weights are Q8_0.
+	kernel.MatMulShared(m.pool, ws.h, rows, kernel.Product{Out: ws.q, W: L.Q},
+		kernel.Product{Out: ws.k, W: L.K}, kernel.Product{Out: ws.v, W: L.V})
 	m.rowLoop(rows, func(lo, hi int) { m.storeKV(ws, l, passes, lo, hi) })
 
 	m.attention(ws, l, passes, rows)
@@ -257,8 +258,7 @@ func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 		n := min(ffnChunk, rows-r0)
 		h := ws.h[r0*c.Dim : (r0+n)*c.Dim]
 		gate, up := ws.gate[:n*c.FFN], ws.up[:n*c.FFN]
-		kernel.MatMul(m.pool, gate, h, n, L.Gate) // (n, ffn)
-		kernel.MatMul(m.pool, up, h, n, L.Up)     // (n, ffn)
+		kernel.MatMulShared(m.pool, h, n, kernel.Product{Out: gate, W: L.Gate}, kernel.Product{Out: up, W: L.Up}) // (n, ffn) each
 		m.rowLoop(n, func(lo, hi int) {
 			kernel.SwiGLU(gate[lo*c.FFN:hi*c.FFN], gate[lo*c.FFN:hi*c.FFN], up[lo*c.FFN:hi*c.FFN])
 		})

@@ -127,13 +127,7 @@ func (m Matrix) RowBytes() int {
 // MatMul panics if out or x is too short or w is not a valid Matrix (a
 // programming error: NewMatrix validates untrusted sizes).
 func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
-	if m < 0 || len(out) < m*w.Rows || len(x) < m*w.Cols {
-		panic(fmt.Sprintf("kernel: MatMul: m=%d, weight %d×%d: out has %d elements, x %d", m, w.Rows, w.Cols, len(out), len(x)))
-	}
-	dec := decoderFor(w.Type)
-	if dec == nil || w.Cols%w.Type.BlockSize() != 0 || len(w.Data) < w.Rows*w.RowBytes() {
-		panic(fmt.Sprintf("kernel: MatMul: invalid %s weight %d×%d with %d bytes", w.Type, w.Rows, w.Cols, len(w.Data)))
-	}
+	dec := checkMatMul(out, x, m, w)
 	if m == 0 || w.Rows == 0 {
 		return
 	}
@@ -142,7 +136,7 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 		return
 	}
 	if w.Type == gguf.TypeQ8_0 {
-		runQ8(p, out, x, m, w)
+		runQ8(p, x, m, []Product{{out, w}})
 		return
 	}
 	var wf []float32
@@ -152,6 +146,61 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 	runMatMul(p, matmulJob{out: out, x: x, m: m, cols: w.Cols, rows: w.Rows,
 		data: w.Data, rowBytes: w.RowBytes(), wf: wf, dec: dec,
 		blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
+}
+
+// A Product is one of MatMulShared's products: MatMul's out and weight.
+type Product struct {
+	Out []float32
+	W   Matrix
+}
+
+// maxShared is the most products MatMulShared runs in one loop.
+const maxShared = 4
+
+// checkMatMul panics unless out, x, m and w are MatMul's arguments, and
+// returns w's row decoder.
+func checkMatMul(out, x []float32, m int, w Matrix) rowDecoder {
+	if m < 0 || len(out) < m*w.Rows || len(x) < m*w.Cols {
+		panic(fmt.Sprintf("kernel: MatMul: m=%d, weight %d×%d: out has %d elements, x %d", m, w.Rows, w.Cols, len(out), len(x)))
+	}
+	dec := decoderFor(w.Type)
+	if dec == nil || w.Cols%w.Type.BlockSize() != 0 || len(w.Data) < w.Rows*w.RowBytes() {
+		panic(fmt.Sprintf("kernel: MatMul: invalid %s weight %d×%d with %d bytes", w.Type, w.Rows, w.Cols, len(w.Data)))
+	}
+	return dec
+}
+
+// MatMulShared computes MatMul(p, pr.Out, x, m, pr.W) for each of prods,
+// bitwise the same, for weights that multiply the same activations, such
+// as a block's query, key and value projections. Q8_0 weights of one
+// width multiply on the VNNI kernels in one loop of the Pool, with the
+// activations quantized once for all of them: one quantization and one
+// hand-off to the workers instead of one per weight. Other weights run
+// one MatMul each.
+func MatMulShared(p *Pool, x []float32, m int, prods ...Product) {
+	for len(prods) > 0 {
+		n := 1
+		if q8Tiles != nil && prods[0].W.Type == gguf.TypeQ8_0 {
+			for n < min(len(prods), maxShared) && prods[n].W.Type == gguf.TypeQ8_0 && prods[n].W.Cols == prods[0].W.Cols {
+				n++
+			}
+		}
+		if n == 1 {
+			MatMul(p, prods[0].Out, x, m, prods[0].W)
+		} else {
+			for _, pr := range prods[:n] {
+				checkMatMul(pr.Out, x, m, pr.W)
+			}
+			if m > 0 && prods[0].W.Cols > 0 {
+				runQ8(p, x, m, prods[:n])
+			} else {
+				for _, pr := range prods[:n] {
+					MatMul(p, pr.Out, x, m, pr.W)
+				}
+			}
+		}
+		prods = prods[n:]
+	}
 }
 
 // MatMulF32 is MatMul for a float32 weight w of rows×cols elements.

@@ -245,6 +245,7 @@ func TestMatMulAllocs(t *testing.T) {
 				w, _ := randomMatrix(t, typ, rows, 256, 13)
 				x := gaussian(newRand(14), 40*256)
 				out := make([]float32, 40*rows)
+				out2, out3, pw := make([]float32, 40*rows), make([]float32, 40*rows), Prepack(w)
 				for _, p := range []*Pool{nil, pool} {
 					if p == nil && raceEnabled {
 						continue
@@ -252,6 +253,11 @@ func TestMatMulAllocs(t *testing.T) {
 					MatMul(p, out, x, 40, w) // let the scratch grow
 					if n := testing.AllocsPerRun(20, func() { MatMul(p, out, x, 40, w) }); n != 0 {
 						t.Errorf("%s, %d rows, %d threads: %v allocations per MatMul", typ, rows, p.Threads(), n)
+					}
+					shared := func() { MatMulShared(p, x, 40, Product{out, w}, Product{out2, w}, Product{out3, pw}) }
+					shared()
+					if n := testing.AllocsPerRun(20, shared); n != 0 {
+						t.Errorf("%s, %d rows, %d threads: %v allocations per MatMulShared", typ, rows, p.Threads(), n)
 					}
 				}
 			}

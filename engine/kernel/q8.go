@@ -97,27 +97,30 @@ func quantQ8RowGeneric(qs []int8, d []float32, corr []int32, x []float32, m int)
 // of a few panels that costs more than the product. Either way two
 // goroutines write to one line of activations only where their parts meet.
 type q8Job struct {
-	pool       *Pool
-	out, x     []float32
-	m          int
-	rows, cols int
-	nb         int // blocks per row
-	w          Matrix
-	qs         []int8    // the activations, by chunk, block-major
-	xd         []float32 // their scales
-	xc         []int32   // their corrections
-	xf         []float32 // when not nil: the activations dequantized, row-major
-	tiles      *[2][q8TileRows]q8Tile
-	pairs      int  // tiles of q8TileCols weight rows
-	chunk      int  // activation rows per chunk
-	qsStride   int  // elements from one chunk's region of qs to the next
-	sStride    int  // the same in xd and xc
-	byRows     bool // a unit of task is a chunk, quantized and multiplied by every pair
-	parts      int  // units of quantTask per chunk, each some blocks of its rows
+	pool      *Pool
+	x         []float32
+	m         int
+	cols      int
+	nb        int // blocks per row
+	prods     [maxShared]Product
+	nprods    int
+	firstPair [maxShared + 1]int // pairs of the products before each: product k has pairs [firstPair[k], firstPair[k+1])
+	qs        []int8             // the activations, by chunk, block-major
+	xd        []float32          // their scales
+	xc        []int32            // their corrections
+	xf        []float32          // when not nil: the activations dequantized, row-major
+	tiles     *[2][q8TileRows]q8Tile
+	pairs     int  // tiles of q8TileCols weight rows, over all the products
+	chunk     int  // activation rows per chunk
+	qsStride  int  // elements from one chunk's region of qs to the next
+	sStride   int  // the same in xd and xc
+	byRows    bool // a unit of task is a chunk, quantized and multiplied by every pair
+	parts     int  // units of quantTask per chunk, each some blocks of its rows
 }
 
-// runQ8 computes MatMul for a Q8_0 weight.
-func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
+// runQ8 computes MatMul for the products, Q8_0 weights of x's cols columns
+// (at most maxShared of them): the activations are quantized once for all.
+func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	if p == nil {
 		p = serialPools.Get().(*Pool)
 		defer serialPools.Put(p)
@@ -125,20 +128,31 @@ func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	j := &p.q8
-	nb := w.Cols / qk8_0
-	*j = q8Job{pool: p, out: out, x: x, m: m, rows: w.Rows, cols: w.Cols, nb: nb, w: w, tiles: q8Tiles}
-	j.pairs = (w.Rows + q8TileCols - 1) / q8TileCols
+	cols := prods[0].W.Cols
+	nb := cols / qk8_0
+	*j = q8Job{pool: p, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles, nprods: len(prods)}
+	packed, allPacked := 0, true
+	for k, pr := range prods {
+		j.prods[k] = pr
+		j.firstPair[k+1] = j.firstPair[k] + (pr.W.Rows+q8TileCols-1)/q8TileCols
+		if pr.W.packed == nil {
+			allPacked = false
+		} else {
+			packed += len(pr.W.packed.q8)
+		}
+	}
+	j.pairs = j.firstPair[len(prods)]
 	switch {
 	case j.tiles == nil:
 		j.chunk = m
-	case q8SplitRows(p.threads, w):
+	case q8SplitRows(p.threads, allPacked, packed):
 		j.byRows = true
 		j.chunk = (m + p.threads - 1) / p.threads
 	default:
-		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/w.Cols/q8TileRows*q8TileRows))
+		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/cols/q8TileRows*q8TileRows))
 	}
 	chunks := (m + j.chunk - 1) / j.chunk
-	j.qsStride = roundUp(j.chunk*w.Cols, q8Align)
+	j.qsStride = roundUp(j.chunk*cols, q8Align)
 	j.sStride = roundUp(j.chunk*nb, q8Align/4)
 	p.q8qs = growAligned(p.q8qs, chunks*j.qsStride)
 	p.q8xd = growAligned(p.q8xd, chunks*j.sStride)
@@ -150,31 +164,34 @@ func runQ8(p *Pool, out, x []float32, m int, w Matrix) {
 	case j.tiles != nil:
 		j.quantizeAll(chunks)
 		units := j.pairs * chunks
-		perUnit := q8TileCols * j.chunk * w.Cols
+		perUnit := q8TileCols * j.chunk * cols
 		grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
 		p.runW(units, grain, p.q8Task)
 	default:
-		p.q8xf = growSlice(p.q8xf, m*w.Cols)
+		p.q8xf = growSlice(p.q8xf, m*cols)
 		j.xf = p.q8xf
 		j.quantizeAll(chunks)
-		p.runMatMulLocked(matmulJob{out: out, x: j.xf, m: m, cols: w.Cols, rows: w.Rows,
-			data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
-			blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
+		for _, pr := range prods {
+			w := pr.W
+			p.runMatMulLocked(matmulJob{out: pr.Out, x: j.xf, m: m, cols: cols, rows: w.Rows,
+				data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
+				blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
+		}
 	}
 	*j = q8Job{pool: p} // drop references to the caller's buffers
 }
 
 // q8SplitRows reports whether a Q8_0 product on a Pool of threads
 // goroutines splits the activations' rows (q8Job) rather than the
-// weight's: when the weight is packed ahead (a goroutine would otherwise
-// pack all of it) and small enough to sit in every core's L2 cache. Then
-// every goroutine reads the whole weight, but only the activations it
-// quantized.
-func q8SplitRows(threads int, w Matrix) bool {
+// weights': when every weight is packed ahead (a goroutine would otherwise
+// pack all of them) and their packed bytes are few enough to sit in every
+// core's L2 cache. Then every goroutine reads all the weights, but only
+// the activations it quantized.
+func q8SplitRows(threads int, allPacked bool, packedBytes int) bool {
 	if q8ForceSplit != "" {
 		return q8ForceSplit == "rows"
 	}
-	return threads > 1 && w.packed != nil && len(w.packed.q8) <= q8RowsSplitBytes
+	return threads > 1 && allPacked && packedBytes <= q8RowsSplitBytes
 }
 
 // q8ForceSplit, when not "", forces q8SplitRows' answer: "rows" or "cols"
@@ -271,10 +288,16 @@ func (j *q8Job) task(worker, lo, hi int) {
 	}
 }
 
-// pair multiplies chunk c of the activations by pair t of the weight's
-// panels (rows 32t..32t+31), in tiles of up to q8TileRows rows.
+// pair multiplies chunk c of the activations by pair t of the products'
+// panels (counted over all of them), in tiles of up to q8TileRows rows.
 func (j *q8Job) pair(worker, t, c int) {
-	nb, rows := j.nb, j.rows
+	k := 0
+	for t >= j.firstPair[k+1] {
+		k++
+	}
+	pr := &j.prods[k]
+	t -= j.firstPair[k]
+	nb, rows := j.nb, pr.W.Rows
 	ws := nb * q8PanelBlock
 	qs, xd, xc, n := j.region(c)
 	i0 := c * j.chunk
@@ -282,16 +305,16 @@ func (j *q8Job) pair(worker, t, c int) {
 	valid := min(q8TileCols, rows-r0)
 	v := (valid + q8Lanes - 1) / q8Lanes
 	var w []byte
-	var next *byte // the next pair, prefetched by the first tile
-	if j.w.packed != nil {
-		w = j.w.packed.q8[2*t*ws:]
-		if t+1 < j.pairs {
+	var next *byte // the next pair of this weight, prefetched by the first tile
+	if pr.W.packed != nil {
+		w = pr.W.packed.q8[2*t*ws:]
+		if r0+q8TileCols < rows {
 			next = &w[2*ws]
 		}
 	} else {
 		w = j.pool.bytesFor(worker, v*ws)
 		for p := 0; p < v; p++ {
-			packQ8Panel(w[p*ws:(p+1)*ws], j.w, 2*t+p)
+			packQ8Panel(w[p*ws:(p+1)*ws], pr.W, 2*t+p)
 		}
 	}
 	// Tiles of as equal a height as q8TileRows allows: a 1-row tile loads
@@ -302,7 +325,7 @@ func (j *q8Job) pair(worker, t, c int) {
 		if k < n%tiles {
 			nr++
 		}
-		j.tiles[v-1][nr-1](&j.out[(i0+r)*rows+r0], rows, &w[0], ws, &qs[r*qk8_0], &xd[r], &xc[r], n, nb, valid, next)
+		j.tiles[v-1][nr-1](&pr.Out[(i0+r)*rows+r0], rows, &w[0], ws, &qs[r*qk8_0], &xd[r], &xc[r], n, nb, valid, next)
 		r += nr
 		next = nil
 	}

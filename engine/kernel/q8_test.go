@@ -252,3 +252,61 @@ func TestMatrixSlice(t *testing.T) {
 		}
 	})
 }
+
+// TestMatMulShared checks that MatMulShared gives bitwise what a MatMul per
+// product gives, with nothing around any output written: Q8_0 weights of
+// one width (packed ahead or not, split by the weights' rows or the
+// activations') sharing one quantization, a run of them longer than
+// maxShared, and mixes with other types and widths that break the runs.
+func TestMatMulShared(t *testing.T) {
+	type spec struct {
+		typ        gguf.Type
+		rows, cols int
+	}
+	sets := [][]spec{
+		{{gguf.TypeQ8_0, 256, 256}, {gguf.TypeQ8_0, 256, 256}, {gguf.TypeQ8_0, 256, 256}},
+		{{gguf.TypeQ8_0, 96, 896}, {gguf.TypeQ8_0, 16, 896}, {gguf.TypeQ8_0, 33, 896}},
+		{{gguf.TypeQ8_0, 7, 64}, {gguf.TypeQ8_0, 40, 64}, {gguf.TypeQ8_0, 1, 64}, {gguf.TypeQ8_0, 64, 64}, {gguf.TypeQ8_0, 20, 64}},
+		{{gguf.TypeQ8_0, 32, 256}, {gguf.TypeF32, 17, 256}, {gguf.TypeQ8_0, 48, 256}, {gguf.TypeBF16, 5, 256}, {gguf.TypeQ8_0, 0, 256}},
+		{{gguf.TypeQ8_0, 16, 64}, {gguf.TypeQ8_0, 20, 32}, {gguf.TypeQ8_0, 24, 32}}, // rows of x read as 64 wide, then 32
+	}
+	defer func() { q8ForceSplit = "" }()
+	forEachVariant(t, func(t *testing.T, _ string) {
+		for si, set := range sets {
+			ws := make([]Matrix, len(set))
+			for k, s := range set {
+				ws[k], _ = randomMatrix(t, s.typ, s.rows, s.cols, uint64(10*si+k))
+			}
+			for _, m := range []int{1, 7, 40, 100} {
+				x := gaussian(newRand(uint64(m)), m*set[0].cols) // the widest first
+				for _, packed := range []bool{false, true} {
+					for _, split := range []string{"", "rows", "cols"} {
+						q8ForceSplit = split
+						for _, threads := range []int{1, 2, 3} {
+							p := NewPool(threads)
+							prods := make([]Product, len(ws))
+							checks := make([]func(), len(ws))
+							for k, w := range ws {
+								if packed {
+									w = Prepack(w)
+								}
+								prods[k].W = w
+								prods[k].Out, checks[k] = guarded(t, m*w.Rows)
+							}
+							MatMulShared(p, x, m, prods...)
+							for k, pr := range prods {
+								checks[k]()
+								want := make([]float32, m*pr.W.Rows)
+								MatMul(p, want, x, m, pr.W)
+								if !bitsEqual(pr.Out, want) {
+									t.Fatalf("set %d, m %d, packed %v, split %q, %d threads: product %d differs from its MatMul", si, m, packed, split, threads, k)
+								}
+							}
+							p.Close()
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -112,14 +112,18 @@ func (j *matmulJob) packUnits() int {
 	return (j.m + j.g.lanes - 1) / j.g.lanes * ((j.cols + gemmPackCols - 1) / gemmPackCols)
 }
 
+// gemmMinWork is about as many multiply-adds as waking a worker costs,
+// and more: the fewest a chunk of a product's loop takes, and the most a
+// product splitting the activations' rows runs on one goroutine.
+const gemmMinWork = 1 << 17
+
 // gemmGrain picks how many tiles one chunk of a Pool's work takes: about
-// eight chunks per thread, each at least minWork multiply-adds, and few
+// eight chunks per thread, each at least gemmMinWork multiply-adds, and few
 // enough that the chunk's accumulators stay within gemmAccBytes.
 func gemmGrain(job matmulJob, g *gemmKernels, tiles, threads int) int {
-	const minWork = 1 << 17 // about the cost of waking a worker, and more
 	perTile := job.nr * job.m * job.cols
 	c := (tiles + 8*threads - 1) / (8 * threads)
-	c = max(c, (minWork+perTile-1)/perTile, 1)
+	c = max(c, (gemmMinWork+perTile-1)/perTile, 1)
 	accTile := 4 * ctileLen * gemmMBlocks(g, job.m)
 	return max(1, min(c, gemmAccBytes/accTile))
 }
@@ -168,9 +172,8 @@ func (j *matmulJob) gemmTask(worker, lo, hi int) {
 // rowTask runs units [lo, hi) of a product that splits the activations'
 // rows (gemmRowSplit): unit u packs rows [u·rowUnit, (u+1)·rowUnit) of x
 // into their place in xp and multiplies them by every tile of weight rows.
-// With rowUnit 0 there are fewer rows than threads have lanes, and unit u
-// packs all of x into the goroutine's own part of xp and computes tiles
-// [u·T/units, (u+1)·T/units) of the T.
+// With rowUnit 0, unit u packs all of x into the goroutine's own part of
+// xp and computes tiles [u·T/rowUnits, (u+1)·T/rowUnits) of the T.
 func (j *matmulJob) rowTask(worker, lo, hi int) {
 	tiles := (j.rows + j.nr - 1) / j.nr
 	plen := gemmPackedLen(j.g, j.m, j.cols)
@@ -178,8 +181,7 @@ func (j *matmulJob) rowTask(worker, lo, hi int) {
 		if j.rowUnit == 0 {
 			xp := j.xp[worker*plen : (worker+1)*plen]
 			j.packRows(xp, 0, j.m)
-			units := j.pool.threads
-			j.runTiles(worker, u*tiles/units, (u+1)*tiles/units, 0, j.m, xp)
+			j.runTiles(worker, u*tiles/j.rowUnits, (u+1)*tiles/j.rowUnits, 0, j.m, xp)
 			continue
 		}
 		i0 := u * j.rowUnit

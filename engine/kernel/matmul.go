@@ -295,26 +295,34 @@ func (p *Pool) runTiled(g *gemmKernels, job matmulJob) {
 // rows, or one when there are not two for each goroutine, each packed by
 // the goroutine that multiplies it by the whole weight. With fewer rows
 // than that, each goroutine packs all of them, in a part of the buffer of
-// its own, and multiplies them by its share of the weight's tiles.
+// its own, and multiplies them by its share of the weight's tiles. A
+// product of gemmMinWork multiply-adds or fewer runs on one goroutine.
 func (p *Pool) runRowSplit(g *gemmKernels, job matmulJob) {
 	plen := gemmPackedLen(g, job.m, job.cols)
 	p.mm.nr = gemmTileWidth(g.nr, job.rows, 1)
+	serial := job.m*job.rows*job.cols <= gemmMinWork // waking a worker costs more
 	switch {
 	case job.m >= 2*g.lanes*p.threads:
 		p.mm.rowUnit = 2 * g.lanes
 	case job.m >= g.lanes*p.threads:
 		p.mm.rowUnit = g.lanes
+	case serial:
+		p.mm.rowUnits = 1
 	default:
 		p.mm.nr = gemmTileWidth(g.nr, job.rows, p.threads)
+		p.mm.rowUnits = p.threads
 		plen *= p.threads
 	}
-	units := p.threads
 	if p.mm.rowUnit > 0 {
-		units = (job.m + p.mm.rowUnit - 1) / p.mm.rowUnit
+		p.mm.rowUnits = (job.m + p.mm.rowUnit - 1) / p.mm.rowUnit
+	}
+	grain := 1
+	if serial {
+		grain = p.mm.rowUnits
 	}
 	p.mm.xp = p.xpackFor(plen)
 	p.setStaging(g, (job.rows+p.mm.nr-1)/p.mm.nr)
-	p.runW(units, 1, p.rowTask)
+	p.runW(p.mm.rowUnits, grain, p.rowTask)
 }
 
 // setStaging sets p.mm to write through the staging buffers, at most tiles
@@ -376,7 +384,8 @@ type matmulJob struct {
 	// (gemmStageStride).
 	ldStage    int
 	stageTiles int           // the most tiles staged at once
-	rowUnit    int           // activation rows per unit of rowTask (gemmRowSplit)
+	rowUnit    int           // activation rows per unit of rowTask (gemmRowSplit), or 0
+	rowUnits   int           // units of rowTask
 	packed     *packedWeight // the weight packed ahead (Prepack), or nil
 }
 

@@ -199,9 +199,10 @@ func TestMatMulDeterministic(t *testing.T) {
 	// activations' rows (gemmRowSplit): 33×127×1024 and 64×128×1024 in
 	// units of 16 or 32 rows, 100×512×256 staged too, and 1×1000×256 and
 	// 20×64×256, with fewer rows than the threads have lanes, by packing
-	// all of x for each goroutine.
+	// all of x for each goroutine; 33×7×256 and 20×24×256 are small enough
+	// to run either way on one goroutine.
 	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}, {600, 520, 512},
-		{20, 1024, 512}, {64, 128, 1024}, {100, 512, 256}, {20, 64, 256}}
+		{20, 1024, 512}, {64, 128, 1024}, {100, 512, 256}, {20, 64, 256}, {33, 7, 256}, {20, 24, 256}}
 	forEachVariant(t, func(t *testing.T, _ string) {
 		for _, typ := range allTypes {
 			for _, s := range shapes {

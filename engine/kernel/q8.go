@@ -32,6 +32,7 @@ const (
 	rneMagic     = float32(0x1.8p23) // x+rneMagic−rneMagic rounds x to an integer, half to even
 	q8Offset     = 128               // added to a weight byte to make it unsigned (VPDPBUSD)
 	q8MinWork    = 1 << 17           // multiply-adds below which a unit is not split further
+	q8SerialWork = 1 << 18           // multiply-adds below which a row-split product runs on one goroutine
 	q8QuantGrain = 1 << 13           // activations below which quantizing runs on one thread
 	q8MaxAbs     = float32(127)      // largest quantized magnitude
 	q8Align      = 64                // bytes: a cache line, where each chunk's quantized activations start
@@ -148,6 +149,9 @@ func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	case q8SplitRows(p.threads, allPacked, packed):
 		j.byRows = true
 		j.chunk = (m + p.threads - 1) / p.threads
+		if m*j.pairs*q8TileCols*cols < q8SerialWork {
+			j.chunk = m // one goroutine: waking another costs more
+		}
 	default:
 		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/cols/q8TileRows*q8TileRows))
 	}

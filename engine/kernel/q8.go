@@ -104,7 +104,6 @@ type q8Job struct {
 	cols      int
 	nb        int // blocks per row
 	prods     [maxShared]Product
-	nprods    int
 	firstPair [maxShared + 1]int // pairs of the products before each: product k has pairs [firstPair[k], firstPair[k+1])
 	qs        []int8             // the activations, by chunk, block-major
 	xd        []float32          // their scales
@@ -131,7 +130,7 @@ func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	j := &p.q8
 	cols := prods[0].W.Cols
 	nb := cols / qk8_0
-	*j = q8Job{pool: p, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles, nprods: len(prods)}
+	*j = q8Job{pool: p, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles}
 	packed, allPacked := 0, true
 	for k, pr := range prods {
 		j.prods[k] = pr
@@ -295,12 +294,12 @@ func (j *q8Job) task(worker, lo, hi int) {
 // pair multiplies chunk c of the activations by pair t of the products'
 // panels (counted over all of them), in tiles of up to q8TileRows rows.
 func (j *q8Job) pair(worker, t, c int) {
-	k := 0
-	for t >= j.firstPair[k+1] {
-		k++
+	wi := 0 // the product whose pair it is
+	for t >= j.firstPair[wi+1] {
+		wi++
 	}
-	pr := &j.prods[k]
-	t -= j.firstPair[k]
+	pr := &j.prods[wi]
+	t -= j.firstPair[wi]
 	nb, rows := j.nb, pr.W.Rows
 	ws := nb * q8PanelBlock
 	qs, xd, xc, n := j.region(c)

@@ -185,18 +185,14 @@ func MatMulShared(p *Pool, x []float32, m int, prods ...Product) {
 				n++
 			}
 		}
-		if n == 1 {
-			MatMul(p, prods[0].Out, x, m, prods[0].W)
-		} else {
+		if n > 1 && m > 0 && prods[0].W.Cols > 0 {
 			for _, pr := range prods[:n] {
 				checkMatMul(pr.Out, x, m, pr.W)
 			}
-			if m > 0 && prods[0].W.Cols > 0 {
-				runQ8(p, x, m, prods[:n])
-			} else {
-				for _, pr := range prods[:n] {
-					MatMul(p, pr.Out, x, m, pr.W)
-				}
+			runQ8(p, x, m, prods[:n])
+		} else {
+			for _, pr := range prods[:n] {
+				MatMul(p, pr.Out, x, m, pr.W)
 			}
 		}
 		prods = prods[n:]

@@ -47,9 +47,12 @@ func run(args []string, stdin *os.File, stderr io.Writer) int {
 	} else if !term.IsTerminal(int(stdin.Fd())) {
 		name = "serve" // an editor started us with a pipe on stdin
 	}
-	if name == "help" || name == "-h" || name == "--help" {
+	switch name {
+	case "help", "-h", "--help":
 		usage(stderr)
 		return 0
+	case "--version", "-version":
+		name = "version"
 	}
 	cmd, ok := commands[name]
 	if !ok {

@@ -59,7 +59,7 @@ func runServe(ctx context.Context, args []string) error {
 			Algorithm: sf.algorithm,
 			LogLevel:  sf.logLevel,
 		},
-		Version: "dev",
+		Version: version,
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("connection ended", zap.Error(err))

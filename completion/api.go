@@ -6,15 +6,10 @@ package completion
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/dfill/dfill/fim"
 )
-
-// ErrSuperseded is returned when a newer request for the same document
-// replaced this one before it finished (the LSP layer answers -32800).
-var ErrSuperseded = errors.New("completion: superseded by a newer request")
 
 // Document is an open document other than the one being completed.
 type Document struct {
@@ -47,6 +42,9 @@ type Item struct {
 // Timings says where the time of one request went.
 type Timings struct {
 	Prompt, Generate, Validate, Total time.Duration
+	// Wait is the time spent waiting for another request's generation
+	// (one at a time runs); the answer may then come from its result.
+	Wait time.Duration
 }
 
 // Result is the answer to a Request.

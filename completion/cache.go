@@ -83,14 +83,13 @@ func (c *cache) lookup(uri, text string, off int, invoked bool) ([]Item, string,
 	return items, s.model, true
 }
 
-// store remembers items shown for a request at off in text.
+// store remembers the items answered for a request at off in text. An
+// empty answer is remembered too: a request for the same place (the other
+// method of the same keystroke) takes it rather than asking the model
+// again.
 func (c *cache) store(uri, text string, off int, items []Item, invoked bool, model string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(items) == 0 {
-		delete(c.byURI, uri)
-		return
-	}
 	if c.byURI == nil {
 		c.byURI = make(map[string]*shown)
 	}
@@ -119,6 +118,13 @@ func (c *cache) didChange(uri, text string) {
 	if n := s.typedSince(text); n < 0 || n > 0 && len(s.advance(text[s.off:s.off+n])) == 0 {
 		delete(c.byURI, uri)
 	}
+}
+
+// clear drops everything cached.
+func (c *cache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.byURI)
 }
 
 // forget drops what is cached for uri.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -54,70 +55,24 @@ type Completer struct {
 	log       *zap.Logger
 	validator Validator
 
-	cache  cache
-	edits  editRing
-	decls  declCache
-	flight flights
+	cache cache
+	edits editRing
+	decls declCache
 
 	// generating admits one generation at a time. A local model uses every
 	// core for one request and notices cancellation only between layers
 	// and steps: without it, fast typing starts a generation per keystroke
 	// and the superseded ones compete with the newest for the CPU until
-	// they notice. A request waiting here gives up once it is superseded.
+	// they notice. A request waiting here gives up once it is cancelled;
+	// one that gets through looks in the cache again, so a request that
+	// waited for another at the same place (a completion and an inline
+	// completion for one keystroke) takes its answer.
 	generating chan struct{}
 
 	// mu guards gen and opts.
 	mu   sync.Mutex
 	gen  Generator
 	opts Options
-}
-
-// flights tracks the request in progress for each document.
-type flights struct {
-	// mu guards the fields below.
-	mu    sync.Mutex
-	byURI map[string]flight
-	seq   uint64
-}
-
-type flight struct {
-	id     uint64
-	cancel context.CancelCauseFunc
-}
-
-// begin registers a request for uri, cancelling the one in progress with
-// ErrSuperseded. end must be called when the request is done.
-func (f *flights) begin(ctx context.Context, uri string) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	f.mu.Lock()
-	if f.byURI == nil {
-		f.byURI = make(map[string]flight)
-	}
-	if old, ok := f.byURI[uri]; ok {
-		old.cancel(ErrSuperseded)
-	}
-	f.seq++
-	id := f.seq
-	f.byURI[uri] = flight{id: id, cancel: cancel}
-	f.mu.Unlock()
-	return ctx, func() {
-		f.mu.Lock()
-		if cur, ok := f.byURI[uri]; ok && cur.id == id {
-			delete(f.byURI, uri)
-		}
-		f.mu.Unlock()
-		cancel(nil)
-	}
-}
-
-// cancel cancels the request in progress for uri, if any.
-func (f *flights) cancel(uri string, cause error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if cur, ok := f.byURI[uri]; ok {
-		cur.cancel(cause)
-		delete(f.byURI, uri)
-	}
 }
 
 // New returns a Completer that asks gen for candidates (gen may be nil until
@@ -129,18 +84,25 @@ func New(gen Generator, opts Options, log *zap.Logger) *Completer {
 	return &Completer{log: log, gen: gen, opts: opts, validator: &treeSitter{}, generating: make(chan struct{}, 1)}
 }
 
-// SetGenerator replaces the Generator (nil: no model; Complete returns ErrNoModel).
+// SetGenerator replaces the Generator (nil: no model; Complete returns
+// ErrNoModel) and forgets the answers of the previous one.
 func (c *Completer) SetGenerator(gen Generator) {
 	c.mu.Lock()
 	c.gen = gen
 	c.mu.Unlock()
+	c.cache.clear()
 }
 
-// SetOptions replaces the options for requests that start after the call.
+// SetOptions replaces the options for requests that start after the call;
+// answers made with other options are forgotten.
 func (c *Completer) SetOptions(opts Options) {
 	c.mu.Lock()
+	changed := !reflect.DeepEqual(c.opts, opts)
 	c.opts = opts
 	c.mu.Unlock()
+	if changed {
+		c.cache.clear()
+	}
 }
 
 // DidChange tells the Completer that a document changed: text is the new
@@ -153,14 +115,13 @@ func (c *Completer) DidChange(uri, text string, start, end int) {
 
 // DidClose forgets what the Completer keeps for a document.
 func (c *Completer) DidClose(uri string) {
-	c.flight.cancel(uri, ErrSuperseded)
 	c.cache.forget(uri)
 	c.edits.forget(uri)
 	c.decls.forget(uri)
 }
 
-// Complete returns completions for req. A newer request for the same URI
-// makes an older one return ErrSuperseded.
+// Complete returns completions for req. It returns ctx's error when ctx is
+// cancelled before the answer is ready.
 //
 // It answers from the cache when the user typed the start of an item it
 // showed last for the document; otherwise it decides the mode (single line
@@ -178,9 +139,6 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	if len(opts.Languages) > 0 && !slices.Contains(opts.Languages, lang) {
 		return Result{}, nil
 	}
-	ctx, end := c.flight.begin(ctx, req.URI)
-	defer end()
-
 	text := req.Text
 	off := fim.ClampOffset(text, req.Offset)
 	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
@@ -199,10 +157,49 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return Result{}, cancelled(ctx)
+			return Result{}, ctx.Err()
 		}
 	}
 
+	tWait := time.Now()
+	release, err := c.acquire(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer release()
+	wait := time.Since(tWait)
+	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
+		return Result{Items: items, Cached: true, Model: model, Timings: Timings{Wait: wait, Total: time.Since(t0)}}, nil
+	}
+	res, err := c.fill(ctx, req, gen, opts, lang, text, off)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Timings.Wait = wait
+	c.cache.store(req.URI, text, off, res.Items, req.Invoked, res.Model)
+	res.Timings.Total = time.Since(t0)
+	return res, nil
+}
+
+// acquire waits until no other generation runs, or ctx is cancelled; the
+// caller calls release when its generation is done.
+func (c *Completer) acquire(ctx context.Context) (release func(), err error) {
+	select {
+	case c.generating <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		<-c.generating
+		return nil, err
+	}
+	return func() { <-c.generating }, nil
+}
+
+// fill computes the answer for a request that the cache could not answer:
+// the mode, the prompt, the candidates, then post-processing, validation
+// and ranking. The caller holds the generation slot.
+func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts Options, lang, text string, off int) (Result, error) {
 	// The prompt.
 	tPrompt := time.Now()
 	m := decideMode(text, off, lang)
@@ -220,7 +217,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	res.Model = gen.Name()
 	res.Timings.Prompt = time.Since(tPrompt)
 	if err := ctx.Err(); err != nil {
-		return Result{}, cancelled(ctx)
+		return Result{}, err
 	}
 
 	// The validator parses the window around the cursor while the model
@@ -268,7 +265,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 			show(s)
 		}
 	}
-	cands, err := c.generate(ctx, gen, genPrompt, gopts, onStep)
+	cands, err := gen.Infill(ctx, genPrompt, gopts, onStep)
 	for i := range cands {
 		cands[i].Text = stripBlanks(cands[i].Text, blank)
 	}
@@ -277,8 +274,8 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	if len(cands) > 0 {
 		res.Steps = cands[0].Steps
 	}
-	if ctx.Err() != nil {
-		return Result{}, cancelled(ctx)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("completion: %s at %s:%d: %w", gen.Name(), req.URI, off, err)
@@ -292,8 +289,8 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	}
 	items, err := c.items(ctx, cands, prompt, m, off, chk, want)
 	res.Timings.Validate = time.Since(tVal)
-	if ctx.Err() != nil {
-		return Result{}, cancelled(ctx)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("completion: validate %s at %d: %w", req.URI, off, err)
@@ -306,18 +303,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 		items = items[:maxInvokedItems]
 	}
 	res.Items = items
-	c.cache.store(req.URI, text, off, items, req.Invoked, res.Model)
-	res.Timings.Total = time.Since(t0)
 	return res, nil
-}
-
-// cancelled returns ErrSuperseded when a newer request cancelled ctx, and
-// ctx's own error otherwise.
-func cancelled(ctx context.Context) error {
-	if cause := context.Cause(ctx); errors.Is(cause, ErrSuperseded) {
-		return ErrSuperseded
-	}
-	return ctx.Err()
 }
 
 // prompt builds the infill prompt for a cursor at off: the budget is
@@ -403,20 +389,6 @@ func rank(items []Item) []Item {
 		}
 	}
 	return out
-}
-
-// generate runs gen.Infill once no other generation is running.
-func (c *Completer) generate(ctx context.Context, gen Generator, p fim.Prompt, opt GenerateOptions, onStep func(Step)) ([]Candidate, error) {
-	select {
-	case c.generating <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	defer func() { <-c.generating }()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return gen.Infill(ctx, p, opt, onStep)
 }
 
 // trailingBlanks returns the spaces and tabs that end prefix.

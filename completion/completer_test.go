@@ -25,6 +25,8 @@ type fakeGen struct {
 	// Infill is first called.
 	block   bool
 	started chan struct{}
+	// hold, when not nil, makes Infill wait until it is closed.
+	hold chan struct{}
 
 	// mu guards the fields below.
 	mu      sync.Mutex
@@ -46,6 +48,13 @@ func (g *fakeGen) Infill(ctx context.Context, p fim.Prompt, opt GenerateOptions,
 	if g.block {
 		<-ctx.Done()
 		return nil, ctx.Err()
+	}
+	if g.hold != nil {
+		select {
+		case <-g.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	for _, s := range g.steps {
 		if onStep != nil {
@@ -182,29 +191,64 @@ func TestComplete(t *testing.T) {
 	}
 }
 
-func TestSupersede(t *testing.T) {
-	gen := &fakeGen{block: true, started: make(chan struct{})}
+// TestSharedGeneration: a request for the place another request is
+// generating for (VS Code's completion and inline completion of one
+// keystroke) waits for it and takes its answer: one generation for both.
+func TestSharedGeneration(t *testing.T) {
+	gen := &fakeGen{cands: cands("return"), started: make(chan struct{}), hold: make(chan struct{})}
 	c := New(gen, Options{}, zaptest.NewLogger(t))
 	text, off := at("package p\n\nfunc f() {\n\t|\n}\n")
 	req := Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off}
 
-	first := make(chan error, 1)
+	first := make(chan Result, 1)
 	go func() {
-		_, err := c.Complete(context.Background(), req)
-		first <- err
+		res, err := c.Complete(context.Background(), req)
+		if err != nil {
+			t.Errorf("first request: %v", err)
+		}
+		first <- res
 	}()
 	<-gen.started
-	// The second request is answered from a generator that does not block.
-	c.SetGenerator(&fakeGen{cands: cands("return")})
+	second := make(chan Result, 1)
+	go func() {
+		res, err := c.Complete(context.Background(), req)
+		if err != nil {
+			t.Errorf("second request: %v", err)
+		}
+		second <- res
+	}()
+	close(gen.hold)
+	a, b := <-first, <-second
+	if len(a.Items) != 1 || len(b.Items) != 1 || a.Items[0].Insert != b.Items[0].Insert {
+		t.Errorf("answers %+v and %+v, want the same one item", a.Items, b.Items)
+	}
+	if !b.Cached {
+		t.Error("the second answer was not taken from the first's generation")
+	}
+	if n := gen.callCount(); n != 1 {
+		t.Errorf("generator called %d times, want 1", n)
+	}
+}
+
+// TestOptionsDropCache: an answer made with other settings is not reused.
+func TestOptionsDropCache(t *testing.T) {
+	gen := &fakeGen{cands: cands("return")}
+	c := New(gen, Options{}, zaptest.NewLogger(t))
+	text, off := at("package p\n\nfunc f() {\n\t|\n}\n")
+	req := Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off}
+	for i, opts := range []Options{{}, {}, {Steps: 3}, {Steps: 3}} {
+		c.SetOptions(opts)
+		if _, err := c.Complete(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if want := []int{1, 1, 2, 2}[i]; gen.callCount() != want {
+			t.Errorf("request %d: generator called %d times, want %d", i, gen.callCount(), want)
+		}
+	}
+	c.SetGenerator(&fakeGen{cands: cands("return x")})
 	res, err := c.Complete(context.Background(), req)
-	if err != nil {
-		t.Fatalf("second request: %v", err)
-	}
-	if len(res.Items) != 1 {
-		t.Errorf("second request items = %+v, want one", res.Items)
-	}
-	if err := <-first; !errors.Is(err, ErrSuperseded) {
-		t.Errorf("first request: %v, want ErrSuperseded", err)
+	if err != nil || res.Cached {
+		t.Errorf("after a model swap: cached %v, err %v; want a new answer", res.Cached, err)
 	}
 }
 
@@ -247,27 +291,19 @@ func TestDebounce(t *testing.T) {
 	text, off := at("package p\n\nfunc f() {\n\t|\n}\n")
 	req := Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off}
 
+	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() {
-		_, err := c.Complete(context.Background(), req)
+		_, err := c.Complete(ctx, req)
 		first <- err
 	}()
-	// Wait until the first request is registered (and so debouncing).
-	for {
-		c.flight.mu.Lock()
-		_, ok := c.flight.byURI[req.URI]
-		c.flight.mu.Unlock()
-		if ok {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	cancel() // as a newer request does (the server supersedes)
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Errorf("debounced request: %v, want context.Canceled", err)
 	}
 	c.SetOptions(Options{})
 	if _, err := c.Complete(context.Background(), req); err != nil {
 		t.Fatal(err)
-	}
-	if err := <-first; !errors.Is(err, ErrSuperseded) {
-		t.Errorf("debounced request: %v, want ErrSuperseded", err)
 	}
 	if n := gen.callCount(); n != 1 {
 		t.Errorf("generator called %d times, want 1 (the debounced request never generates)", n)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"go.lsp.dev/protocol"
 )
 
 // TestBadInput sends what a broken or hostile client might, and checks each
@@ -74,9 +76,9 @@ func TestBadInput(t *testing.T) {
 		{
 			name: "edits that do not apply",
 			send: func(e *editor) {
-				e.change("file:///w/main.go", 2, TextDocumentContentChangeEvent{Range: rng(3, 5, 1, 0), Text: "x"})
-				e.change("file:///w/main.go", 3, TextDocumentContentChangeEvent{Range: rng(900, 0, 999, 9), Text: "// end\n"})
-				e.change("file:///w/nope.go", 1, TextDocumentContentChangeEvent{Text: "x"})
+				e.change("file:///w/main.go", 2, edit(rng(3, 5, 1, 0), "x"))
+				e.change("file:///w/main.go", 3, edit(rng(900, 0, 999, 9), "// end\n"))
+				e.change("file:///w/nope.go", 1, edit(nil, "x"))
 				e.notify("textDocument/didClose", map[string]any{"textDocument": map[string]any{"uri": "file:///w/nope.go"}})
 			},
 		},
@@ -87,8 +89,8 @@ func TestBadInput(t *testing.T) {
 				// client may send it anyway: the decoder replaces it.
 				body := []byte("{\"jsonrpc\":\"2.0\",\"method\":\"textDocument/didOpen\",\"params\":{\"textDocument\":{\"uri\":\"file:///w/bin.go\",\"languageId\":\"go\",\"version\":1,\"text\":\"a\xff\xfe\xc3(b\\n\"}}}")
 				e.writeRaw(frame(body))
-				e.change("file:///w/bin.go", 2, TextDocumentContentChangeEvent{Range: rng(0, 2, 0, 4), Text: "\ufffd"})
-				e.inline("file:///w/bin.go", 0, 3, InlineTriggerInvoked)
+				e.change("file:///w/bin.go", 2, edit(rng(0, 2, 0, 4), "\ufffd"))
+				e.inline("file:///w/bin.go", 0, 3, invokedInline)
 			},
 		},
 	}
@@ -111,7 +113,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("request after bad input: %+v", m.Error)
 			}
 			line, col := lineCol(goSource, "\t\n}")
-			if list := e.inline("file:///w/main.go", line, col+1, InlineTriggerInvoked); len(list.Items) == 0 {
+			if list := e.inline("file:///w/main.go", line, col+1, invokedInline); len(list.Items) == 0 {
 				t.Error("no completion after bad input")
 			}
 		})
@@ -143,21 +145,20 @@ func TestPositionsOutOfRange(t *testing.T) {
 		line, col uint32
 		want      Position // where the item's range must start
 	}{
-		{"past the end of a line", 0, 200, Position{0, 12}},
-		{"past the end of the file", 90, 3, Position{7, 0}},
-		{"huge", 1<<32 - 1, 1<<32 - 1, Position{7, 0}},
+		{"past the end of a line", 0, 200, Position{Line: 0, Character: 12}},
+		{"past the end of the file", 90, 3, Position{Line: 7, Character: 0}},
+		{"huge", 1<<32 - 1, 1<<32 - 1, Position{Line: 7, Character: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := ready(t, testOptions(t, &fakeGen{text: "x := 1"}), nil)
-			list := e.inline("file:///w/main.go", tt.line, tt.col, InlineTriggerInvoked)
+			list := e.inline("file:///w/main.go", tt.line, tt.col, invokedInline)
 			for _, it := range list.Items {
 				if it.Range == nil || it.Range.Start != tt.want {
 					t.Errorf("item range %+v, want it to start at %v", it.Range, tt.want)
 				}
 			}
-			var cl CompletionList
-			e.callOK("textDocument/completion", CompletionParams{TextDocument: TextDocumentIdentifier{URI: "file:///w/main.go"}, Position: Position{tt.line, tt.col}}, &cl)
+			e.complete("file:///w/main.go", tt.line, tt.col, protocol.CompletionTriggerKindInvoked)
 			e.stats()
 		})
 	}
@@ -165,7 +166,7 @@ func TestPositionsOutOfRange(t *testing.T) {
 
 func TestUnopenedDocument(t *testing.T) {
 	e := ready(t, testOptions(t, &fakeGen{text: "x"}), nil)
-	if list := e.inline("file:///w/closed.go", 0, 0, InlineTriggerInvoked); len(list.Items) != 0 {
+	if list := e.inline("file:///w/closed.go", 0, 0, invokedInline); len(list.Items) != 0 {
 		t.Errorf("items for a document that is not open: %+v", list.Items)
 	}
 }
@@ -186,12 +187,12 @@ func TestHugeDocument(t *testing.T) {
 	lines := uint32(strings.Count(text, "\n"))
 	line := lines - 2
 	at := rng(line, 1, line, 1)
-	e.change("file:///w/big.go", 2, TextDocumentContentChangeEvent{Range: at, Text: "r"})
-	list := e.inline("file:///w/big.go", line, 2, InlineTriggerAutomatic)
+	e.change("file:///w/big.go", 2, edit(at, "r"))
+	list := e.inline("file:///w/big.go", line, 2, automaticInline)
 	if len(list.Items) == 0 {
 		t.Fatal("no items")
 	}
-	if r := list.Items[0].Range; r == nil || r.Start != (Position{line, 2}) {
+	if r := list.Items[0].Range; r == nil || r.Start != (Position{Line: line, Character: 2}) {
 		t.Errorf("range %+v, want it at %d:2", r, line)
 	}
 	raw, _ := json.Marshal(list)

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
-	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -24,8 +28,8 @@ type RemoteConfig struct {
 
 // Config is the settings section "dfill", from initializationOptions,
 // workspace/didChangeConfiguration and workspace/configuration. Settings a
-// client sends overlay the current ones field by field; zero values mean
-// the defaults of the layer that reads them.
+// client sends overlay the current ones key by key; zero values mean the
+// defaults of the layer that reads them.
 type Config struct {
 	Model                string       `json:"model,omitempty"`
 	Backend              string       `json:"backend,omitempty"`
@@ -39,6 +43,7 @@ type Config struct {
 	Languages            []string     `json:"languages,omitempty"`
 	DenoiseNotifications bool         `json:"denoiseNotifications,omitempty"`
 	LogLevel             string       `json:"logLevel,omitempty"`
+	CompletionItems      string       `json:"completionItems,omitempty"` // auto (or empty), always, never
 }
 
 // completionOptions returns the completion policy the settings ask for.
@@ -59,51 +64,213 @@ func (c Config) modelConfig() ModelConfig {
 	return ModelConfig{Model: c.Model, Backend: c.Backend, Remote: c.Remote}
 }
 
-// mergeSettings overlays the settings in raw on cfg. raw is either the
-// "dfill" section itself or an object holding it under "dfill"; null or
-// empty leaves cfg as it is. On a malformed value the fields that decoded
-// still apply and the error says which one did not.
-func mergeSettings(cfg Config, raw json.RawMessage) (Config, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return cfg, nil
-	}
-	var outer map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &outer); err != nil {
-		return cfg, fmt.Errorf("settings: %w", err)
-	}
-	if section, ok := outer["dfill"]; ok {
-		raw = bytes.TrimSpace(section)
-		if bytes.Equal(raw, []byte("null")) {
-			return cfg, nil
-		}
-	}
-	next := cfg
-	next.Languages = nil
-	if err := json.Unmarshal(raw, &next); err != nil {
-		if _, ok := err.(*json.UnmarshalTypeError); !ok {
-			return cfg, fmt.Errorf("settings: %w", err)
-		}
-		return keepLanguages(cfg, next, raw), fmt.Errorf("settings: %w", err)
-	}
-	return keepLanguages(cfg, next, raw), nil
+// A setting is one key of the dfill section: apply checks a value's type
+// and range and sets it in c; null resets the key to its default in def.
+type setting struct {
+	accepts string // what a valid value is, for the message about a bad one
+	apply   func(c *Config, raw json.RawMessage, def Config) error
+	show    func(c Config) any // the value kept when a new one is refused
 }
 
-// keepLanguages restores the previous language list when raw did not set one
-// (the list is cleared before decoding so that a new list replaces the old
-// one rather than overwriting it element by element).
-func keepLanguages(old, next Config, raw json.RawMessage) Config {
-	var probe struct {
-		Languages json.RawMessage `json:"languages"`
+// Limits of the numeric settings.
+const (
+	maxSteps         = 1024
+	maxSpanTokens    = 1024
+	maxContextTokens = 1 << 20
+	maxDebounceMs    = 10_000
+)
+
+// settings are the keys of the dfill section.
+var settings = map[string]setting{
+	"model": {"a path to a GGUF file, or empty for the embedded model",
+		func(c *Config, raw json.RawMessage, def Config) error { return decodeInto(&c.Model, def.Model, raw) },
+		func(c Config) any { return c.Model }},
+	"backend": {`"cpu", "cuda" or "remote"`,
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return oneOf(&c.Backend, def.Backend, raw, "", "cpu", "cuda", "remote")
+		},
+		func(c Config) any { return c.Backend }},
+	"remote": {"an object with url, protocol, apiKeyEnv and model",
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return decodeStrict(&c.Remote, def.Remote, raw)
+		},
+		func(c Config) any { return c.Remote }},
+	"steps": {fmt.Sprintf("an integer from 0 (the model's default) to %d", maxSteps),
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return intIn(&c.Steps, def.Steps, raw, 0, maxSteps)
+		},
+		func(c Config) any { return c.Steps }},
+	"algorithm": {`"confidence", "margin" or "entropy"`,
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return oneOf(&c.Algorithm, def.Algorithm, raw, "", "confidence", "margin", "entropy")
+		},
+		func(c Config) any { return c.Algorithm }},
+	"threshold": {"a number from 0 (the step schedule) to 1",
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return floatIn(&c.Threshold, def.Threshold, raw, 0, 1)
+		},
+		func(c Config) any { return c.Threshold }},
+	"maxTokens": {fmt.Sprintf("an integer from 0 (the default) to %d", maxSpanTokens),
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return intIn(&c.MaxTokens, def.MaxTokens, raw, 0, maxSpanTokens)
+		},
+		func(c Config) any { return c.MaxTokens }},
+	"contextTokens": {fmt.Sprintf("an integer from 0 (the default) to %d", maxContextTokens),
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return intIn(&c.ContextTokens, def.ContextTokens, raw, 0, maxContextTokens)
+		},
+		func(c Config) any { return c.ContextTokens }},
+	"debounceMs": {fmt.Sprintf("an integer from 0 to %d", maxDebounceMs),
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return intIn(&c.DebounceMs, def.DebounceMs, raw, 0, maxDebounceMs)
+		},
+		func(c Config) any { return c.DebounceMs }},
+	"languages": {"a list of language ids (empty: every language)",
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return decodeInto(&c.Languages, def.Languages, raw)
+		},
+		func(c Config) any { return c.Languages }},
+	"denoiseNotifications": {"true or false",
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return decodeInto(&c.DenoiseNotifications, def.DenoiseNotifications, raw)
+		},
+		func(c Config) any { return c.DenoiseNotifications }},
+	"logLevel": {`"debug", "info", "warn" or "error"`,
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return oneOf(&c.LogLevel, def.LogLevel, raw, "", "debug", "info", "warn", "error")
+		},
+		func(c Config) any { return c.LogLevel }},
+	"completionItems": {`"auto" (off when the editor shows inline completions), "always" or "never"`,
+		func(c *Config, raw json.RawMessage, def Config) error {
+			return oneOf(&c.CompletionItems, def.CompletionItems, raw, "", "auto", "always", "never")
+		},
+		func(c Config) any { return c.CompletionItems }},
+}
+
+// errOutOfRange marks a value of the right type that a setting does not take.
+var errOutOfRange = errors.New("out of range")
+
+// decodeInto sets *dst from raw, or to def when raw is null.
+func decodeInto[T any](dst *T, def T, raw json.RawMessage) error {
+	if isNull(raw) {
+		*dst = def
+		return nil
 	}
-	if json.Unmarshal(raw, &probe) == nil && probe.Languages == nil {
-		next.Languages = old.Languages
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
 	}
-	return next
+	*dst = v
+	return nil
+}
+
+// decodeStrict is decodeInto that refuses unknown fields.
+func decodeStrict[T any](dst *T, def T, raw json.RawMessage) error {
+	if isNull(raw) {
+		*dst = def
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var v T
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	*dst = v
+	return nil
+}
+
+// oneOf sets *dst to the string in raw when it is one of allowed.
+func oneOf(dst *string, def string, raw json.RawMessage, allowed ...string) error {
+	v := *dst
+	if err := decodeInto(&v, def, raw); err != nil {
+		return err
+	}
+	if !slices.Contains(allowed, v) {
+		return errOutOfRange
+	}
+	*dst = v
+	return nil
+}
+
+// intIn sets *dst to the integer in raw when it lies in [lo, hi].
+func intIn(dst *int, def int, raw json.RawMessage, lo, hi int) error {
+	v := *dst
+	if err := decodeInto(&v, def, raw); err != nil {
+		return err
+	}
+	if v < lo || v > hi {
+		return errOutOfRange
+	}
+	*dst = v
+	return nil
+}
+
+// floatIn sets *dst to the number in raw when it lies in [lo, hi].
+func floatIn(dst *float64, def float64, raw json.RawMessage, lo, hi float64) error {
+	v := *dst
+	if err := decodeInto(&v, def, raw); err != nil {
+		return err
+	}
+	if !(v >= lo && v <= hi) {
+		return errOutOfRange
+	}
+	*dst = v
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+// mergeSettings overlays the settings in raw on cfg; a key set to null
+// takes its value in def (the command line's). raw is either the "dfill"
+// section itself or an object holding it under "dfill"; null or empty
+// leaves cfg as it is. A value of the wrong type or out of range is
+// refused and the key keeps its value; problems says which and why, one
+// line each. Keys dfill does not know are ignored (an editor's client may
+// keep its own settings in the section).
+func mergeSettings(cfg, def Config, raw []byte) (next Config, problems []string) {
+	if isNull(raw) {
+		return cfg, nil
+	}
+	var section map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &section); err != nil {
+		return cfg, []string{fmt.Sprintf("settings are not a JSON object: %v", err)}
+	}
+	if inner, ok := section["dfill"]; ok {
+		if isNull(inner) {
+			return cfg, nil
+		}
+		section = nil
+		if err := json.Unmarshal(inner, &section); err != nil {
+			return cfg, []string{fmt.Sprintf(`settings "dfill" are not a JSON object: %v`, err)}
+		}
+	}
+	keys := make([]string, 0, len(section))
+	for k := range section {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	next = cfg
+	for _, k := range keys {
+		st, ok := settings[k]
+		if !ok {
+			continue
+		}
+		if err := st.apply(&next, section[k], def); err != nil {
+			kept, _ := json.Marshal(st.show(next))
+			problems = append(problems, fmt.Sprintf("setting %q: %s is not %s; keeping %s",
+				k, strings.TrimSpace(string(section[k])), st.accepts, kept))
+		}
+	}
+	return next, problems
 }
 
 // setConfig installs cfg: the completion options and log level apply at
-// once; a different model is loaded when the session already loaded one.
+// once (the Completer drops answers made with other options); a different
+// model is loaded when the session already loaded one.
 func (s *Server) setConfig(cfg Config) {
 	s.mu.Lock()
 	old := s.cfg
@@ -114,8 +281,6 @@ func (s *Server) setConfig(cfg Config) {
 	if cfg.LogLevel != "" && cfg.LogLevel != old.LogLevel && s.opts.Level != nil {
 		if lvl, err := zapcore.ParseLevel(cfg.LogLevel); err == nil {
 			s.opts.Level.SetLevel(lvl)
-		} else {
-			s.log.Warn("logLevel", zap.String("value", cfg.LogLevel), zap.Error(err))
 		}
 	}
 	s.loadMu.Lock()
@@ -126,50 +291,53 @@ func (s *Server) setConfig(cfg Config) {
 	}
 }
 
-// didChangeConfiguration applies pushed settings, or pulls them with
-// workspace/configuration when the notification carries none.
-func (s *Server) didChangeConfiguration(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p DidChangeConfigurationParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
+// applySettings overlays raw on the current configuration and tells the
+// user about the values it refused.
+func (s *Server) applySettings(source string, raw []byte) {
+	cfg, problems := mergeSettings(s.config(), s.opts.Config, raw)
+	s.setConfig(cfg)
+	s.reportSettings(source, problems)
+}
+
+// reportSettings logs refused settings and shows them to the user.
+func (s *Server) reportSettings(source string, problems []string) {
+	if len(problems) == 0 {
+		return
 	}
+	s.log.Warn("settings refused", zap.String("from", source), zap.Strings("problems", problems))
+	s.showMessage(protocol.MessageTypeWarning, "dfill: "+strings.Join(problems, "; "))
+}
+
+// DidChangeConfiguration applies pushed settings, or pulls them with
+// workspace/configuration when the notification carries none.
+func (s *Server) DidChangeConfiguration(ctx context.Context, p *protocol.DidChangeConfigurationParams) error {
 	settings := bytes.TrimSpace(p.Settings)
-	if len(settings) == 0 || bytes.Equal(settings, []byte("null")) || bytes.Equal(settings, []byte("{}")) {
+	if isNull(settings) || bytes.Equal(settings, []byte("{}")) {
 		// A pull is a call to the client: it must not wait on the read loop.
 		go s.pullConfiguration(s.ctx)
-		return nil, nil
+		return nil
 	}
-	cfg, err := mergeSettings(s.config(), settings)
-	s.setConfig(cfg)
-	if err != nil {
-		s.showMessage(MessageWarning, "dfill: "+err.Error())
-		return nil, err
-	}
+	s.applySettings("workspace/didChangeConfiguration", settings)
 	s.log.Info("configuration changed")
-	return nil, nil
+	return nil
 }
 
 // pullConfiguration asks the client for the "dfill" section, when it
 // supports workspace/configuration, and applies it.
 func (s *Server) pullConfiguration(ctx context.Context) {
 	s.mu.Lock()
-	supported := s.caps.Workspace.Configuration
+	ws := s.caps.Workspace
 	s.mu.Unlock()
-	if !supported {
+	if ws == nil || ws.Configuration == nil || !*ws.Configuration {
 		return
 	}
-	var res []json.RawMessage
-	if err := s.call(ctx, "workspace/configuration", ConfigurationParams{Items: []ConfigurationItem{{Section: "dfill"}}}, &res); err != nil {
+	res, err := s.client.Configuration(ctx, &protocol.ConfigurationParams{Items: []protocol.ConfigurationItem{{Section: ptr("dfill")}}})
+	if err != nil {
 		s.log.Warn("pulling configuration", zap.Error(err))
 		return
 	}
 	if len(res) == 0 {
 		return
 	}
-	cfg, err := mergeSettings(s.config(), res[0])
-	s.setConfig(cfg)
-	if err != nil {
-		s.log.Warn("workspace/configuration", zap.Error(err))
-		s.showMessage(MessageWarning, "dfill: "+err.Error())
-	}
+	s.applySettings("workspace/configuration", res[0])
 }

@@ -2,10 +2,11 @@ package lsp
 
 import (
 	"fmt"
-	"net/url"
-	"path/filepath"
 	"sort"
 	"sync"
+
+	"go.lsp.dev/protocol"
+	"go.lsp.dev/uri"
 
 	"github.com/dfill/dfill/completion"
 )
@@ -35,16 +36,16 @@ func newDocuments() *documents {
 }
 
 // open stores a newly opened document, replacing one with the same URI.
-func (s *documents) open(item TextDocumentItem, encoding string) *document {
+func (s *documents) open(item protocol.TextDocumentItem, encoding protocol.PositionEncodingKind) *document {
 	d := &document{
-		uri:        item.URI,
-		path:       uriPath(item.URI),
-		languageID: item.LanguageID,
+		uri:        string(item.URI),
+		path:       filePath(item.URI),
+		languageID: string(item.LanguageID),
 		version:    item.Version,
 		mapper:     NewMapper(item.Text, encoding),
 	}
 	s.mu.Lock()
-	s.docs[item.URI] = d
+	s.docs[d.uri] = d
 	s.mu.Unlock()
 	return d
 }
@@ -87,13 +88,12 @@ func (s *documents) others(uri string) []completion.Document {
 	return out
 }
 
-// uriPath returns the file path a file: URI names, or "" for other URIs.
-func uriPath(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "file" {
+// filePath returns the file path a file: URI names, or "" for other URIs.
+func filePath(u uri.URI) string {
+	if !u.IsFile() {
 		return ""
 	}
-	return filepath.FromSlash(u.Path)
+	return u.FsPath()
 }
 
 // span is a byte range [start, end) of a text.
@@ -104,12 +104,19 @@ type span struct{ start, end int }
 // of them). Positions are in the given encoding and clamp as Mapper.Offset
 // clamps. A change whose range starts after it ends does not apply: it is
 // skipped and reported in skipped, and the later changes still apply.
-func applyChanges(text, encoding string, changes []TextDocumentContentChangeEvent) (newText string, wrote span, skipped []error) {
+func applyChanges(text string, encoding protocol.PositionEncodingKind, changes []protocol.TextDocumentContentChangeEvent) (newText string, wrote span, skipped []error) {
 	wrote = span{-1, -1}
-	for i, c := range changes {
-		if c.Range == nil {
-			text = c.Text
+	for i, change := range changes {
+		var c *protocol.TextDocumentContentChangePartial
+		switch ch := change.(type) {
+		case *protocol.TextDocumentContentChangeWholeDocument:
+			text = ch.Text
 			wrote = span{0, len(text)}
+			continue
+		case *protocol.TextDocumentContentChangePartial:
+			c = ch
+		default:
+			skipped = append(skipped, fmt.Errorf("change %d: neither a range edit nor a whole document", i))
 			continue
 		}
 		if before(c.Range.End, c.Range.Start) {
@@ -117,7 +124,7 @@ func applyChanges(text, encoding string, changes []TextDocumentContentChangeEven
 				i, c.Range.Start.Line, c.Range.Start.Character, c.Range.End.Line, c.Range.End.Character))
 			continue
 		}
-		start, end := NewMapper(text, encoding).Offsets(*c.Range)
+		start, end := NewMapper(text, encoding).Offsets(c.Range)
 		text = text[:start] + c.Text + text[end:]
 		wrote = cover(wrote, start, end, len(c.Text))
 	}

@@ -4,34 +4,36 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"go.lsp.dev/protocol"
 )
 
 func rng(l1, c1, l2, c2 uint32) *Range {
-	return &Range{Start: Position{l1, c1}, End: Position{l2, c2}}
+	return &Range{Start: Position{Line: l1, Character: c1}, End: Position{Line: l2, Character: c2}}
 }
 
 func TestApplyChanges(t *testing.T) {
 	tests := []struct {
 		name    string
 		text    string
-		changes []TextDocumentContentChangeEvent
+		changes []protocol.TextDocumentContentChangeEvent
 		want    string
 		wrote   span
 		skipped int
 	}{
-		{"insert", "ab\ncd", []TextDocumentContentChangeEvent{{Range: rng(1, 1, 1, 1), Text: "X"}}, "ab\ncXd", span{4, 5}, 0},
-		{"delete across lines", "ab\ncd", []TextDocumentContentChangeEvent{{Range: rng(0, 1, 1, 1), Text: ""}}, "ad", span{1, 1}, 0},
-		{"full sync", "ab", []TextDocumentContentChangeEvent{{Text: "new"}}, "new", span{0, 3}, 0},
-		{"in order", "abc", []TextDocumentContentChangeEvent{{Range: rng(0, 0, 0, 0), Text: "1"}, {Range: rng(0, 4, 0, 4), Text: "2"}}, "1abc2", span{0, 5}, 0},
-		{"past the end of a line clamps", "ab\ncd", []TextDocumentContentChangeEvent{{Range: rng(0, 9, 0, 9), Text: "!"}}, "ab!\ncd", span{2, 3}, 0},
-		{"past the end of the file clamps", "ab", []TextDocumentContentChangeEvent{{Range: rng(7, 0, 9, 9), Text: "!"}}, "ab!", span{2, 3}, 0},
-		{"start after end is skipped", "abc", []TextDocumentContentChangeEvent{{Range: rng(0, 2, 0, 1), Text: "!"}, {Range: rng(0, 0, 0, 0), Text: ">"}}, ">abc", span{0, 1}, 1},
-		{"UTF-16 surrogate pair", "a𝄞b", []TextDocumentContentChangeEvent{{Range: rng(0, 1, 0, 3), Text: "x"}}, "axb", span{1, 2}, 0},
-		{"non-UTF-8 bytes", "\xff\xfeab", []TextDocumentContentChangeEvent{{Range: rng(0, 2, 0, 3), Text: "Z"}}, "\xff\xfeZb", span{2, 3}, 0},
+		{"insert", "ab\ncd", []protocol.TextDocumentContentChangeEvent{edit(rng(1, 1, 1, 1), "X")}, "ab\ncXd", span{4, 5}, 0},
+		{"delete across lines", "ab\ncd", []protocol.TextDocumentContentChangeEvent{edit(rng(0, 1, 1, 1), "")}, "ad", span{1, 1}, 0},
+		{"full sync", "ab", []protocol.TextDocumentContentChangeEvent{edit(nil, "new")}, "new", span{0, 3}, 0},
+		{"in order", "abc", []protocol.TextDocumentContentChangeEvent{edit(rng(0, 0, 0, 0), "1"), edit(rng(0, 4, 0, 4), "2")}, "1abc2", span{0, 5}, 0},
+		{"past the end of a line clamps", "ab\ncd", []protocol.TextDocumentContentChangeEvent{edit(rng(0, 9, 0, 9), "!")}, "ab!\ncd", span{2, 3}, 0},
+		{"past the end of the file clamps", "ab", []protocol.TextDocumentContentChangeEvent{edit(rng(7, 0, 9, 9), "!")}, "ab!", span{2, 3}, 0},
+		{"start after end is skipped", "abc", []protocol.TextDocumentContentChangeEvent{edit(rng(0, 2, 0, 1), "!"), edit(rng(0, 0, 0, 0), ">")}, ">abc", span{0, 1}, 1},
+		{"UTF-16 surrogate pair", "a𝄞b", []protocol.TextDocumentContentChangeEvent{edit(rng(0, 1, 0, 3), "x")}, "axb", span{1, 2}, 0},
+		{"non-UTF-8 bytes", "\xff\xfeab", []protocol.TextDocumentContentChangeEvent{edit(rng(0, 2, 0, 3), "Z")}, "\xff\xfeZb", span{2, 3}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, wrote, skipped := applyChanges(tt.text, EncodingUTF16, tt.changes)
+			got, wrote, skipped := applyChanges(tt.text, protocol.PositionEncodingKindUTF16, tt.changes)
 			if got != tt.want || wrote != tt.wrote || len(skipped) != tt.skipped {
 				t.Errorf("got %q %v skipped %v, want %q %v %d skipped", got, wrote, skipped, tt.want, tt.wrote, tt.skipped)
 			}
@@ -48,12 +50,12 @@ func FuzzApplyEdits(f *testing.F) {
 	f.Add("\xff\xfe\n", uint32(0), uint32(1), uint32(5), uint32(0), "", true)
 	f.Add("", uint32(3), uint32(3), uint32(0), uint32(0), "x", true)
 	f.Fuzz(func(t *testing.T, text string, l1, c1, l2, c2 uint32, insert string, utf8Enc bool) {
-		enc := EncodingUTF16
+		enc := protocol.PositionEncodingKindUTF16
 		if utf8Enc {
-			enc = EncodingUTF8
+			enc = protocol.PositionEncodingKindUTF8
 		}
 		r := rng(l1, c1, l2, c2)
-		got, wrote, skipped := applyChanges(text, enc, []TextDocumentContentChangeEvent{{Range: r, Text: insert}})
+		got, wrote, skipped := applyChanges(text, enc, []protocol.TextDocumentContentChangeEvent{edit(r, insert)})
 		if len(skipped) > 0 {
 			if got != text {
 				t.Fatalf("a skipped edit changed the text")
@@ -71,7 +73,7 @@ func FuzzApplyEdits(f *testing.F) {
 			return // bytes may join across the edit into new runes: no round trip
 		}
 		back := NewMapper(got, enc).Range(wrote.start, wrote.end)
-		orig, _, skipped := applyChanges(got, enc, []TextDocumentContentChangeEvent{{Range: &back, Text: text[start:end]}})
+		orig, _, skipped := applyChanges(got, enc, []protocol.TextDocumentContentChangeEvent{edit(&back, text[start:end])})
 		if len(skipped) > 0 || orig != text {
 			t.Fatalf("inverse edit gave %q, want %q", orig, text)
 		}

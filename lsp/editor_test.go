@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"go.lsp.dev/protocol"
+	"go.lsp.dev/uri"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/dfill/dfill/completion"
@@ -171,6 +173,19 @@ func frame(body []byte) []byte {
 	return append([]byte(fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body))), body...)
 }
 
+// params encodes a message's params as go.lsp.dev/protocol encodes them
+// (its types hold unions and optional fields encoding/json does not know).
+func (e *editor) params(v any) json.RawMessage {
+	if v == nil {
+		return nil
+	}
+	b, err := protocol.Marshal(v)
+	if err != nil {
+		e.t.Fatalf("params %T: %v", v, err)
+	}
+	return b
+}
+
 func (e *editor) send(msg any) {
 	body, err := json.Marshal(msg)
 	if err != nil {
@@ -181,7 +196,11 @@ func (e *editor) send(msg any) {
 
 // notify sends a notification.
 func (e *editor) notify(method string, params any) {
-	e.send(map[string]any{"jsonrpc": "2.0", "method": method, "params": params})
+	msg := map[string]any{"jsonrpc": "2.0", "method": method}
+	if raw := e.params(params); raw != nil {
+		msg["params"] = raw
+	}
+	e.send(msg)
 }
 
 // start sends a request and returns its id and the channel its response
@@ -192,7 +211,11 @@ func (e *editor) start(method string, params any) (int64, <-chan *wireMsg) {
 	e.mu.Lock()
 	e.waiting[strconv.FormatInt(id, 10)] = ch
 	e.mu.Unlock()
-	e.send(map[string]any{"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+	msg := map[string]any{"jsonrpc": "2.0", "id": id, "method": method}
+	if raw := e.params(params); raw != nil {
+		msg["params"] = raw
+	}
+	e.send(msg)
 	return id, ch
 }
 
@@ -223,7 +246,7 @@ func (e *editor) callOK(method string, params, result any) {
 		e.t.Fatalf("%s: error %d %s", method, m.Error.Code, m.Error.Message)
 	}
 	if result != nil {
-		if err := json.Unmarshal(m.Result, result); err != nil {
+		if err := protocol.Unmarshal(m.Result, result); err != nil {
 			e.t.Fatalf("%s: result %s: %v", method, m.Result, err)
 		}
 	}
@@ -302,12 +325,12 @@ func (e *editor) exitStatus() served {
 
 // initialize runs the initialize handshake with the given client
 // capabilities and initializationOptions (either may be nil).
-func (e *editor) initialize(caps, initOptions any) InitializeResult {
+func (e *editor) initialize(caps, initOptions any) protocol.InitializeResult {
 	e.t.Helper()
 	if caps == nil {
 		caps = map[string]any{}
 	}
-	var res InitializeResult
+	var res protocol.InitializeResult
 	e.callOK("initialize", map[string]any{
 		"processId":             nil,
 		"clientInfo":            map[string]any{"name": "fake-editor", "version": "1"},
@@ -319,28 +342,80 @@ func (e *editor) initialize(caps, initOptions any) InitializeResult {
 }
 
 func (e *editor) open(uri, languageID, text string) {
-	e.notify("textDocument/didOpen", map[string]any{"textDocument": TextDocumentItem{URI: uri, LanguageID: languageID, Version: 1, Text: text}})
+	e.notify("textDocument/didOpen", &protocol.DidOpenTextDocumentParams{TextDocument: protocol.TextDocumentItem{
+		URI: protocolURI(uri), LanguageID: protocol.LanguageKind(languageID), Version: 1, Text: text}})
 }
 
-func (e *editor) change(uri string, version int32, changes ...TextDocumentContentChangeEvent) {
-	e.notify("textDocument/didChange", DidChangeTextDocumentParams{
-		TextDocument:   VersionedTextDocumentIdentifier{URI: uri, Version: version},
+func (e *editor) change(uri string, version int32, changes ...protocol.TextDocumentContentChangeEvent) {
+	e.notify("textDocument/didChange", &protocol.DidChangeTextDocumentParams{
+		TextDocument: protocol.VersionedTextDocumentIdentifier{
+			TextDocumentIdentifier: protocol.TextDocumentIdentifier{URI: protocolURI(uri)}, Version: version},
 		ContentChanges: changes,
 	})
 }
 
-func inlineParams(uri string, line, char uint32, trigger int) InlineCompletionParams {
-	return InlineCompletionParams{
-		TextDocument: TextDocumentIdentifier{URI: uri},
+// edit is one content change: r replaced by text, or the whole document
+// when r is nil.
+func edit(r *Range, text string) protocol.TextDocumentContentChangeEvent {
+	if r == nil {
+		return &protocol.TextDocumentContentChangeWholeDocument{Text: text}
+	}
+	return &protocol.TextDocumentContentChangePartial{Range: *r, Text: text}
+}
+
+// protocolURI is a document URI as the protocol types hold it.
+func protocolURI(s string) uri.URI { return uri.URI(s) }
+
+// at is the text document and position params of a request.
+func at(docURI string, line, char uint32) protocol.TextDocumentPositionParams {
+	return protocol.TextDocumentPositionParams{
+		TextDocument: protocol.TextDocumentIdentifier{URI: protocolURI(docURI)},
 		Position:     Position{Line: line, Character: char},
-		Context:      InlineCompletionContext{TriggerKind: trigger},
 	}
 }
 
-// inline requests inline completion and decodes the list.
-func (e *editor) inline(uri string, line, char uint32, trigger int) InlineCompletionList {
+// Inline completion trigger kinds, short.
+const (
+	invokedInline   = protocol.InlineCompletionTriggerKindInvoked
+	automaticInline = protocol.InlineCompletionTriggerKindAutomatic
+)
+
+func inlineParams(uri string, line, char uint32, trigger protocol.InlineCompletionTriggerKind) *protocol.InlineCompletionParams {
+	return &protocol.InlineCompletionParams{
+		TextDocumentPositionParams: at(uri, line, char),
+		Context:                    protocol.InlineCompletionContext{TriggerKind: trigger},
+	}
+}
+
+// completionParams are the params of a completion request; kind 0 sends
+// no context (as Neovim's omnifunc does).
+func completionParams(uri string, line, char uint32, kind protocol.CompletionTriggerKind) *protocol.CompletionParams {
+	return &protocol.CompletionParams{
+		TextDocumentPositionParams: at(uri, line, char),
+		Context:                    protocol.CompletionContext{TriggerKind: kind},
+	}
+}
+
+// complete requests plain completion and decodes the list.
+func (e *editor) complete(uri string, line, char uint32, kind protocol.CompletionTriggerKind) protocol.CompletionList {
 	e.t.Helper()
-	var list InlineCompletionList
+	var list protocol.CompletionList
+	e.callOK("textDocument/completion", completionParams(uri, line, char, kind), &list)
+	return list
+}
+
+// insertText returns an inline item's text.
+func insertText(it protocol.InlineCompletionItem) string {
+	if s, ok := it.InsertText.(protocol.String); ok {
+		return string(s)
+	}
+	return ""
+}
+
+// inline requests inline completion and decodes the list.
+func (e *editor) inline(uri string, line, char uint32, trigger protocol.InlineCompletionTriggerKind) protocol.InlineCompletionList {
+	e.t.Helper()
+	var list protocol.InlineCompletionList
 	e.callOK("textDocument/inlineCompletion", inlineParams(uri, line, char, trigger), &list)
 	return list
 }

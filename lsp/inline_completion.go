@@ -3,22 +3,18 @@ package lsp
 import (
 	"context"
 
-	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 )
 
-// inlineCompletion answers textDocument/inlineCompletion (LSP 3.18): items
+// InlineCompletion answers textDocument/inlineCompletion (LSP 3.18): items
 // with insertText and a range on the cursor's line. An invoked request may
 // get several items; an automatic one gets the best.
-func (s *Server) inlineCompletion(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p InlineCompletionParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
-	}
-	invoked := p.Context.TriggerKind == InlineTriggerInvoked
-	list := InlineCompletionList{Items: []InlineCompletionItem{}}
-	pr := s.prepare(ctx, p.TextDocument.URI, p.Position, invoked)
+func (s *Server) InlineCompletion(ctx context.Context, p *protocol.InlineCompletionParams) (protocol.InlineCompletionResult, error) {
+	invoked := p.Context.TriggerKind == protocol.InlineCompletionTriggerKindInvoked
+	list := &protocol.InlineCompletionList{Items: []protocol.InlineCompletionItem{}}
+	pr := s.prepare(ctx, protocol.MethodTextDocumentInlineCompletion, p.TextDocument, p.Position, invoked)
 	if pr == nil {
-		return reply(list)
+		return list, nil
 	}
 	res, err := s.complete(ctx, pr)
 	if err != nil {
@@ -29,7 +25,7 @@ func (s *Server) inlineCompletion(ctx context.Context, req *jsonrpc2.Request) (a
 			break
 		}
 		r := pr.doc.mapper.Range(it.Start, it.End)
-		list.Items = append(list.Items, InlineCompletionItem{InsertText: it.Insert, Range: &r})
+		list.Items = append(list.Items, protocol.InlineCompletionItem{InsertText: protocol.String(it.Insert), Range: &r})
 	}
-	return reply(list)
+	return list, nil
 }

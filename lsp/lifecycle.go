@@ -1,27 +1,21 @@
 package lsp
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"slices"
 
-	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 )
 
-// initialize negotiates the position encoding, records the client's
+// Initialize negotiates the position encoding, records the client's
 // capabilities and applies its initializationOptions.
-func (s *Server) initialize(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p InitializeParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
+func (s *Server) Initialize(ctx context.Context, p *protocol.InitializeParams) (*protocol.InitializeResult, error) {
+	enc := protocol.PositionEncodingKindUTF16
+	if g := p.Capabilities.General; g != nil && slices.Contains(g.PositionEncodings, protocol.PositionEncodingKindUTF8) {
+		enc = protocol.PositionEncodingKindUTF8
 	}
-	enc := EncodingUTF16
-	if slices.Contains(p.Capabilities.General.PositionEncodings, EncodingUTF8) {
-		enc = EncodingUTF8
-	}
-	cfg, cfgErr := mergeSettings(s.config(), p.InitializationOptions)
+	cfg, problems := mergeSettings(s.config(), s.opts.Config, p.InitializationOptions)
 
 	s.mu.Lock()
 	s.state = stateInitialized
@@ -30,91 +24,62 @@ func (s *Server) initialize(ctx context.Context, req *jsonrpc2.Request) (any, er
 	s.mu.Unlock()
 	s.setConfig(cfg)
 
-	client := ""
-	if p.ClientInfo != nil {
-		client = p.ClientInfo.Name + " " + p.ClientInfo.Version
+	client := p.ClientInfo.Name
+	if v, ok := p.ClientInfo.Version.Get(); ok {
+		client += " " + v
 	}
-	s.log.Info("initialize", zap.String("client", client), zap.String("positionEncoding", enc))
-	if cfgErr != nil {
-		s.log.Warn("initializationOptions", zap.Error(cfgErr))
-		s.showMessage(MessageWarning, "dfill: "+cfgErr.Error())
-	}
-	return reply(InitializeResult{
-		Capabilities: ServerCapabilities{
+	s.log.Info("initialize", zap.String("client", client), zap.String("positionEncoding", string(enc)),
+		zap.Bool("inlineCompletion", s.clientHasInlineCompletion()))
+	s.reportSettings("initializationOptions", problems)
+
+	incremental := protocol.TextDocumentSyncKindIncremental
+	return &protocol.InitializeResult{
+		Capabilities: protocol.ServerCapabilities{
 			PositionEncoding:         enc,
-			TextDocumentSync:         TextDocumentSyncOptions{OpenClose: true, Change: SyncIncremental},
-			InlineCompletionProvider: true,
-			CompletionProvider:       &CompletionOptions{},
+			TextDocumentSync:         &protocol.TextDocumentSyncOptions{OpenClose: ptr(true), Change: &incremental},
+			InlineCompletionProvider: protocol.Boolean(true),
+			CompletionProvider:       &protocol.CompletionOptions{},
 		},
-		ServerInfo: ServerInfo{Name: "dfill", Version: s.opts.Version},
-	})
+		ServerInfo: protocol.ServerInfo{Name: "dfill", Version: protocol.NewOptional(s.opts.Version)},
+	}, nil
 }
 
-// initialized pulls the workspace configuration, when the client offers it,
+// Initialized pulls the workspace configuration, when the client offers it,
 // and then loads the model, off the read loop: completions that arrive
 // before the model is ready answer with no items.
-func (s *Server) initialized(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+func (s *Server) Initialized(ctx context.Context, p *protocol.InitializedParams) error {
 	go func() {
 		s.pullConfiguration(s.ctx)
 		s.loadModel(s.ctx)
 	}()
-	return nil, nil
+	return nil
 }
 
-// shutdown stops serving requests; exit then ends the session with status 0.
-func (s *Server) shutdown(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+// Shutdown stops serving requests; exit then ends the session with status 0.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.state = stateShutdown
 	for _, p := range s.latest {
 		p.cancel(errCancelled)
 	}
 	s.mu.Unlock()
-	return nil, nil
+	return nil
 }
 
-// exit ends the session.
-func (s *Server) exit(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+// Exit ends the session.
+func (s *Server) Exit(ctx context.Context) error {
 	s.exitOnce.Do(func() { close(s.exited) })
-	return nil, nil
+	return nil
 }
 
-// cancelRequest cancels the in-flight call with the given id; the call then
-// answers RequestCancelled.
-func (s *Server) cancelRequest(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p CancelParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
-	}
-	id, ok := parseID(p.ID)
-	if !ok {
-		return nil, nil
-	}
+// clientHasInlineCompletion reports whether the client declared the
+// textDocument.inlineCompletion capability.
+func (s *Server) clientHasInlineCompletion() bool {
 	s.mu.Lock()
-	cancel := s.calls[id]
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel(errCancelled)
-	}
-	return nil, nil
+	defer s.mu.Unlock()
+	td := s.caps.TextDocument
+	return td != nil && td.InlineCompletion != nil
 }
 
-// parseID decodes a JSON-RPC id (a number or a string).
-func parseID(raw []byte) (jsonrpc2.ID, bool) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return jsonrpc2.ID{}, false
-	}
-	switch v := v.(type) {
-	case string:
-		return jsonrpc2.NewStringID(v), true
-	case json.Number:
-		n, err := v.Int64()
-		if err != nil {
-			return jsonrpc2.ID{}, false
-		}
-		return jsonrpc2.NewNumberID(n), true
-	}
-	return jsonrpc2.ID{}, false
-}
+// ptr returns a pointer to v.
+func ptr[T any](v T) *T { return &v }

@@ -4,6 +4,14 @@ import (
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"go.lsp.dev/protocol"
+)
+
+// Position and Range are LSP's.
+type (
+	Position = protocol.Position
+	Range    = protocol.Range
 )
 
 // Mapper converts between LSP positions and byte offsets of one text. It is
@@ -23,8 +31,8 @@ type Mapper struct {
 }
 
 // NewMapper returns a Mapper for text with the given position encoding
-// (EncodingUTF8 or EncodingUTF16; anything else means UTF-16).
-func NewMapper(text, encoding string) *Mapper {
+// (UTF-8, or UTF-16 for anything else).
+func NewMapper(text string, encoding protocol.PositionEncodingKind) *Mapper {
 	n := strings.Count(text, "\n")
 	lines := make([]int, 1, n+1)
 	for i := 0; ; {
@@ -35,7 +43,7 @@ func NewMapper(text, encoding string) *Mapper {
 		i += j + 1
 		lines = append(lines, i)
 	}
-	return &Mapper{text: text, utf8: encoding == EncodingUTF8, lines: lines}
+	return &Mapper{text: text, utf8: encoding == protocol.PositionEncodingKindUTF8, lines: lines}
 }
 
 // Text returns the text the Mapper maps.
@@ -88,6 +96,12 @@ func (m *Mapper) Offset(p Position) int {
 		i += size
 	}
 	return i
+}
+
+// Contains reports whether p names a place in the text: a line that exists
+// (a column past the end of its line still counts, as LSP asks to clamp it).
+func (m *Mapper) Contains(p Position) bool {
+	return int64(p.Line) < int64(len(m.lines))
 }
 
 // Position returns the position of the byte offset off, clamped to the

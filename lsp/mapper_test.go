@@ -3,6 +3,8 @@ package lsp
 import (
 	"testing"
 	"unicode/utf8"
+
+	"go.lsp.dev/protocol"
 )
 
 func TestMapper(t *testing.T) {
@@ -10,24 +12,24 @@ func TestMapper(t *testing.T) {
 	const text = "ab\ncé\na𝄞b\r\n\xffz\n"
 	tests := []struct {
 		name     string
-		encoding string
+		encoding protocol.PositionEncodingKind
 		pos      Position
 		offset   int
 		back     Position // the position of offset, when it differs from pos
 	}{
-		{"start", EncodingUTF16, Position{0, 0}, 0, Position{0, 0}},
-		{"end of first line", EncodingUTF16, Position{0, 2}, 2, Position{0, 2}},
-		{"past the end of a line clamps", EncodingUTF16, Position{0, 99}, 2, Position{0, 2}},
-		{"after a two-byte rune", EncodingUTF16, Position{1, 2}, 6, Position{1, 2}},
-		{"after a two-byte rune, UTF-8", EncodingUTF8, Position{1, 3}, 6, Position{1, 3}},
-		{"inside a UTF-8 sequence rounds down", EncodingUTF8, Position{1, 2}, 4, Position{1, 1}},
-		{"after a surrogate pair", EncodingUTF16, Position{2, 3}, 12, Position{2, 3}},
-		{"inside a surrogate pair rounds down", EncodingUTF16, Position{2, 2}, 8, Position{2, 1}},
-		{"before CR", EncodingUTF16, Position{2, 4}, 13, Position{2, 4}},
-		{"between CR and LF", EncodingUTF16, Position{2, 5}, 14, Position{2, 5}},
-		{"invalid byte counts one", EncodingUTF16, Position{3, 1}, 16, Position{3, 1}},
-		{"last empty line", EncodingUTF16, Position{4, 0}, 18, Position{4, 0}},
-		{"past the last line clamps to the end", EncodingUTF16, Position{9, 3}, 18, Position{4, 0}},
+		{"start", protocol.PositionEncodingKindUTF16, Position{Line: 0, Character: 0}, 0, Position{Line: 0, Character: 0}},
+		{"end of first line", protocol.PositionEncodingKindUTF16, Position{Line: 0, Character: 2}, 2, Position{Line: 0, Character: 2}},
+		{"past the end of a line clamps", protocol.PositionEncodingKindUTF16, Position{Line: 0, Character: 99}, 2, Position{Line: 0, Character: 2}},
+		{"after a two-byte rune", protocol.PositionEncodingKindUTF16, Position{Line: 1, Character: 2}, 6, Position{Line: 1, Character: 2}},
+		{"after a two-byte rune, UTF-8", protocol.PositionEncodingKindUTF8, Position{Line: 1, Character: 3}, 6, Position{Line: 1, Character: 3}},
+		{"inside a UTF-8 sequence rounds down", protocol.PositionEncodingKindUTF8, Position{Line: 1, Character: 2}, 4, Position{Line: 1, Character: 1}},
+		{"after a surrogate pair", protocol.PositionEncodingKindUTF16, Position{Line: 2, Character: 3}, 12, Position{Line: 2, Character: 3}},
+		{"inside a surrogate pair rounds down", protocol.PositionEncodingKindUTF16, Position{Line: 2, Character: 2}, 8, Position{Line: 2, Character: 1}},
+		{"before CR", protocol.PositionEncodingKindUTF16, Position{Line: 2, Character: 4}, 13, Position{Line: 2, Character: 4}},
+		{"between CR and LF", protocol.PositionEncodingKindUTF16, Position{Line: 2, Character: 5}, 14, Position{Line: 2, Character: 5}},
+		{"invalid byte counts one", protocol.PositionEncodingKindUTF16, Position{Line: 3, Character: 1}, 16, Position{Line: 3, Character: 1}},
+		{"last empty line", protocol.PositionEncodingKindUTF16, Position{Line: 4, Character: 0}, 18, Position{Line: 4, Character: 0}},
+		{"past the last line clamps to the end", protocol.PositionEncodingKindUTF16, Position{Line: 9, Character: 3}, 18, Position{Line: 4, Character: 0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -43,11 +45,11 @@ func TestMapper(t *testing.T) {
 }
 
 func TestMapperClampsOffsets(t *testing.T) {
-	m := NewMapper("ab\nc", EncodingUTF16)
-	if p := m.Position(-5); p != (Position{0, 0}) {
+	m := NewMapper("ab\nc", protocol.PositionEncodingKindUTF16)
+	if p := m.Position(-5); p != (Position{Line: 0, Character: 0}) {
 		t.Errorf("Position(-5) = %v", p)
 	}
-	if p := m.Position(99); p != (Position{1, 1}) {
+	if p := m.Position(99); p != (Position{Line: 1, Character: 1}) {
 		t.Errorf("Position(99) = %v", p)
 	}
 }
@@ -60,7 +62,7 @@ func FuzzMapper(f *testing.F) {
 	f.Add("", uint32(7), uint32(7))
 	f.Add("é\n\n\n", uint32(2), uint32(0))
 	f.Fuzz(func(t *testing.T, text string, line, char uint32) {
-		for _, enc := range []string{EncodingUTF16, EncodingUTF8} {
+		for _, enc := range []protocol.PositionEncodingKind{protocol.PositionEncodingKindUTF16, protocol.PositionEncodingKindUTF8} {
 			m := NewMapper(text, enc)
 			for off := 0; off <= len(text); {
 				p := m.Position(off)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/dfill/dfill/completion"
@@ -40,14 +41,7 @@ func (s *Server) loadOne(ctx context.Context, cfg ModelConfig) {
 		name = cfg.Remote.URL
 	}
 	end := s.beginProgress(ctx, "dfill: loading model", name)
-	var (
-		gen     completion.Generator
-		release func()
-		err     = errNoLoader
-	)
-	if s.opts.Loader != nil {
-		gen, release, err = s.opts.Loader(ctx, cfg)
-	}
+	gen, release, err := s.callLoader(ctx, cfg)
 	if err == nil && gen == nil {
 		err = errors.New("the loader returned no model")
 	}
@@ -60,12 +54,49 @@ func (s *Server) loadOne(ctx context.Context, cfg ModelConfig) {
 		s.log.Error("loading model", zap.String("model", name), zap.Error(err))
 		end("failed")
 		s.swap(nil, nil, "", err)
-		s.showMessage(MessageError, fmt.Sprintf("dfill: cannot load model %s: %v (completions are off until it loads)", name, err))
+		s.showMessage(protocol.MessageTypeError, fmt.Sprintf("dfill: cannot load model %s: %v (completions are off until it loads)", name, err))
 		return
 	}
 	s.log.Info("model loaded", zap.String("model", gen.Name()), zap.String("backend", cfg.Backend))
 	s.swap(gen, release, gen.Name(), nil)
 	end("loaded " + gen.Name())
+}
+
+// callLoader runs the Loader and returns its result, or ctx's error as soon
+// as ctx is cancelled: a load that blocks (a model path on a stale network
+// mount) must not hold up shutdown. What such a load returns later is
+// released at once.
+func (s *Server) callLoader(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
+	if s.opts.Loader == nil {
+		return nil, nil, errNoLoader
+	}
+	type loaded struct {
+		gen     completion.Generator
+		release func()
+		err     error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		var l loaded
+		defer func() {
+			if r := recover(); r != nil {
+				l = loaded{err: fmt.Errorf("the loader panicked: %v", r)}
+			}
+			done <- l
+		}()
+		l.gen, l.release, l.err = s.opts.Loader(ctx, cfg)
+	}()
+	select {
+	case l := <-done:
+		return l.gen, l.release, l.err
+	case <-ctx.Done():
+		go func() {
+			if l := <-done; l.err == nil && l.release != nil {
+				l.release()
+			}
+		}()
+		return nil, nil, ctx.Err()
+	}
 }
 
 // swap installs gen (nil: none) and releases the previous generator once no
@@ -92,19 +123,31 @@ func (s *Server) unload() {
 // and returns the function that ends it.
 func (s *Server) beginProgress(ctx context.Context, title, message string) (end func(message string)) {
 	s.mu.Lock()
-	supported := s.caps.Window.WorkDoneProgress
+	w := s.caps.Window
+	supported := w != nil && w.WorkDoneProgress != nil && *w.WorkDoneProgress
 	s.progressSeq++
 	token := fmt.Sprintf("dfill-%d", s.progressSeq)
 	s.mu.Unlock()
 	if !supported {
 		return func(string) {}
 	}
-	if err := s.call(ctx, "window/workDoneProgress/create", WorkDoneProgressCreateParams{Token: token}, nil); err != nil {
+	if err := s.client.WorkDoneProgressCreate(ctx, &protocol.WorkDoneProgressCreateParams{Token: protocol.String(token)}); err != nil {
 		s.log.Debug("no progress", zap.Error(err))
 		return func(string) {}
 	}
-	s.notify(ctx, "$/progress", ProgressParams{Token: token, Value: WorkDoneProgressBegin{Kind: "begin", Title: title, Message: message}})
+	s.progress(ctx, token, &protocol.WorkDoneProgressBegin{Kind: "begin", Title: title, Message: &message})
 	return func(message string) {
-		s.notify(context.WithoutCancel(ctx), "$/progress", ProgressParams{Token: token, Value: WorkDoneProgressEnd{Kind: "end", Message: message}})
+		s.progress(context.WithoutCancel(ctx), token, &protocol.WorkDoneProgressEnd{Kind: "end", Message: &message})
+	}
+}
+
+// progress sends one $/progress notification.
+func (s *Server) progress(ctx context.Context, token string, value any) {
+	raw, err := protocol.Marshal(value)
+	if err == nil {
+		err = s.client.Progress(ctx, &protocol.ProgressParams{Token: protocol.String(token), Value: raw})
+	}
+	if err != nil {
+		s.log.Debug("$/progress not sent", zap.Error(err))
 	}
 }

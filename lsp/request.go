@@ -5,13 +5,24 @@ import (
 	"errors"
 	"time"
 
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/dfill/dfill/completion"
 )
 
-// pendingCompletion is the newest completion request of one document; the
-// next request for the same document cancels it.
+// pendingKey names the newest completion request of one method for one
+// document. A newer request supersedes the older one of the same method
+// only: VS Code sends a completion and an inline completion for each
+// keystroke, and neither may cancel the other. Two requests of different
+// methods at the same place share one generation through the Completer
+// (the second finds the first's answer in its cache).
+type pendingKey struct {
+	uri    string
+	method string
+}
+
+// pendingCompletion is the newest completion request of one pendingKey.
 type pendingCompletion struct {
 	cancel context.CancelCauseFunc
 }
@@ -21,16 +32,25 @@ type pendingCompletion struct {
 type prepared struct {
 	doc     *document
 	req     completion.Request
+	key     pendingKey
 	pending *pendingCompletion
 }
 
 // prepare snapshots the document, maps the position to a byte offset and
-// supersedes the document's previous completion request. It returns nil
-// when the document is not open.
-func (s *Server) prepare(ctx context.Context, uri string, pos Position, invoked bool) *prepared {
+// supersedes the previous request of the same method for the document. It
+// returns nil when the document is not open or the position lies outside
+// it (a client whose copy is out of sync would put an answer in the wrong
+// place).
+func (s *Server) prepare(ctx context.Context, method string, td protocol.TextDocumentIdentifier, pos protocol.Position, invoked bool) *prepared {
+	uri := string(td.URI)
 	doc := s.docs.get(uri)
 	if doc == nil {
 		s.log.Debug("completion for a document that is not open", zap.String("uri", uri))
+		return nil
+	}
+	if !doc.mapper.Contains(pos) {
+		s.log.Debug("completion outside the document", zap.String("uri", uri),
+			zap.Uint32("line", pos.Line), zap.Int("lines", doc.mapper.Lines()))
 		return nil
 	}
 	off := doc.mapper.Offset(pos)
@@ -38,17 +58,19 @@ func (s *Server) prepare(ctx context.Context, uri string, pos Position, invoked 
 	if cancel == nil {
 		cancel = func(error) {}
 	}
+	key := pendingKey{uri: uri, method: method}
 	pc := &pendingCompletion{cancel: cancel}
 	s.mu.Lock()
-	if old := s.latest[uri]; old != nil {
+	if old := s.latest[key]; old != nil {
 		old.cancel(errSuperseded)
 	}
-	s.latest[uri] = pc
+	s.latest[key] = pc
 	denoise := s.cfg.DenoiseNotifications
 	s.mu.Unlock()
 
 	p := &prepared{
 		doc:     doc,
+		key:     key,
 		pending: pc,
 		req: completion.Request{
 			URI:        uri,
@@ -63,7 +85,7 @@ func (s *Server) prepare(ctx context.Context, uri string, pos Position, invoked 
 	if denoise {
 		at := doc.mapper.Position(off)
 		p.req.OnStep = func(st completion.Step) {
-			s.notify(ctx, "dfill/denoise", DenoiseParams{URI: uri, Position: at, Step: st.Step, Steps: st.Steps, Text: st.Text})
+			s.notify(ctx, methodDenoise, &DenoiseParams{URI: uri, Position: at, Step: st.Step, Steps: st.Steps, Text: st.Text})
 		}
 	}
 	return p
@@ -77,8 +99,8 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 	async(ctx)
 	defer func() {
 		s.mu.Lock()
-		if s.latest[p.req.URI] == p.pending {
-			delete(s.latest, p.req.URI)
+		if s.latest[p.key] == p.pending {
+			delete(s.latest, p.key)
 		}
 		s.mu.Unlock()
 	}()
@@ -88,7 +110,7 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 	took := time.Since(start)
 
 	switch {
-	case ctx.Err() != nil || errors.Is(err, completion.ErrSuperseded) || errors.Is(err, context.Canceled):
+	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		s.stats.cancel()
 		if err == nil {
 			err = context.Cause(ctx)
@@ -100,9 +122,9 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 		s.log.Warn("completion failed", zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Error(err))
 		return completion.Result{}, nil
 	}
-	s.stats.add(took, res.Timings.Generate, res.Cached)
+	s.stats.add(took, res.Timings.Generate+res.Timings.Wait, res.Cached)
 	if ce := s.log.Check(zap.DebugLevel, "completion"); ce != nil {
-		ce.Write(zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),
+		ce.Write(zap.String("uri", p.req.URI), zap.String("method", p.key.method), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),
 			zap.Bool("cached", res.Cached), zap.Int("span", res.Span), zap.Int("steps", res.Steps), zap.Duration("took", took), zap.Duration("prompt", res.Timings.Prompt),
 			zap.Duration("generate", res.Timings.Generate), zap.Duration("validate", res.Timings.Validate))
 	}

@@ -1,28 +1,25 @@
 // Package lsp is dfill's language server: it speaks the Language Server
-// Protocol over a JSON-RPC stream, keeps the open documents (incremental
-// sync, position mapping in one place), and turns inline completion and
-// completion requests into completion.Requests. Protocol types stop here:
-// nothing below this package sees them.
+// Protocol over a JSON-RPC stream with go.lsp.dev/protocol's types, keeps
+// the open documents (incremental sync, position mapping in one place), and
+// turns inline completion and completion requests into completion.Requests.
+// Protocol types stop here: nothing below this package sees them.
 package lsp
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 
 	"github.com/dfill/dfill/completion"
 )
-
-// RequestCancelled is the LSP error code for a request that was cancelled
-// by $/cancelRequest or superseded by a newer request for the same document.
-const RequestCancelled jsonrpc2.Code = -32800
 
 // ModelConfig says which model a Loader should load.
 type ModelConfig struct {
@@ -34,6 +31,8 @@ type ModelConfig struct {
 // Loader loads the model cfg names. release frees what the generator holds;
 // the server calls it once no request uses the generator any more. The
 // server never imports the engine: cmd/dfill passes a Loader, tests a fake.
+// A Loader should return soon after ctx is cancelled; the server does not
+// wait for one that does not (it releases what such a load returns later).
 type Loader func(ctx context.Context, cfg ModelConfig) (gen completion.Generator, release func(), err error)
 
 // Options configure a Server.
@@ -65,16 +64,20 @@ const (
 	stateShutdown
 )
 
-// Server is one LSP session over one connection.
+// Server is one LSP session over one connection. It implements
+// protocol.Server for the methods dfill serves; the others answer
+// MethodNotFound.
 type Server struct {
+	protocol.UnimplementedServer
+
 	log       *zap.Logger
 	opts      Options
 	conn      jsonrpc2.Conn
+	client    protocol.Client
 	ctx       context.Context // the session's lifetime; cancelled on exit
 	completer completer
 	docs      *documents
 	stats     stats
-	methods   map[string]method
 
 	exited   chan struct{}
 	exitOnce sync.Once
@@ -82,12 +85,11 @@ type Server struct {
 	// mu guards the fields below.
 	mu          sync.Mutex
 	state       lifecycle
-	exitCode    int
-	encoding    string
-	caps        ClientCapabilities
+	encoding    protocol.PositionEncodingKind
+	caps        protocol.ClientCapabilities
 	cfg         Config
 	calls       map[jsonrpc2.ID]context.CancelCauseFunc // in-flight incoming calls
-	latest      map[string]*pendingCompletion           // newest completion request per URI
+	latest      map[pendingKey]*pendingCompletion       // newest completion request per document and method
 	progressSeq int
 
 	// genMu is held for reading by each completion while it runs and for
@@ -103,10 +105,6 @@ type Server struct {
 	modelErr  error
 }
 
-// method handles one LSP method. For notifications the result is dropped
-// and an error is only logged.
-type method func(ctx context.Context, req *jsonrpc2.Request) (any, error)
-
 // Serve runs an LSP session over rwc until the client sends exit, closes the
 // stream, or ctx is cancelled. exitCode is 0 when the client sent shutdown
 // before exit and 1 otherwise (the process exit status LSP asks for). err
@@ -119,8 +117,9 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, opts Options) (exitCode 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newServer(ctx, opts)
-	s.conn = jsonrpc2.NewConn(newStream(rwc, s.log))
-	s.conn.Go(ctx, s.handle)
+	s.conn = jsonrpc2.NewConn(newStream(rwc, s.log), jsonrpc2.WithCodec(codec{}))
+	s.client = protocol.ClientDispatcher(s.conn)
+	s.conn.Go(ctx, s.handler())
 
 	select {
 	case <-s.exited:
@@ -160,28 +159,114 @@ func newServer(ctx context.Context, opts Options) *Server {
 		ctx:      ctx,
 		docs:     newDocuments(),
 		exited:   make(chan struct{}),
-		encoding: EncodingUTF16,
+		encoding: protocol.PositionEncodingKindUTF16,
 		cfg:      opts.Config,
 		calls:    make(map[jsonrpc2.ID]context.CancelCauseFunc),
-		latest:   make(map[string]*pendingCompletion),
+		latest:   make(map[pendingKey]*pendingCompletion),
 	}
 	s.completer = completion.New(nil, s.cfg.completionOptions(), s.log.Named("completion"))
 	s.stats.init()
-	s.methods = map[string]method{
-		"initialize":                       s.initialize,
-		"initialized":                      s.initialized,
-		"shutdown":                         s.shutdown,
-		"exit":                             s.exit,
-		"$/cancelRequest":                  s.cancelRequest,
-		"textDocument/didOpen":             s.didOpen,
-		"textDocument/didChange":           s.didChange,
-		"textDocument/didClose":            s.didClose,
-		"textDocument/inlineCompletion":    s.inlineCompletion,
-		"textDocument/completion":          s.completion,
-		"workspace/didChangeConfiguration": s.didChangeConfiguration,
-		"dfill/stats":                      s.statsRequest,
-	}
 	return s
+}
+
+// codec encodes params and results with go.lsp.dev/protocol's codec, which
+// knows LSP's union types; raw messages pass through.
+type codec struct{}
+
+func (codec) Marshal(v any) ([]byte, error) {
+	switch m := v.(type) {
+	case jsonrpc2.RawMessage:
+		if m == nil {
+			return []byte("null"), nil
+		}
+		return m, nil
+	case nil:
+		return []byte("null"), nil
+	}
+	return protocol.Marshal(v)
+}
+
+func (codec) Unmarshal(data []byte, v any) error {
+	if p, ok := v.(*jsonrpc2.RawMessage); ok {
+		*p = append(jsonrpc2.RawMessage(nil), data...)
+		return nil
+	}
+	return protocol.Unmarshal(data, v)
+}
+
+// handler is the request chain, outermost first: recover (a panic becomes
+// an InternalError) → log → cancel ($/cancelRequest and the call's own
+// context) → lifecycle → dispatch to the typed methods. The async step
+// belongs to the handlers that need it (completions call async once they
+// hold a snapshot of the document), so notifications that change
+// documents apply in wire order and a slow completion never blocks them.
+// The reply is the return value.
+func (s *Server) handler() jsonrpc2.Handler {
+	return s.recoverPanics(s.logRequests(s.cancellable(s.admit(s.dispatch()))))
+}
+
+// dispatch decodes each LSP method's params into go.lsp.dev/protocol's
+// types and calls the Server's method of that name; dfill's own methods,
+// and $/ ones without params (which the LSP dispatcher cannot decode), go
+// to Request.
+func (s *Server) dispatch() jsonrpc2.Handler {
+	typed := protocol.ServerHandler(s, nil)
+	return func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+		m := req.Method()
+		if strings.HasPrefix(m, "dfill/") || strings.HasPrefix(m, "$/") && len(req.Params()) == 0 {
+			return s.Request(ctx, strings.Clone(m), nil)
+		}
+		return typed(ctx, req)
+	}
+}
+
+// recoverPanics turns a panic in a handler into an InternalError (or a log
+// line for a notification); the server keeps serving.
+func (s *Server) recoverPanics(next jsonrpc2.Handler) jsonrpc2.Handler {
+	return func(ctx context.Context, req *jsonrpc2.Request) (result any, err error) {
+		name, isCall := strings.Clone(req.Method()), req.IsCall()
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("handler panicked", zap.String("method", name), zap.Any("panic", r), zap.Stack("stack"))
+				result, err = nil, nil
+				if isCall {
+					err = jsonrpc2.Errorf(jsonrpc2.InternalError, "%s: internal error: %v", name, r)
+				}
+			}
+		}()
+		return next(ctx, req)
+	}
+}
+
+// logRequests logs each call at debug level and each failed notification;
+// a notification's error goes no further (it would end the connection).
+func (s *Server) logRequests(next jsonrpc2.Handler) jsonrpc2.Handler {
+	return func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+		name, isCall, id := strings.Clone(req.Method()), req.IsCall(), req.ID()
+		start := time.Now()
+		result, err := next(ctx, req)
+		if isCall {
+			if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
+				ce.Write(zap.String("method", name), zap.Stringer("id", idString{id}),
+					zap.Duration("took", time.Since(start)), zap.Error(err))
+			}
+			return result, err
+		}
+		if err != nil {
+			level := zap.WarnLevel
+			if isMethodNotFound(err) {
+				level = zap.DebugLevel // a notification dfill has no use for
+			}
+			s.log.Check(level, "notification failed").Write(zap.String("method", name), zap.Error(err))
+		}
+		return nil, nil
+	}
+}
+
+// isMethodNotFound reports whether err says a method is not served.
+func isMethodNotFound(err error) bool {
+	var w *jsonrpc2.Error
+	return errors.As(err, &w) && w.Code == jsonrpc2.MethodNotFound
 }
 
 // callKey is the context key of an incoming call's cancel function.
@@ -190,44 +275,27 @@ type callKey struct{}
 // requestKey is the context key of jsonrpc2's per-request context.
 type requestKey struct{}
 
-// handle is the request chain: recover → log → cancel → dispatch. The async
-// step belongs to the handlers that need it (completions call s.async once
-// they hold a snapshot of the document), so notifications that change
-// documents apply in wire order and a slow completion never blocks them.
-// The reply is the return value.
-func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request) (result any, err error) {
-	name := req.Method() // the frame it borrows from is never reused
-	isCall := req.IsCall()
-	id := req.ID()
-	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("handler panicked", zap.String("method", name), zap.Any("panic", r), zap.Stack("stack"))
-			result, err = nil, nil
-			if isCall {
-				err = jsonrpc2.Errorf(jsonrpc2.InternalError, "%s: internal error: %v", name, r)
-			}
+// cancellable runs each call under a context of the session's lifetime
+// that $/cancelRequest (or a newer request, see prepare) cancels, and maps
+// the outcome to the error the client sees. $/cancelRequest itself stops
+// here.
+func (s *Server) cancellable(next jsonrpc2.Handler) jsonrpc2.Handler {
+	return func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+		if req.Method() == protocol.MethodCancelRequest {
+			return nil, s.cancelRequest(req)
 		}
-		if isCall {
-			if ce := s.log.Check(zap.DebugLevel, "request"); ce != nil {
-				ce.Write(zap.String("method", name), zap.Stringer("id", idString{id}),
-					zap.Duration("took", time.Since(start)), zap.Error(err))
-			}
-		} else if err != nil {
-			s.log.Warn("notification failed", zap.String("method", name), zap.Error(err))
-			err = nil // a notification error would end the connection
+		// The request's own context is pooled by jsonrpc2 and dies with
+		// the handler, so nothing may derive from it (a derived context
+		// watches its parent from another goroutine). Work runs under a
+		// context of the session's lifetime; the request context is kept
+		// only for async.
+		reqCtx := ctx
+		ctx = context.WithValue(jsonrpc2.DetachContext(ctx), requestKey{}, reqCtx)
+		if !req.IsCall() {
+			return next(ctx, req)
 		}
-	}()
-
-	// The request's own context is pooled by jsonrpc2 and dies with the
-	// handler, so nothing may derive from it (a derived context watches its
-	// parent from another goroutine). Work runs under a context of the
-	// session's lifetime; the request context is kept only for async.
-	reqCtx := ctx
-	ctx = context.WithValue(jsonrpc2.DetachContext(ctx), requestKey{}, reqCtx)
-	if isCall {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
+		id := req.ID()
+		ctx, cancel := context.WithCancelCause(ctx)
 		ctx = context.WithValue(ctx, callKey{}, cancel)
 		s.mu.Lock()
 		s.calls[id] = cancel
@@ -238,48 +306,74 @@ func (s *Server) handle(ctx context.Context, req *jsonrpc2.Request) (result any,
 			s.mu.Unlock()
 			cancel(nil)
 		}()
+		result, err := next(ctx, req)
+		return result, wireError(ctx, req.Method(), err)
 	}
+}
 
-	if err := s.admit(name, isCall); err != nil {
-		return nil, err
+// cancelRequest cancels the in-flight call $/cancelRequest names; the call
+// then answers RequestCancelled.
+func (s *Server) cancelRequest(req *jsonrpc2.Request) error {
+	var p protocol.CancelParams
+	if err := protocol.Unmarshal(req.Params(), &p); err != nil {
+		return fmt.Errorf("$/cancelRequest: %w", err)
 	}
-	h, ok := s.methods[name]
-	if !ok {
-		if !isCall {
-			return nil, nil // unknown notifications, $/ ones included, are ignored
-		}
-		return nil, jsonrpc2.Errorf(jsonrpc2.MethodNotFound, "method not found: %s", name)
+	var id jsonrpc2.ID
+	switch v := p.ID.(type) {
+	case protocol.Integer:
+		id = jsonrpc2.NewNumberID(int64(v))
+	case protocol.String:
+		id = jsonrpc2.NewStringID(string(v))
+	default:
+		return fmt.Errorf("$/cancelRequest: id %v is neither a number nor a string", p.ID)
 	}
-	result, err = h(ctx, req)
-	if isCall {
-		err = wireError(ctx, err)
+	s.mu.Lock()
+	cancel := s.calls[id]
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel(errCancelled)
 	}
-	return result, err
+	return nil
 }
 
 // admit checks the lifecycle: before initialize only initialize and exit
 // are served; after shutdown only exit.
-func (s *Server) admit(name string, isCall bool) error {
-	s.mu.Lock()
-	state := s.state
-	s.mu.Unlock()
-	switch {
-	case name == "exit" || name == "initialize" && state == stateNew:
-		return nil
-	case state == stateNew:
-		if isCall {
-			return jsonrpc2.NewError(jsonrpc2.ServerNotInitialized, "server not initialized")
+func (s *Server) admit(next jsonrpc2.Handler) jsonrpc2.Handler {
+	return func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+		name, isCall := req.Method(), req.IsCall()
+		s.mu.Lock()
+		state := s.state
+		s.mu.Unlock()
+		switch {
+		case name == protocol.MethodExit || name == protocol.MethodInitialize && state == stateNew:
+		case state == stateNew:
+			if isCall {
+				return nil, jsonrpc2.NewError(jsonrpc2.ServerNotInitialized, "server not initialized")
+			}
+			return nil, errors.New("dropped before initialize")
+		case state == stateShutdown:
+			if isCall {
+				return nil, jsonrpc2.Errorf(jsonrpc2.InvalidRequest, "%s after shutdown", name)
+			}
+			return nil, errors.New("dropped after shutdown")
+		case name == protocol.MethodInitialize:
+			return nil, jsonrpc2.NewError(jsonrpc2.InvalidRequest, "initialize sent twice")
 		}
-		return errors.New("dropped before initialize")
-	case state == stateShutdown:
-		if isCall {
-			return jsonrpc2.Errorf(jsonrpc2.InvalidRequest, "%s after shutdown", name)
-		}
-		return errors.New("dropped after shutdown")
-	case name == "initialize":
-		return jsonrpc2.NewError(jsonrpc2.InvalidRequest, "initialize sent twice")
+		return next(ctx, req)
 	}
-	return nil
+}
+
+// Request serves the methods outside LSP: dfill/stats. Other calls answer
+// MethodNotFound; other notifications, $/ ones included, are ignored.
+func (s *Server) Request(ctx context.Context, method string, params any) (any, error) {
+	switch method {
+	case methodStats:
+		return s.statsSnapshot(), nil
+	}
+	if _, isCall := ctx.Value(callKey{}).(context.CancelCauseFunc); !isCall {
+		return nil, nil
+	}
+	return nil, jsonrpc2.Errorf(jsonrpc2.MethodNotFound, "method not found: %s", method)
 }
 
 // errSuperseded is the cancel cause of a completion replaced by a newer one.
@@ -289,25 +383,34 @@ var errSuperseded = errors.New("superseded by a newer request")
 var errCancelled = errors.New("cancelled by the client")
 
 // wireError maps a handler error to the JSON-RPC error the client sees:
-// cancelled and superseded requests answer RequestCancelled.
-func wireError(ctx context.Context, err error) error {
+// cancelled and superseded requests answer RequestCancelled, params that
+// do not decode InvalidParams.
+func wireError(ctx context.Context, method string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var w *jsonrpc2.Error
 	switch {
+	case errors.Is(err, jsonrpc2.ErrParse):
+		return jsonrpc2.Errorf(jsonrpc2.InvalidParams, "%s: params: %v", method, err)
+	case errors.As(err, &w) && w.Code == protocol.CodeRequestCancelled:
+		return requestCancelled(ctx)
 	case errors.As(err, &w):
 		return err
-	case errors.Is(err, completion.ErrSuperseded):
-		return jsonrpc2.NewError(RequestCancelled, errSuperseded.Error())
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
-		msg := "request cancelled"
-		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
-			msg = cause.Error()
-		}
-		return jsonrpc2.NewError(RequestCancelled, msg)
+		return requestCancelled(ctx)
 	}
 	return jsonrpc2.NewError(jsonrpc2.InternalError, err.Error())
+}
+
+// requestCancelled is the RequestCancelled error of a call whose context
+// was cancelled, saying why.
+func requestCancelled(ctx context.Context) error {
+	msg := "request cancelled"
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		msg = cause.Error()
+	}
+	return jsonrpc2.NewError(protocol.CodeRequestCancelled, msg)
 }
 
 // async releases the read loop so the rest of the handler runs concurrently
@@ -318,61 +421,19 @@ func async(ctx context.Context) {
 	}
 }
 
-// decode unmarshals a request's params into v.
-func decode(req *jsonrpc2.Request, v any) error {
-	p := req.Params()
-	if len(p) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(p, v); err != nil {
-		return jsonrpc2.Errorf(jsonrpc2.InvalidParams, "%s: params: %v", req.Method(), err)
-	}
-	return nil
-}
-
-// notify sends a notification to the client, logging a failure.
+// notify sends one of dfill's notifications to the client, logging a
+// failure.
 func (s *Server) notify(ctx context.Context, name string, params any) {
-	raw, err := json.Marshal(params)
-	if err == nil {
-		err = s.conn.Notify(ctx, name, jsonrpc2.RawMessage(raw))
-	}
-	if err != nil {
+	if err := s.conn.Notify(ctx, name, params); err != nil {
 		s.log.Debug("notification not sent", zap.String("method", name), zap.Error(err))
 	}
 }
 
-// call sends a request to the client and decodes its result into result.
-func (s *Server) call(ctx context.Context, name string, params, result any) error {
-	raw, err := json.Marshal(params)
-	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	var res jsonrpc2.RawMessage
-	if _, err := s.conn.Call(ctx, name, jsonrpc2.RawMessage(raw), &res); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	if result == nil || len(res) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(res, result); err != nil {
-		return fmt.Errorf("%s: result: %w", name, err)
-	}
-	return nil
-}
-
-// reply encodes a result with encoding/json (the LSP field conventions:
-// omitempty, nil slices as null) so it bypasses jsonrpc2's codec.
-func reply(v any) (any, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	return jsonrpc2.RawMessage(raw), nil
-}
-
 // showMessage tells the user something they must act on.
-func (s *Server) showMessage(typ int, msg string) {
-	s.notify(s.ctx, "window/showMessage", ShowMessageParams{Type: typ, Message: msg})
+func (s *Server) showMessage(typ protocol.MessageType, msg string) {
+	if err := s.client.ShowMessage(s.ctx, &protocol.ShowMessageParams{Type: typ, Message: msg}); err != nil {
+		s.log.Debug("window/showMessage not sent", zap.Error(err))
+	}
 }
 
 // config returns the current configuration.

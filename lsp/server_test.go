@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.lsp.dev/protocol"
+
 	"github.com/dfill/dfill/completion"
 )
 
@@ -35,12 +37,12 @@ func TestLifecycle(t *testing.T) {
 	tests := []struct {
 		name      string
 		encodings []string
-		want      string
+		want      protocol.PositionEncodingKind
 	}{
-		{"default is UTF-16", nil, EncodingUTF16},
-		{"UTF-16 only", []string{"utf-16"}, EncodingUTF16},
-		{"UTF-8 when offered", []string{"utf-16", "utf-8"}, EncodingUTF8},
-		{"unknown encodings", []string{"utf-32"}, EncodingUTF16},
+		{"default is UTF-16", nil, protocol.PositionEncodingKindUTF16},
+		{"UTF-16 only", []string{"utf-16"}, protocol.PositionEncodingKindUTF16},
+		{"UTF-8 when offered", []string{"utf-16", "utf-8"}, protocol.PositionEncodingKindUTF8},
+		{"unknown encodings", []string{"utf-32"}, protocol.PositionEncodingKindUTF16},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,8 +52,9 @@ func TestLifecycle(t *testing.T) {
 			if res.Capabilities.PositionEncoding != tt.want {
 				t.Errorf("positionEncoding = %q, want %q", res.Capabilities.PositionEncoding, tt.want)
 			}
-			sync := res.Capabilities.TextDocumentSync
-			if !sync.OpenClose || sync.Change != SyncIncremental || !res.Capabilities.InlineCompletionProvider || res.Capabilities.CompletionProvider == nil {
+			sync, _ := res.Capabilities.TextDocumentSync.(*protocol.TextDocumentSyncOptions)
+			if sync == nil || sync.OpenClose == nil || !*sync.OpenClose || sync.Change == nil || *sync.Change != protocol.TextDocumentSyncKindIncremental ||
+				res.Capabilities.InlineCompletionProvider != protocol.Boolean(true) || res.Capabilities.CompletionProvider == nil {
 				t.Errorf("capabilities = %+v", res.Capabilities)
 			}
 			if m := e.call("initialize", map[string]any{"capabilities": map[string]any{}}); m.Error == nil {
@@ -83,7 +86,7 @@ func TestExitWithoutShutdown(t *testing.T) {
 func TestNotInitialized(t *testing.T) {
 	e := startEditor(t, testOptions(t, &fakeGen{text: "x"}))
 	e.open("file:///w/a.go", "go", "package a\n") // dropped
-	m := e.call("textDocument/inlineCompletion", inlineParams("file:///w/a.go", 0, 0, InlineTriggerInvoked))
+	m := e.call("textDocument/inlineCompletion", inlineParams("file:///w/a.go", 0, 0, invokedInline))
 	if m.Error == nil || m.Error.Code != -32002 {
 		t.Fatalf("request before initialize = %+v, want ServerNotInitialized", m.Error)
 	}
@@ -94,10 +97,10 @@ func TestNotInitialized(t *testing.T) {
 func TestInlineCompletion(t *testing.T) {
 	tests := []struct {
 		name    string
-		trigger int
+		trigger protocol.InlineCompletionTriggerKind
 	}{
-		{"automatic", InlineTriggerAutomatic},
-		{"invoked", InlineTriggerInvoked},
+		{"automatic", automaticInline},
+		{"invoked", invokedInline},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,23 +108,23 @@ func TestInlineCompletion(t *testing.T) {
 			// Type "f" then delete it, incrementally, then ask at the cursor.
 			line, col := lineCol(goSource, "\t\n}")
 			col++ // after the tab
-			at := Range{Start: Position{line, col}, End: Position{line, col}}
-			e.change("file:///w/main.go", 2, TextDocumentContentChangeEvent{Range: &at, Text: "f"})
-			typed := Range{Start: Position{line, col}, End: Position{line, col + 1}}
-			e.change("file:///w/main.go", 3, TextDocumentContentChangeEvent{Range: &typed, Text: ""})
+			at := Range{Start: Position{Line: line, Character: col}, End: Position{Line: line, Character: col}}
+			e.change("file:///w/main.go", 2, edit(&at, "f"))
+			typed := Range{Start: Position{Line: line, Character: col}, End: Position{Line: line, Character: col + 1}}
+			e.change("file:///w/main.go", 3, edit(&typed, ""))
 
 			list := e.inline("file:///w/main.go", line, col, tt.trigger)
 			if len(list.Items) == 0 {
 				t.Fatal("no items")
 			}
-			if tt.trigger == InlineTriggerAutomatic && len(list.Items) != 1 {
+			if tt.trigger == automaticInline && len(list.Items) != 1 {
 				t.Errorf("automatic trigger got %d items, want 1", len(list.Items))
 			}
 			it := list.Items[0]
-			if !strings.Contains(it.InsertText, "Println") {
-				t.Errorf("insertText = %q", it.InsertText)
+			if !strings.Contains(insertText(it), "Println") {
+				t.Errorf("insertText = %q", insertText(it))
 			}
-			if it.Range == nil || it.Range.Start != (Position{line, col}) || it.Range.End.Line != line {
+			if it.Range == nil || it.Range.Start != (Position{Line: line, Character: col}) || it.Range.End.Line != line {
 				t.Errorf("range = %+v, want to start at %d:%d on the same line", it.Range, line, col)
 			}
 		})
@@ -132,26 +135,22 @@ func TestCompletion(t *testing.T) {
 	e := ready(t, testOptions(t, &fakeGen{text: "fmt.Println(\"hello\")"}), nil)
 	line, col := lineCol(goSource, "\t\n}")
 	col++
-	var list CompletionList
-	e.callOK("textDocument/completion", CompletionParams{
-		TextDocument: TextDocumentIdentifier{URI: "file:///w/main.go"},
-		Position:     Position{line, col},
-		Context:      &CompletionContext{TriggerKind: CompletionTriggerInvoked},
-	}, &list)
+	list := e.complete("file:///w/main.go", line, col, protocol.CompletionTriggerKindInvoked)
 	if len(list.Items) == 0 {
 		t.Fatal("no items")
 	}
 	it := list.Items[0]
-	if it.TextEdit == nil || !strings.Contains(it.TextEdit.NewText, "Println") || it.TextEdit.Range.Start != (Position{line, col}) {
+	te, _ := it.TextEdit.(*protocol.TextEdit)
+	if te == nil || te.NewText != "fmt.Println(\"hello\")" || te.Range.Start != (Position{Line: line, Character: col}) {
 		t.Errorf("textEdit = %+v", it.TextEdit)
 	}
-	if it.Label != firstLine(it.TextEdit.NewText) {
-		t.Errorf("label = %q, want the first line of %q", it.Label, it.TextEdit.NewText)
+	if it.Label != `fmt.Println("hello")` {
+		t.Errorf("label = %q, want the line as it will read", it.Label)
 	}
-	if it.Documentation == nil || !strings.Contains(it.Documentation.Value, it.TextEdit.NewText) {
+	if doc, _ := it.Documentation.(*protocol.MarkupContent); doc == nil || !strings.Contains(doc.Value, "\tfmt.Println(\"hello\")") {
 		t.Errorf("documentation = %+v", it.Documentation)
 	}
-	if it.InsertTextFormat != InsertTextFormatPlainText {
+	if it.InsertTextFormat != protocol.InsertTextFormatPlainText {
 		t.Errorf("insertTextFormat = %d", it.InsertTextFormat)
 	}
 }
@@ -175,11 +174,11 @@ func waitStarted(t *testing.T, gen *fakeGen) {
 func TestCancelRequest(t *testing.T) {
 	e, gen := blocked(t)
 	line, col := lineCol(goSource, "\t\n}")
-	id, ch := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, InlineTriggerInvoked))
+	id, ch := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, invokedInline))
 	waitStarted(t, gen)
 	e.notify("$/cancelRequest", map[string]any{"id": id})
 	m := e.wait(ch)
-	if m.Error == nil || m.Error.Code != int(RequestCancelled) {
+	if m.Error == nil || m.Error.Code != int(protocol.CodeRequestCancelled) {
 		t.Fatalf("cancelled request answered %s %+v, want error -32800", m.Result, m.Error)
 	}
 	if st := e.stats(); st.Cancelled != 1 {
@@ -190,17 +189,17 @@ func TestCancelRequest(t *testing.T) {
 func TestSupersede(t *testing.T) {
 	e, gen := blocked(t)
 	line, col := lineCol(goSource, "\t\n}")
-	_, first := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, InlineTriggerAutomatic))
+	_, first := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, automaticInline))
 	waitStarted(t, gen)
 
 	// didChange and other requests are served while a completion runs.
-	at := Range{Start: Position{line, col + 1}, End: Position{line, col + 1}}
-	e.change("file:///w/main.go", 2, TextDocumentContentChangeEvent{Range: &at, Text: "f"})
+	at := Range{Start: Position{Line: line, Character: col + 1}, End: Position{Line: line, Character: col + 1}}
+	e.change("file:///w/main.go", 2, edit(&at, "f"))
 	e.stats()
 
-	_, second := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+2, InlineTriggerAutomatic))
+	_, second := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+2, automaticInline))
 	m := e.wait(first)
-	if m.Error == nil || m.Error.Code != int(RequestCancelled) {
+	if m.Error == nil || m.Error.Code != int(protocol.CodeRequestCancelled) {
 		t.Fatalf("superseded request answered %s %+v, want error -32800", m.Result, m.Error)
 	}
 	waitStarted(t, gen)
@@ -215,7 +214,7 @@ func TestPanicBecomesInternalError(t *testing.T) {
 	gen := &fakeGen{text: "x", panics: true}
 	opts := testOptions(t, gen)
 	e := ready(t, opts, nil)
-	m := e.call("textDocument/inlineCompletion", inlineParams("file:///w/main.go", 5, 1, InlineTriggerInvoked))
+	m := e.call("textDocument/inlineCompletion", inlineParams("file:///w/main.go", 5, 1, invokedInline))
 	if m.Error == nil || m.Error.Code != -32603 {
 		t.Fatalf("panicking request answered %s %+v, want InternalError", m.Result, m.Error)
 	}
@@ -257,13 +256,13 @@ func TestConfiguration(t *testing.T) {
 	// Pushed settings: denoise notifications on.
 	e.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{"denoiseNotifications": true}}})
 	line, col := lineCol(goSource, "\t\n}")
-	e.inline("file:///w/main.go", line, col+1, InlineTriggerInvoked)
+	e.inline("file:///w/main.go", line, col+1, invokedInline)
 	m := e.waitFor("dfill/denoise", nil)
 	var d DenoiseParams
 	if err := json.Unmarshal(m.Params, &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.URI != "file:///w/main.go" || d.Steps == 0 || d.Step < 1 || d.Position != (Position{line, col + 1}) {
+	if d.URI != "file:///w/main.go" || d.Steps == 0 || d.Step < 1 || d.Position != (Position{Line: line, Character: col + 1}) {
 		t.Errorf("denoise = %+v", d)
 	}
 
@@ -287,26 +286,41 @@ func TestConfiguration(t *testing.T) {
 }
 
 func TestMergeSettings(t *testing.T) {
-	base := Config{Model: "m.gguf", Steps: 8, Languages: []string{"go"}}
+	base := Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, Languages: []string{"go"}}
+	def := Config{Steps: 6}
 	tests := []struct {
-		name    string
-		raw     string
-		want    Config
-		wantErr bool
+		name     string
+		raw      string
+		want     Config
+		problems []string // substrings of the problems, in order
 	}{
-		{"null", `null`, base, false},
-		{"empty", ``, base, false},
-		{"section", `{"dfill":{"steps":4}}`, Config{Model: "m.gguf", Steps: 4, Languages: []string{"go"}}, false},
-		{"bare", `{"maxTokens":16,"remote":{"url":"http://x"}}`, Config{Model: "m.gguf", Steps: 8, MaxTokens: 16, Languages: []string{"go"}, Remote: RemoteConfig{URL: "http://x"}}, false},
-		{"languages replaced", `{"languages":["python"]}`, Config{Model: "m.gguf", Steps: 8, Languages: []string{"python"}}, false},
-		{"wrong type", `{"steps":"four","maxTokens":3}`, Config{Model: "m.gguf", Steps: 8, MaxTokens: 3, Languages: []string{"go"}}, true},
-		{"not an object", `[1]`, base, true},
+		{"null", `null`, base, nil},
+		{"empty", ``, base, nil},
+		{"section", `{"dfill":{"steps":4}}`, Config{Model: "m.gguf", Steps: 4, Threshold: 0.5, Languages: []string{"go"}}, nil},
+		{"bare", `{"maxTokens":16,"remote":{"url":"http://x"}}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 16, Languages: []string{"go"}, Remote: RemoteConfig{URL: "http://x"}}, nil},
+		{"languages replaced", `{"languages":["python"]}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, Languages: []string{"python"}}, nil},
+		{"null resets to the default", `{"steps":null}`, Config{Model: "m.gguf", Steps: 6, Threshold: 0.5, Languages: []string{"go"}}, nil},
+		{"unknown keys ignored", `{"path":"/usr/bin/dfill","enable":true}`, base, nil},
+		{"wrong type", `{"steps":"four","maxTokens":3}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 3, Languages: []string{"go"}},
+			[]string{`"steps": "four" is not an integer from 0`}},
+		{"out of range", `{"algorithm":"nope","threshold":-5,"contextTokens":-1,"completionItems":"sometimes","debounceMs":2}`,
+			Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, DebounceMs: 2, Languages: []string{"go"}},
+			[]string{`"algorithm": "nope" is not "confidence", "margin" or "entropy"; keeping ""`,
+				`"completionItems": "sometimes"`, `"contextTokens": -1`, `"threshold": -5 is not a number from 0 (the step schedule) to 1; keeping 0.5`}},
+		{"a fraction of a step", `{"steps":2.5}`, base, []string{`"steps": 2.5`}},
+		{"unknown remote field", `{"remote":{"uri":"x"}}`, base, []string{`"remote"`}},
+		{"not an object", `[1]`, base, []string{"not a JSON object"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := mergeSettings(base, json.RawMessage(tt.raw))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			got, problems := mergeSettings(base, def, []byte(tt.raw))
+			if len(problems) != len(tt.problems) {
+				t.Fatalf("problems %q, want %d like %q", problems, len(tt.problems), tt.problems)
+			}
+			for i, p := range tt.problems {
+				if !strings.Contains(problems[i], p) {
+					t.Errorf("problem %q, want it to say %q", problems[i], p)
+				}
 			}
 			gj, _ := json.Marshal(got)
 			wj, _ := json.Marshal(tt.want)
@@ -324,15 +338,15 @@ func TestModelLoadFailure(t *testing.T) {
 	e := startEditor(t, Options{Loader: loader})
 	e.initialize(nil, nil)
 	m := e.waitFor("window/showMessage", nil)
-	var sm ShowMessageParams
-	if err := json.Unmarshal(m.Params, &sm); err != nil {
+	var sm protocol.ShowMessageParams
+	if err := protocol.Unmarshal(m.Params, &sm); err != nil {
 		t.Fatal(err)
 	}
-	if sm.Type != MessageError || !strings.Contains(sm.Message, "missing.gguf") {
+	if sm.Type != protocol.MessageTypeError || !strings.Contains(sm.Message, "missing.gguf") {
 		t.Errorf("showMessage = %+v", sm)
 	}
 	e.open("file:///w/main.go", "go", goSource)
-	if list := e.inline("file:///w/main.go", 5, 1, InlineTriggerInvoked); len(list.Items) != 0 {
+	if list := e.inline("file:///w/main.go", 5, 1, invokedInline); len(list.Items) != 0 {
 		t.Errorf("items without a model: %+v", list.Items)
 	}
 	if st := e.stats(); !strings.Contains(st.ModelError, "missing.gguf") {
@@ -350,7 +364,7 @@ func TestBeforeModelLoads(t *testing.T) {
 	defer close(release)
 	e.initialize(nil, nil)
 	e.open("file:///w/main.go", "go", goSource)
-	if list := e.inline("file:///w/main.go", 5, 1, InlineTriggerInvoked); len(list.Items) != 0 {
+	if list := e.inline("file:///w/main.go", 5, 1, invokedInline); len(list.Items) != 0 {
 		t.Errorf("items while the model loads: %+v", list.Items)
 	}
 }
@@ -359,14 +373,14 @@ func TestOneGenerationAtATime(t *testing.T) {
 	e, gen := blocked(t)
 	e.open("file:///w/other.go", "go", goSource)
 	line, col := lineCol(goSource, "\t\n}")
-	_, first := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, InlineTriggerInvoked))
+	_, first := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, invokedInline))
 	waitStarted(t, gen)
 	// A request for another document waits for the running generation and
 	// gives up at once when cancelled.
-	id, second := e.start("textDocument/inlineCompletion", inlineParams("file:///w/other.go", line, col+1, InlineTriggerInvoked))
+	id, second := e.start("textDocument/inlineCompletion", inlineParams("file:///w/other.go", line, col+1, invokedInline))
 	e.stats()
 	e.notify("$/cancelRequest", map[string]any{"id": id})
-	if m := e.wait(second); m.Error == nil || m.Error.Code != int(RequestCancelled) {
+	if m := e.wait(second); m.Error == nil || m.Error.Code != int(protocol.CodeRequestCancelled) {
 		t.Fatalf("waiting request answered %s %+v, want -32800", m.Result, m.Error)
 	}
 	if n := gen.calls.Load(); n != 1 {

@@ -1,12 +1,9 @@
 package lsp
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"time"
-
-	"go.lsp.dev/jsonrpc2"
 )
 
 // ownWindow is how many recent requests the own-time percentiles cover.
@@ -29,7 +26,7 @@ type stats struct {
 func (st *stats) init() { st.own = make([]time.Duration, 0, ownWindow) }
 
 // add records one answered request that took took, model of it in the
-// generator.
+// generator or waiting for another request's generation.
 func (st *stats) add(took, model time.Duration, cached bool) {
 	own := max(took-model, 0)
 	st.mu.Lock()
@@ -78,8 +75,8 @@ func (st *stats) snapshot() Stats {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// statsRequest answers dfill/stats.
-func (s *Server) statsRequest(ctx context.Context, req *jsonrpc2.Request) (any, error) {
+// statsSnapshot answers dfill/stats.
+func (s *Server) statsSnapshot() *Stats {
 	out := s.stats.snapshot()
 	s.genMu.RLock()
 	out.Model = s.modelName
@@ -87,5 +84,5 @@ func (s *Server) statsRequest(ctx context.Context, req *jsonrpc2.Request) (any, 
 		out.ModelError = s.modelErr.Error()
 	}
 	s.genMu.RUnlock()
-	return reply(out)
+	return &out
 }

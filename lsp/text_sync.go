@@ -3,7 +3,7 @@ package lsp
 import (
 	"context"
 
-	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
 )
 
@@ -11,28 +11,20 @@ import (
 // apply in wire order and a completion request sees every edit sent before
 // it.
 
-// didOpen stores a newly opened document.
-func (s *Server) didOpen(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p DidOpenTextDocumentParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
-	}
+// DidOpen stores a newly opened document.
+func (s *Server) DidOpen(ctx context.Context, p *protocol.DidOpenTextDocumentParams) error {
 	d := s.docs.open(p.TextDocument, s.positionEncoding())
 	s.completer.DidChange(d.uri, d.text(), 0, len(d.text()))
-	return nil, nil
+	return nil
 }
 
-// didChange applies incremental or full changes to an open document.
-func (s *Server) didChange(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p DidChangeTextDocumentParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
-	}
-	uri := p.TextDocument.URI
+// DidChange applies incremental or full changes to an open document.
+func (s *Server) DidChange(ctx context.Context, p *protocol.DidChangeTextDocumentParams) error {
+	uri := string(p.TextDocument.URI)
 	d := s.docs.get(uri)
 	if d == nil {
 		s.log.Warn("didChange for a document that is not open", zap.String("uri", uri))
-		return nil, nil
+		return nil
 	}
 	if p.TextDocument.Version <= d.version {
 		s.log.Warn("didChange does not increase the version",
@@ -48,31 +40,29 @@ func (s *Server) didChange(ctx context.Context, req *jsonrpc2.Request) (any, err
 	next.mapper = NewMapper(text, enc)
 	s.docs.put(&next)
 	s.completer.DidChange(uri, text, wrote.start, wrote.end)
-	return nil, nil
+	return nil
 }
 
-// didClose forgets a document and cancels its pending completion.
-func (s *Server) didClose(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-	var p DidCloseTextDocumentParams
-	if err := decode(req, &p); err != nil {
-		return nil, err
-	}
-	uri := p.TextDocument.URI
+// DidClose forgets a document and cancels its pending completions.
+func (s *Server) DidClose(ctx context.Context, p *protocol.DidCloseTextDocumentParams) error {
+	uri := string(p.TextDocument.URI)
 	if !s.docs.close(uri) {
 		s.log.Warn("didClose for a document that is not open", zap.String("uri", uri))
 	}
 	s.mu.Lock()
-	if pc := s.latest[uri]; pc != nil {
-		pc.cancel(errCancelled)
-		delete(s.latest, uri)
+	for k, pc := range s.latest {
+		if k.uri == uri {
+			pc.cancel(errCancelled)
+			delete(s.latest, k)
+		}
 	}
 	s.mu.Unlock()
 	s.completer.DidClose(uri)
-	return nil, nil
+	return nil
 }
 
 // positionEncoding returns the negotiated position encoding.
-func (s *Server) positionEncoding() string {
+func (s *Server) positionEncoding() protocol.PositionEncodingKind {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.encoding

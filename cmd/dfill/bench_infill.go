@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"go.uber.org/zap"
 	"io"
 	"math"
 	"os"
 	"sort"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/completion/syntax"

@@ -21,6 +21,8 @@ import (
 	"unicode/utf8"
 
 	"go.lsp.dev/jsonrpc2"
+	"go.lsp.dev/protocol"
+	"go.lsp.dev/uri"
 
 	"github.com/dfill/dfill/lsp"
 )
@@ -29,16 +31,22 @@ func init() { benches["lsp"] = runBenchLSP }
 
 // benchLSPResult is what dfill bench lsp prints (as a table, or as JSON).
 type benchLSPResult struct {
-	File        string    `json:"file"`
-	StartLine   int       `json:"startLine"`
-	Keystrokes  int       `json:"keystrokes"`
-	IntervalMs  float64   `json:"intervalMs"`
-	DebounceMs  int64     `json:"debounceMs"`
-	Model       string    `json:"model"`
-	Requests    int       `json:"requests"`
-	Answered    int       `json:"answered"`
-	WithItems   int       `json:"withItems"`
-	Superseded  int       `json:"superseded"`
+	File       string   `json:"file"`
+	StartLine  int      `json:"startLine"`
+	Keystrokes int      `json:"keystrokes"`
+	IntervalMs float64  `json:"intervalMs"`
+	DebounceMs int64    `json:"debounceMs"`
+	Model      string   `json:"model"`
+	Methods    []string `json:"methods"` // the requests sent per keystroke
+	Requests   int      `json:"requests"`
+	Answered   int      `json:"answered"`
+	WithItems  int      `json:"withItems"`
+	// Cancelled counts requests the client cancelled itself (as VS Code
+	// does when the next keystroke comes) that answered RequestCancelled;
+	// Lost counts those that answered RequestCancelled without the client
+	// having cancelled them: answers the user waited for and never got.
+	Cancelled   int       `json:"cancelled"`
+	Lost        int       `json:"lost"`
 	Failed      int       `json:"failed"`
 	LatencyMs   latencyMs `json:"latencyMs"`
 	Server      lsp.Stats `json:"server"`
@@ -55,8 +63,11 @@ type latencyMs struct {
 
 // runBenchLSP starts dfill serve as a child over stdio, opens a real source
 // file with a region cut out, and types that region back one character at a
-// time as an editor would: one incremental didChange and one automatic
-// inlineCompletion per keystroke, sent without waiting for answers.
+// time as an editor would: one incremental didChange and, per keystroke, an
+// automatic inlineCompletion (and a completion, with --requests
+// inline,completion, as VS Code sends both), sent without waiting for
+// answers; the requests of the previous keystroke still unanswered are
+// cancelled with $/cancelRequest, as VS Code does.
 func runBenchLSP(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench lsp", flag.ContinueOnError)
 	sf := addSharedFlags(fs)
@@ -65,6 +76,7 @@ func runBenchLSP(ctx context.Context, args []string) error {
 	keys := fs.Int("keys", 300, "keystrokes to replay")
 	interval := fs.Duration("interval", 30*time.Millisecond, "time between keystrokes")
 	debounce := fs.Duration("debounce", 0, "the server's debounceMs setting (0: its default)")
+	requests := fs.String("requests", "inline", "requests per keystroke: inline, completion, or inline,completion (as VS Code sends)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -82,17 +94,21 @@ func runBenchLSP(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 
+	methods, err := benchMethods(*requests)
+	if err != nil {
+		return err
+	}
 	child, err := startChild(ctx, sf)
 	if err != nil {
 		return err
 	}
 	defer child.kill()
 
-	settings := map[string]any{}
+	settings := map[string]any{"completionItems": "always"}
 	if *debounce > 0 {
 		settings["debounceMs"] = debounce.Milliseconds()
 	}
-	res, err := replay(ctx, child.conn, settings, "file://"+filepath.ToSlash(absPath(path)), languageOf(path), plan, *interval)
+	res, err := replay(ctx, child, settings, uri.File(absPath(path)), languageOf(path), plan, *interval, methods)
 	if err != nil {
 		return err
 	}
@@ -116,7 +132,7 @@ func runBenchLSP(ctx context.Context, args []string) error {
 // keystroke is one typed character: Text inserted at At (a UTF-16 LSP
 // position), after which the cursor is at Cursor.
 type keystroke struct {
-	At, Cursor lsp.Position
+	At, Cursor protocol.Position
 	Text       string
 }
 
@@ -144,12 +160,12 @@ func planTyping(text string, start, keys int) (typingPlan, error) {
 	}
 	end := begin
 	var plan typingPlan
-	cur := lsp.Position{Line: uint32(start - 1)}
+	cur := protocol.Position{Line: uint32(start - 1)}
 	for len(plan.Keys) < keys && end < len(text) {
 		r, size := utf8.DecodeRuneInString(text[end:])
 		k := keystroke{At: cur, Text: text[end : end+size]}
 		if r == '\n' {
-			cur = lsp.Position{Line: cur.Line + 1}
+			cur = protocol.Position{Line: cur.Line + 1}
 		} else {
 			n := 1
 			if size == 4 { // outside the BMP: a surrogate pair
@@ -165,62 +181,97 @@ func planTyping(text string, start, keys int) (typingPlan, error) {
 	return plan, nil
 }
 
+// benchMethods parses --requests.
+func benchMethods(list string) ([]string, error) {
+	var out []string
+	for _, m := range strings.Split(list, ",") {
+		switch strings.TrimSpace(m) {
+		case "inline":
+			out = append(out, protocol.MethodTextDocumentInlineCompletion)
+		case "completion":
+			out = append(out, protocol.MethodTextDocumentCompletion)
+		default:
+			return nil, fmt.Errorf("--requests: %q is not inline or completion", m)
+		}
+	}
+	return out, nil
+}
+
+// sentRequest is one completion request of the replay.
+type sentRequest struct {
+	cancel    context.CancelFunc // cancels the call: jsonrpc2 sends $/cancelRequest
+	cancelled bool               // the client cancelled it; guarded by the replay's mutex
+}
+
 // replay opens the plan's document and types it, sending each keystroke's
-// didChange and inlineCompletion without waiting, then waits for every
-// answer and asks the server for its own timings.
-func replay(ctx context.Context, conn jsonrpc2.Conn, settings map[string]any, uri, languageID string, plan typingPlan, interval time.Duration) (benchLSPResult, error) {
-	var res benchLSPResult
-	if err := waitModel(ctx, conn, settings, &res); err != nil {
+// didChange and requests without waiting, cancelling the previous
+// keystroke's requests still in flight, then waits for every answer and
+// asks the server for its own timings.
+func replay(ctx context.Context, c *child, settings map[string]any, docURI uri.URI, languageID string, plan typingPlan, interval time.Duration, methods []string) (benchLSPResult, error) {
+	res := benchLSPResult{Methods: methods}
+	if err := waitModel(ctx, c, settings, &res); err != nil {
 		return res, err
 	}
-	if err := conn.Notify(ctx, "textDocument/didOpen", lsp.DidOpenTextDocumentParams{TextDocument: lsp.TextDocumentItem{
-		URI: uri, LanguageID: languageID, Version: 1, Text: plan.Initial}}); err != nil {
+	if err := c.server.DidOpen(ctx, &protocol.DidOpenTextDocumentParams{TextDocument: protocol.TextDocumentItem{
+		URI: docURI, LanguageID: protocol.LanguageKind(languageID), Version: 1, Text: plan.Initial}}); err != nil {
 		return res, err
 	}
 	var (
-		wg        sync.Mutex
+		mu        sync.Mutex // guards res, latencies and the requests' cancelled flags
 		pending   sync.WaitGroup
 		latencies []time.Duration
+		previous  []*sentRequest
 	)
 	began := time.Now()
 	for i, k := range plan.Keys {
-		r := lsp.Range{Start: k.At, End: k.At}
-		err := conn.Notify(ctx, "textDocument/didChange", lsp.DidChangeTextDocumentParams{
-			TextDocument:   lsp.VersionedTextDocumentIdentifier{URI: uri, Version: int32(i + 2)},
-			ContentChanges: []lsp.TextDocumentContentChangeEvent{{Range: &r, Text: k.Text}},
+		mu.Lock()
+		for _, r := range previous {
+			r.cancelled = true
+			r.cancel()
+		}
+		mu.Unlock()
+		previous = previous[:0]
+		err := c.server.DidChange(ctx, &protocol.DidChangeTextDocumentParams{
+			TextDocument: protocol.VersionedTextDocumentIdentifier{
+				TextDocumentIdentifier: protocol.TextDocumentIdentifier{URI: docURI}, Version: int32(i + 2)},
+			ContentChanges: []protocol.TextDocumentContentChangeEvent{
+				&protocol.TextDocumentContentChangePartial{Range: protocol.Range{Start: k.At, End: k.At}, Text: k.Text}},
 		})
 		if err != nil {
 			return res, err
 		}
-		params := lsp.InlineCompletionParams{
-			TextDocument: lsp.TextDocumentIdentifier{URI: uri},
-			Position:     k.Cursor,
-			Context:      lsp.InlineCompletionContext{TriggerKind: lsp.InlineTriggerAutomatic},
-		}
-		pending.Add(1)
-		go func() {
-			defer pending.Done()
-			t0 := time.Now()
-			var list lsp.InlineCompletionList
-			_, err := conn.Call(ctx, "textDocument/inlineCompletion", params, &list)
-			took := time.Since(t0)
-			wg.Lock()
-			defer wg.Unlock()
-			res.Requests++
-			var rpcErr *jsonrpc2.Error
-			switch {
-			case err == nil:
-				res.Answered++
-				latencies = append(latencies, took)
-				if len(list.Items) > 0 {
-					res.WithItems++
+		at := protocol.TextDocumentPositionParams{TextDocument: protocol.TextDocumentIdentifier{URI: docURI}, Position: k.Cursor}
+		for _, method := range methods {
+			callCtx, cancel := context.WithCancel(ctx)
+			sent := &sentRequest{cancel: cancel}
+			previous = append(previous, sent)
+			pending.Add(1)
+			go func() {
+				defer pending.Done()
+				defer cancel()
+				t0 := time.Now()
+				items, err := benchRequest(callCtx, c.server, method, at)
+				took := time.Since(t0)
+				mu.Lock()
+				defer mu.Unlock()
+				res.Requests++
+				var rpcErr *jsonrpc2.Error
+				switch {
+				case err == nil:
+					res.Answered++
+					latencies = append(latencies, took)
+					if items > 0 {
+						res.WithItems++
+					}
+				case sent.cancelled:
+					res.Cancelled++
+				case errors.As(err, &rpcErr) && rpcErr.Code == protocol.CodeRequestCancelled:
+					res.Lost++
+				default:
+					res.Failed++
 				}
-			case errors.As(err, &rpcErr) && rpcErr.Code == lsp.RequestCancelled:
-				res.Superseded++
-			default:
-				res.Failed++
-			}
-		}()
+			}()
+		}
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -234,28 +285,50 @@ func replay(ctx context.Context, conn jsonrpc2.Conn, settings map[string]any, ur
 	if n := len(latencies); n > 0 {
 		res.LatencyMs = latencyMs{P50: ms(percentile(latencies, 0.50)), P95: ms(percentile(latencies, 0.95)), Max: ms(latencies[n-1])}
 	}
-	if _, err := conn.Call(ctx, "dfill/stats", nil, &res.Server); err != nil {
-		return res, fmt.Errorf("dfill/stats: %w", err)
+	if err := c.stats(ctx, &res.Server); err != nil {
+		return res, err
 	}
 	return res, nil
+}
+
+// benchRequest sends one completion request of method and returns how
+// many items it answered.
+func benchRequest(ctx context.Context, server protocol.Server, method string, at protocol.TextDocumentPositionParams) (int, error) {
+	if method == protocol.MethodTextDocumentCompletion {
+		r, err := server.Completion(ctx, &protocol.CompletionParams{TextDocumentPositionParams: at,
+			Context: protocol.CompletionContext{TriggerKind: protocol.CompletionTriggerKindTriggerForIncompleteCompletions}})
+		if list, ok := r.(*protocol.CompletionList); ok && list != nil {
+			return len(list.Items), err
+		}
+		return 0, err
+	}
+	r, err := server.InlineCompletion(ctx, &protocol.InlineCompletionParams{TextDocumentPositionParams: at,
+		Context: protocol.InlineCompletionContext{TriggerKind: protocol.InlineCompletionTriggerKindAutomatic}})
+	if list, ok := r.(*protocol.InlineCompletionList); ok && list != nil {
+		return len(list.Items), err
+	}
+	return 0, err
 }
 
 // waitModel initializes the session with settings as its
 // initializationOptions and waits until the server has loaded its model
 // (or failed to).
-func waitModel(ctx context.Context, conn jsonrpc2.Conn, settings map[string]any, res *benchLSPResult) error {
-	var init lsp.InitializeResult
-	params := map[string]any{"processId": os.Getpid(), "capabilities": map[string]any{}, "initializationOptions": settings}
-	if _, err := conn.Call(ctx, "initialize", params, &init); err != nil {
+func waitModel(ctx context.Context, c *child, settings map[string]any, res *benchLSPResult) error {
+	opts, err := json.Marshal(settings)
+	if err != nil {
+		return err
+	}
+	pid := int32(os.Getpid())
+	if _, err := c.server.Initialize(ctx, &protocol.InitializeParams{ProcessID: &pid, InitializationOptions: opts}); err != nil {
 		return fmt.Errorf("initialize: %w", err)
 	}
-	if err := conn.Notify(ctx, "initialized", map[string]any{}); err != nil {
+	if err := c.server.Initialized(ctx, &protocol.InitializedParams{}); err != nil {
 		return err
 	}
 	for {
 		var st lsp.Stats
-		if _, err := conn.Call(ctx, "dfill/stats", nil, &st); err != nil {
-			return fmt.Errorf("dfill/stats: %w", err)
+		if err := c.stats(ctx, &st); err != nil {
+			return err
 		}
 		if st.ModelError != "" {
 			return fmt.Errorf("the server could not load its model: %s", st.ModelError)
@@ -274,8 +347,34 @@ func waitModel(ctx context.Context, conn jsonrpc2.Conn, settings map[string]any,
 
 // child is dfill serve running as a child process.
 type child struct {
-	cmd  *exec.Cmd
-	conn jsonrpc2.Conn
+	cmd    *exec.Cmd
+	conn   jsonrpc2.Conn
+	server protocol.Server
+}
+
+// stats asks the child for dfill/stats.
+func (c *child) stats(ctx context.Context, st *lsp.Stats) error {
+	raw, err := c.server.Request(ctx, "dfill/stats", nil)
+	if err != nil {
+		return fmt.Errorf("dfill/stats: %w", err)
+	}
+	b, err := protocol.Marshal(raw)
+	if err == nil {
+		err = json.Unmarshal(b, st)
+	}
+	if err != nil {
+		return fmt.Errorf("dfill/stats: %w", err)
+	}
+	return nil
+}
+
+// benchClient is the editor's side of the bench's connection: it shows the
+// server's messages on stderr.
+type benchClient struct{ protocol.UnimplementedClient }
+
+func (benchClient) ShowMessage(ctx context.Context, p *protocol.ShowMessageParams) error {
+	fmt.Fprintln(os.Stderr, "dfill serve:", p.Message)
+	return nil
 }
 
 type childPipes struct {
@@ -316,16 +415,8 @@ func startChild(ctx context.Context, sf *sharedFlags) (*child, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s serve: %w", exe, err)
 	}
-	c := &child{cmd: cmd, conn: jsonrpc2.NewConn(jsonrpc2.NewStream(childPipes{stdout, stdin}))}
-	c.conn.Go(ctx, func(ctx context.Context, req *jsonrpc2.Request) (any, error) {
-		if req.Method() == "window/showMessage" {
-			var m lsp.ShowMessageParams
-			if json.Unmarshal(req.Params(), &m) == nil {
-				fmt.Fprintln(os.Stderr, "dfill serve:", m.Message)
-			}
-		}
-		return nil, nil
-	})
+	c := &child{cmd: cmd}
+	_, c.conn, c.server = protocol.NewClient(ctx, benchClient{}, jsonrpc2.NewStream(childPipes{stdout, stdin}))
 	return c, nil
 }
 
@@ -333,10 +424,10 @@ func startChild(ctx context.Context, sf *sharedFlags) (*child, error) {
 func (c *child) stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := c.conn.Call(ctx, "shutdown", nil, nil); err != nil {
+	if err := c.server.Shutdown(ctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
-	if err := c.conn.Notify(ctx, "exit", nil); err != nil {
+	if err := c.server.Exit(ctx); err != nil {
 		return err
 	}
 	c.conn.Close()
@@ -387,8 +478,8 @@ func (c *child) maxRSS() float64 {
 func printBenchLSP(w io.Writer, r benchLSPResult) {
 	fmt.Fprintf(w, "dfill bench lsp: %s from line %d, %d keystrokes every %.0fms (debounce %dms), model %s\n",
 		r.File, r.StartLine, r.Keystrokes, r.IntervalMs, r.DebounceMs, r.Model)
-	fmt.Fprintf(w, "  requests            %6d  (answered %d, with items %d, superseded -32800 %d, failed %d)\n",
-		r.Requests, r.Answered, r.WithItems, r.Superseded, r.Failed)
+	fmt.Fprintf(w, "  requests            %6d  %s per keystroke (answered %d, with items %d, cancelled by the client %d, lost %d, failed %d)\n",
+		r.Requests, strings.Join(r.Methods, " + "), r.Answered, r.WithItems, r.Cancelled, r.Lost, r.Failed)
 	fmt.Fprintf(w, "  latency answered    p50 %7.2fms  p95 %7.2fms  max %7.2fms\n", r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.Max)
 	fmt.Fprintf(w, "  server own time     p50 %7.3fms  p95 %7.3fms  max %7.3fms  (excluding the model)\n",
 		r.Server.OwnP50Ms, r.Server.OwnP95Ms, r.Server.OwnMaxMs)

@@ -71,7 +71,10 @@ func runComplete(ctx context.Context, args []string) error {
 		return err
 	}
 	text := string(data)
-	offset := offsetOf(text, line, col)
+	offset, err := offsetOf(text, line, col)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
 
 	log, err := sf.logger()
 	if err != nil {
@@ -151,16 +154,17 @@ func parseFilePos(s string) (path string, line, col int, err error) {
 	return s[:j], line, col, nil
 }
 
-// offsetOf returns the byte offset of 1-based line and byte column in text,
-// clamped to the end of the line and of the text.
-func offsetOf(text string, line, col int) int {
+// offsetOf returns the byte offset of 1-based line and byte column in text.
+// A line or column outside the text is an error that names its extent:
+// completing somewhere else would answer for a place nobody asked about.
+func offsetOf(text string, line, col int) (int, error) {
+	lines := strings.Count(text, "\n") + 1
+	if line < 1 || line > lines {
+		return 0, fmt.Errorf("line %d is outside the file, which has lines 1 to %d", line, lines)
+	}
 	off := 0
 	for l := 1; l < line; l++ {
-		nl := strings.IndexByte(text[off:], '\n')
-		if nl < 0 {
-			return len(text)
-		}
-		off += nl + 1
+		off += strings.IndexByte(text[off:], '\n') + 1
 	}
 	end := strings.IndexByte(text[off:], '\n')
 	if end < 0 {
@@ -169,7 +173,10 @@ func offsetOf(text string, line, col int) int {
 	if end > 0 && text[off+end-1] == '\r' {
 		end--
 	}
-	return off + min(col-1, end)
+	if col < 1 || col > end+1 {
+		return 0, fmt.Errorf("column %d is outside line %d (%d bytes long: columns 1 to %d)", col, line, end, end+1)
+	}
+	return off + col - 1, nil
 }
 
 // lineColOf is offsetOf's inverse.

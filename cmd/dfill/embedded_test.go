@@ -38,7 +38,10 @@ func TestEmbeddedModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(src)
-	off := offsetOf(text, 8, 1)
+	off, err := offsetOf(text, 8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := completion.New(gen, completion.Options{SkipValidation: true}, zaptest.NewLogger(t))
 	res, err := c.Complete(context.Background(), completion.Request{URI: "file:///sample.go", Path: "sample.go", Text: text, Offset: off, Invoked: true})
 	if err != nil {

@@ -32,10 +32,7 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (co
 	default:
 		return nil, fmt.Errorf("unknown backend %q (want cpu, cuda or remote)", cfg.Backend)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	m, err := loadModel(cfg.Model, cfg.Threads)
+	m, err := loadModelCtx(ctx, cfg.Model, cfg.Threads)
 	if err != nil {
 		return nil, err
 	}
@@ -165,6 +162,36 @@ func spanLengths(n int) (lengths, contexts []int) {
 }
 
 // loadModel loads the GGUF at path, or the embedded model when path is "".
+// loadModelCtx is loadModel that returns ctx's error as soon as ctx is
+// cancelled (a signal, the end of a session): reading a model from a
+// stale network mount can block, and no command may wait for it. A model
+// that loads after that is closed.
+func loadModelCtx(ctx context.Context, path string, threads int) (*engine.Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	type loaded struct {
+		m   *engine.Model
+		err error
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		m, err := loadModel(path, threads)
+		done <- loaded{m, err}
+	}()
+	select {
+	case l := <-done:
+		return l.m, l.err
+	case <-ctx.Done():
+		go func() {
+			if l := <-done; l.err == nil {
+				l.m.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
 func loadModel(path string, threads int) (*engine.Model, error) {
 	opt := engine.LoadOptions{Threads: threadCount(threads)}
 	if path == "" {

@@ -7,9 +7,13 @@ import (
 	"os"
 )
 
-// Open reads the GGUF file at path into memory and parses it (this platform
+// Open reads the GGUF file at path into memory and parses it (a path
+// that is not a regular file is refused: ErrNotAFile) (this platform
 // has no memory mapping here). Close releases the tensors' Data.
 func Open(path string) (*File, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)

@@ -9,10 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Open memory-maps the GGUF file at path read-only and parses it. Tensor
+// Open memory-maps the GGUF file at path read-only and parses it; a path
+// that is not a regular file is refused before it is opened (ErrNotAFile). Tensor
 // Data points into the mapping, so weights are paged in from disk as they
 // are touched; call Close to release it.
 func Open(path string) (*File, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	fd, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("gguf: %w", err)

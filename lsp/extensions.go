@@ -1,0 +1,37 @@
+package lsp
+
+import "go.lsp.dev/protocol"
+
+// dfill's own messages, beside the LSP ones of go.lsp.dev/protocol.
+
+// DenoiseParams are the params of the dfill/denoise notification: one
+// denoising step of the completion requested at Position.
+type DenoiseParams struct {
+	URI      string            `json:"uri"`
+	Position protocol.Position `json:"position"`
+	Step     int               `json:"step"`
+	Steps    int               `json:"steps"`
+	Text     string            `json:"text"`
+}
+
+// Stats is the answer to the dfill/stats request: aggregated timings of the
+// completion requests served so far. Own time is a request's time in the
+// server minus the time spent in the model.
+type Stats struct {
+	Count      int     `json:"count"`
+	Cancelled  int     `json:"cancelled"`
+	CacheHits  int     `json:"cacheHits"`
+	TotalMs    float64 `json:"totalMs"`
+	ModelMs    float64 `json:"modelMs"`
+	OwnP50Ms   float64 `json:"ownP50Ms"`
+	OwnP95Ms   float64 `json:"ownP95Ms"`
+	OwnMaxMs   float64 `json:"ownMaxMs"`
+	Model      string  `json:"model,omitempty"`
+	ModelError string  `json:"modelError,omitempty"`
+}
+
+// dfill's methods.
+const (
+	methodDenoise = "dfill/denoise"
+	methodStats   = "dfill/stats"
+)

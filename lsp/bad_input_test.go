@@ -143,22 +143,31 @@ func TestPositionsOutOfRange(t *testing.T) {
 	tests := []struct {
 		name      string
 		line, col uint32
-		want      Position // where the item's range must start
+		want      *Position // where the item's range must start; nil: no items
 	}{
-		{"past the end of a line", 0, 200, Position{Line: 0, Character: 12}},
-		{"past the end of the file", 90, 3, Position{Line: 7, Character: 0}},
-		{"huge", 1<<32 - 1, 1<<32 - 1, Position{Line: 7, Character: 0}},
+		{"past the end of a line clamps", 5, 200, &Position{Line: 5, Character: 1}},
+		{"past the end of the file", 90, 3, nil},
+		{"huge", 1<<32 - 1, 1<<32 - 1, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := ready(t, testOptions(t, &fakeGen{text: "x := 1"}), nil)
 			list := e.inline("file:///w/main.go", tt.line, tt.col, invokedInline)
+			if tt.want == nil && len(list.Items) > 0 {
+				t.Errorf("items %+v outside the document", list.Items)
+			}
+			if tt.want != nil && len(list.Items) == 0 {
+				t.Error("no items")
+			}
 			for _, it := range list.Items {
-				if it.Range == nil || it.Range.Start != tt.want {
+				if tt.want == nil || it.Range == nil || it.Range.Start != *tt.want {
 					t.Errorf("item range %+v, want it to start at %v", it.Range, tt.want)
 				}
 			}
-			e.complete("file:///w/main.go", tt.line, tt.col, protocol.CompletionTriggerKindInvoked)
+			cl := e.complete("file:///w/main.go", tt.line, tt.col, protocol.CompletionTriggerKindInvoked)
+			if tt.want == nil && len(cl.Items) > 0 {
+				t.Errorf("completion items %+v outside the document", cl.Items)
+			}
 			e.stats()
 		})
 	}

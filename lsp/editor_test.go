@@ -438,10 +438,15 @@ type fakeGen struct {
 	release chan struct{} // Infill waits for it (or ctx), if non-nil
 	panics  bool
 	calls   atomic.Int32
+	// more are further candidates, less confident than text.
+	more []string
+	// candidates is the Candidates option of the last call.
+	candidates atomic.Int32
 }
 
 func (g *fakeGen) Infill(ctx context.Context, p fim.Prompt, opt completion.GenerateOptions, onStep func(completion.Step)) ([]completion.Candidate, error) {
 	g.calls.Add(1)
+	g.candidates.Store(int32(opt.Candidates))
 	if g.panics {
 		panic("fake generator panics")
 	}
@@ -465,7 +470,11 @@ func (g *fakeGen) Infill(ctx context.Context, p fim.Prompt, opt completion.Gener
 			onStep(completion.Step{Step: i, Steps: steps, Text: g.text[:len(g.text)*i/steps]})
 		}
 	}
-	return []completion.Candidate{{Text: g.text, Confidence: 0.9, Steps: steps}}, nil
+	out := []completion.Candidate{{Text: g.text, Confidence: 0.9, Steps: steps}}
+	for i, m := range g.more {
+		out = append(out, completion.Candidate{Text: m, Confidence: 0.8 - 0.1*float64(i), Steps: steps})
+	}
+	return out, nil
 }
 
 func (g *fakeGen) CountTokens(s string) int { return len(s)/4 + 1 }

@@ -90,7 +90,11 @@ type infillScore struct {
 	// Clean: the completion, as returned, adds no syntax error to the
 	// whole file as the pipeline saw it (prefix + suffix), the guarantee
 	// the pipeline's windowed check gives.
-	Clean    bool
+	Clean bool
+	// InError: the completion's own text lies in or beside an error node
+	// of the whole file (syntax.Verdict.Inside), junk even on a line that
+	// was already broken.
+	InError  bool
 	Latency  time.Duration
 	Generate time.Duration
 	Tokens   int
@@ -141,6 +145,7 @@ type kindReport struct {
 	EditSim      float64 `json:"edit_similarity"`
 	SyntaxValid  float64 `json:"syntax_valid"`  // of the answered tasks (1 when none)
 	NoNewErrors  float64 `json:"no_new_errors"` // of the answered tasks (1 when none)
+	InErrorNode  float64 `json:"in_error_node"` // of the answered tasks (0 when none); the target is 0
 	LatencyP50MS float64 `json:"latency_p50_ms"`
 	LatencyP95MS float64 `json:"latency_p95_ms"`
 	TokensPerS   float64 `json:"tokens_per_s"`
@@ -230,6 +235,7 @@ func runBenchInfill(ctx context.Context, args []string) error {
 				return fmt.Errorf("task %s: %w", t.ID, err)
 			}
 			sc.Clean = clean.OK
+			sc.InError = clean.Inside > 0
 			if !clean.OK && !*noValidate {
 				log.Warn("the completion adds a syntax error to the file", zap.String("task", t.ID), zap.String("insert", it.Insert))
 			}
@@ -270,13 +276,14 @@ func runBenchInfill(ctx context.Context, args []string) error {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	fmt.Fprintf(w, "model %s, tasks %s, validation %v\n", out.Model, out.Tasks, out.Validate)
-	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "clean %", "p50 ms", "p95 ms", "tok/s")
+	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "clean %", "error %", "p50 ms", "p95 ms", "tok/s")
 	for _, r := range reports {
-		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
-			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, 100*r.NoNewErrors, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
+		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %7.1f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
+			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, 100*r.NoNewErrors, 100*r.InErrorNode, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
 	}
 	fmt.Fprintln(w, "valid: the reference file with the completion in the middle's place adds no syntax error;")
-	fmt.Fprintln(w, "clean: the completion adds no syntax error to the whole file as the pipeline saw it.")
+	fmt.Fprintln(w, "clean: the completion adds no syntax error to the whole file as the pipeline saw it;")
+	fmt.Fprintln(w, "error: the completion's own text lies in an error node of that file (junk on a broken line; target 0).")
 	return nil
 }
 
@@ -299,7 +306,7 @@ func summarize(kind string, ss []infillScore) kindReport {
 	r := kindReport{Kind: kind, Tasks: len(ss)}
 	var lat []time.Duration
 	var gen time.Duration
-	tokens, valid, clean := 0, 0, 0
+	tokens, valid, clean, inError := 0, 0, 0, 0
 	for _, s := range ss {
 		if s.Tokens > 0 {
 			r.Answered++
@@ -313,6 +320,9 @@ func summarize(kind string, ss []infillScore) kindReport {
 		if s.Clean && s.Tokens > 0 {
 			clean++
 		}
+		if s.InError && s.Tokens > 0 {
+			inError++
+		}
 		r.EditSim += s.Similarity
 		lat = append(lat, s.Latency)
 		gen += s.Generate
@@ -324,6 +334,7 @@ func summarize(kind string, ss []infillScore) kindReport {
 	if r.Answered > 0 {
 		r.SyntaxValid = float64(valid) / float64(r.Answered)
 		r.NoNewErrors = float64(clean) / float64(r.Answered)
+		r.InErrorNode = float64(inError) / float64(r.Answered)
 	}
 	r.EditSim /= n
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,4 +299,105 @@ func serveAndComplete(t *testing.T, args ...string) {
 	if code := p.wait(t); code != 0 {
 		t.Errorf("exit status %d after shutdown, want 0", code)
 	}
+}
+
+// TestServeE2EModelIsAFIFO: a model path that would block on open (a
+// FIFO; a stale network mount blocks the same way) is refused with a
+// message that says what it is, and the server still exits at once after
+// shutdown and exit.
+func TestServeE2EModelIsAFIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "model.gguf")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startServe(t, "--model", fifo)
+	p.initialize(t)
+	if msg := p.waitNote(t, "window/showMessage"); !strings.Contains(string(msg), "named pipe") {
+		t.Errorf("showMessage %s does not say the model is a named pipe", msg)
+	}
+	if err := p.call(t, "shutdown", nil, nil); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	start := time.Now()
+	p.notify(t, "exit", nil)
+	if code := p.waitWithin(t, 5*time.Second); code != 0 {
+		t.Errorf("exit status %d after shutdown, want 0", code)
+	}
+	t.Logf("exited %v after exit", time.Since(start))
+}
+
+// TestCompleteModelIsAFIFO: dfill complete with a FIFO as the model ends
+// with an error naming it instead of hanging, and SIGTERM ends a serve
+// that is waiting on its input.
+func TestCompleteModelIsAFIFOAndSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	bin, err := buildDfill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "model.gguf")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "complete", "--model", fifo, "testdata/sample.go:8:1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := runWithin(cmd, 20*time.Second); err == nil || !strings.Contains(stderr.String(), "named pipe") {
+		t.Errorf("dfill complete --model FIFO: %v, stderr %q; want an error naming a named pipe", err, stderr.String())
+	}
+
+	serve := exec.Command(bin, "serve")
+	stdin, err := serve.StdinPipe() // kept open: serve waits for input
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // let it install its signal handler
+	serve.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- serve.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		serve.Process.Kill()
+		t.Fatal("dfill serve did not end on SIGTERM")
+	}
+}
+
+// runWithin runs cmd, killing it after d.
+func runWithin(cmd *exec.Cmd, d time.Duration) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return errors.New("still running after " + d.String())
+	}
+}
+
+// waitWithin waits for the server to exit, failing the test when it runs
+// past d (a bound against a hang, not a timing).
+func (p *lspProcess) waitWithin(t *testing.T, d time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		p.cmd.Process.Kill()
+		<-done
+		t.Fatalf("dfill serve still running %v after exit", d)
+	}
+	return p.cmd.ProcessState.ExitCode()
 }

@@ -82,6 +82,13 @@ func TestCheck(t *testing.T) {
 		{name: "go keyword as a value", lang: "go", doc: goDoc, insert: "return x, return", ok: false, parsed: true},
 		{name: "go keyword as a field", lang: "go", doc: goDoc, insert: "return x.range", ok: false, parsed: true},
 		{name: "go keyword in a string", lang: "go", doc: goDoc, insert: `return len("return")`, ok: true, parsed: true},
+		// Junk on a line that was already broken: the candidate's own text
+		// lies inside an error node of the result, so it is refused even
+		// though it adds no error the window did not have.
+		{name: "go junk after a selector", lang: "go", doc: "package p\n\nfunc f() {\n\tfmt.|\n}\n", insert: " :=1 != 1 != 1", ok: false, parsed: true},
+		{name: "go junk comparison", lang: "go", doc: "package p\n\nfunc f() {\n\tfmt.|\n}\n", insert: " !=\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t true", ok: false, parsed: true},
+		{name: "go junk operators", lang: "go", doc: "package p\n\nfunc f() error {\n\tif x := g(); |\n\treturn nil\n}\n", insert: "err, * * * * * *", ok: false, parsed: true},
+		{name: "go repairs a broken line", lang: "go", doc: "package p\n\nfunc f() {\n\tfmt.|\n}\n", insert: "Println(1)", ok: true, parsed: true},
 		{name: "python", lang: "python", doc: "def f(x):\n    |\n", insert: "return x + 1", ok: true, parsed: true},
 		{name: "python keyword as a value", lang: "python", doc: "def f(x):\n    |\n", insert: "return x, pass", ok: false, parsed: true},
 		{name: "python bad", lang: "python", doc: "def f(x):\n    |\n", insert: "return (x +", ok: false, parsed: true},

@@ -354,7 +354,7 @@ func (s *Session) count(insert []byte) (errorCount, error) {
 	}
 	a := uint32(len(s.head))
 	root := t.RootNode()
-	total, inside, at := treeErrors(root, a, a+uint32(len(insert)))
+	total, inside, at := treeErrors(root, s.buf, a, a+uint32(len(insert)))
 	if s.g.reserved != nil {
 		at = reservedNames(s.g, root, s.buf, a, a+uint32(len(insert)), at)
 		inside += len(at) - total
@@ -471,37 +471,26 @@ func bracketTokens(root *sitter.Node, a, b uint32) (d [3]int) {
 	}
 }
 
-// treeErrors counts the ERROR and MISSING nodes under root, descending
-// only into subtrees that hold an error. inside counts those that start in
-// [a, b) and the tokens in [a, b) that error recovery skipped (leaves right
-// under an ERROR node, such as a stray ")" in an ERROR that starts before
-// the insert). at lists where each error starts.
-func treeErrors(root *sitter.Node, a, b uint32) (total, inside int, at []uint32) {
+// treeErrors counts the ERROR and MISSING nodes under root (the parse of
+// src), descending only into subtrees that hold an error, and lists where
+// each starts. inside counts the errors that belong to the inserted text
+// src[a:b] (see touches), however many the window had before: on a line
+// that was already broken, junk such as "fmt. :=1 != 1" adds no error of
+// its own and must still be refused, while a candidate that repairs the
+// line leaves no error there at all.
+func treeErrors(root *sitter.Node, src []byte, a, b uint32) (total, inside int, at []uint32) {
 	if root == nil || !root.HasError() {
 		return 0, 0, nil
 	}
-	in := func(n *sitter.Node) bool { p := n.StartByte(); return p >= a && p < b }
+	tokens := insertTokens(root, a, b, nil)
 	c := sitter.NewTreeCursor(root)
 	defer c.Close()
 	for {
 		node := c.CurrentNode()
-		switch {
-		case node.IsError():
+		if node.IsError() || node.IsMissing() {
 			total++
 			at = append(at, node.StartByte())
-			if in(node) {
-				inside++
-			} else {
-				for i := 0; i < int(node.ChildCount()); i++ {
-					if ch := node.Child(i); ch.ChildCount() == 0 && !ch.IsExtra() && in(ch) {
-						inside++
-					}
-				}
-			}
-		case node.IsMissing():
-			total++
-			at = append(at, node.StartByte())
-			if in(node) {
+			if touches(node, src, a, b, tokens) {
 				inside++
 			}
 		}
@@ -514,6 +503,83 @@ func treeErrors(root *sitter.Node, a, b uint32) (total, inside int, at []uint32)
 			}
 		}
 	}
+}
+
+// touches reports whether the error node e belongs to the inserted text
+// src[a:b], whose tokens are given: e starts in it, or holds one of its
+// tokens (a stray ")" that error recovery skipped, at any depth), or is a
+// MISSING node at its start (the "x" that "fmt." still lacks), or stands
+// on the line of one of its tokens in the same construct (the lone "."
+// beside "fmt" when the insert after it is " := 1").
+func touches(e *sitter.Node, src []byte, a, b uint32, tokens []*sitter.Node) bool {
+	p := e.StartByte()
+	switch {
+	case p >= a && p < b:
+		return true
+	case e.IsMissing():
+		return p == a && a < b
+	case tokenWithin(e, a, b):
+		return true
+	}
+	parent := e.Parent()
+	if parent == nil || parent.IsNull() {
+		return false
+	}
+	for _, t := range tokens {
+		if parent.StartByte() <= t.StartByte() && t.EndByte() <= parent.EndByte() && sameLine(src, p, t.StartByte()) {
+			return true
+		}
+	}
+	return false
+}
+
+// insertTokens appends the tokens (leaves that are not extras, such as
+// comments) of n that start in [a, b), descending only into the nodes that
+// overlap it.
+func insertTokens(n *sitter.Node, a, b uint32, out []*sitter.Node) []*sitter.Node {
+	for i := 0; i < int(n.ChildCount()); i++ {
+		ch := n.Child(i)
+		if ch.EndByte() <= a && !(ch.StartByte() == a && ch.EndByte() == a) || ch.StartByte() >= b {
+			continue
+		}
+		if ch.ChildCount() == 0 {
+			if !ch.IsExtra() && !ch.IsMissing() && ch.StartByte() >= a {
+				out = append(out, ch)
+			}
+			continue
+		}
+		out = insertTokens(ch, a, b, out)
+	}
+	return out
+}
+
+// sameLine reports whether src has no newline between offsets p and q.
+func sameLine(src []byte, p, q uint32) bool {
+	lo, hi := min(p, q), max(p, q)
+	hi = min(hi, uint32(len(src)))
+	return lo >= hi || bytes.IndexByte(src[lo:hi], '\n') < 0
+}
+
+// tokenWithin reports whether a token of n (a leaf that is not an extra,
+// such as a comment) starts in [a, b), descending only into the children
+// that overlap it.
+func tokenWithin(n *sitter.Node, a, b uint32) bool {
+	for i := 0; i < int(n.ChildCount()); i++ {
+		ch := n.Child(i)
+		if ch.EndByte() <= a || ch.StartByte() >= b {
+			continue
+		}
+		if ch.ChildCount() == 0 {
+			if !ch.IsExtra() && ch.StartByte() >= a {
+				return true
+			}
+			continue
+		}
+		if tokenWithin(ch, a, b) {
+			return true
+		}
+	}
+	return false
 }
 
 // bracketErrors counts unclosed and stray (), [] and {} in b, with no

@@ -46,9 +46,13 @@ func (s *Server) Initialize(ctx context.Context, p *protocol.InitializeParams) (
 
 // Initialized pulls the workspace configuration, when the client offers it,
 // and then loads the model, off the read loop: completions that arrive
-// before the model is ready answer with no items.
+// while it loads wait for it (or for their cancellation).
 func (s *Server) Initialized(ctx context.Context, p *protocol.InitializedParams) error {
+	if s.loadBegun.Swap(true) {
+		return nil // a client that sends initialized twice
+	}
 	go func() {
+		defer s.firstLoadDone.Do(func() { close(s.firstLoad) })
 		s.pullConfiguration(s.ctx)
 		s.loadModel(s.ctx)
 	}()

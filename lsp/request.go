@@ -143,6 +143,13 @@ func (s *Server) run(ctx context.Context, req completion.Request) (completion.Re
 		err   error
 		panic any
 	}
+	if s.loadBegun.Load() {
+		select {
+		case <-s.firstLoad:
+		case <-ctx.Done():
+			return completion.Result{}, context.Cause(ctx)
+		}
+	}
 	done := make(chan outcome, 1)
 	go func() {
 		var o outcome

@@ -12,6 +12,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.lsp.dev/jsonrpc2"
@@ -81,6 +82,14 @@ type Server struct {
 
 	exited   chan struct{}
 	exitOnce sync.Once
+
+	// firstLoad is closed when the session's first model load ends (with a
+	// model or without); loadBegun says initialized started it. A request
+	// that comes while it runs waits for it rather than answering nothing:
+	// VS Code asks again only at the next keystroke.
+	firstLoad     chan struct{}
+	firstLoadDone sync.Once
+	loadBegun     atomic.Bool
 
 	// mu guards the fields below.
 	mu          sync.Mutex
@@ -154,15 +163,16 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, opts Options) (exitCode 
 
 func newServer(ctx context.Context, opts Options) *Server {
 	s := &Server{
-		log:      opts.Logger,
-		opts:     opts,
-		ctx:      ctx,
-		docs:     newDocuments(),
-		exited:   make(chan struct{}),
-		encoding: protocol.PositionEncodingKindUTF16,
-		cfg:      opts.Config,
-		calls:    make(map[jsonrpc2.ID]context.CancelCauseFunc),
-		latest:   make(map[pendingKey]*pendingCompletion),
+		log:       opts.Logger,
+		opts:      opts,
+		ctx:       ctx,
+		docs:      newDocuments(),
+		exited:    make(chan struct{}),
+		firstLoad: make(chan struct{}),
+		encoding:  protocol.PositionEncodingKindUTF16,
+		cfg:       opts.Config,
+		calls:     make(map[jsonrpc2.ID]context.CancelCauseFunc),
+		latest:    make(map[pendingKey]*pendingCompletion),
 	}
 	s.completer = completion.New(nil, s.cfg.completionOptions(), s.log.Named("completion"))
 	s.stats.init()

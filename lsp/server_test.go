@@ -354,18 +354,25 @@ func TestModelLoadFailure(t *testing.T) {
 	}
 }
 
+// TestBeforeModelLoads: a request that comes while the model loads waits
+// for it and is answered, rather than answering nothing (VS Code asks
+// again only at the next keystroke).
 func TestBeforeModelLoads(t *testing.T) {
 	release := make(chan struct{})
 	loader := func(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
 		<-release
-		return &fakeGen{text: "x"}, nil, nil
+		return &fakeGen{text: "fmt.Println()"}, nil, nil
 	}
 	e := startEditor(t, Options{Loader: loader})
-	defer close(release)
 	e.initialize(nil, nil)
 	e.open("file:///w/main.go", "go", goSource)
-	if list := e.inline("file:///w/main.go", 5, 1, invokedInline); len(list.Items) != 0 {
-		t.Errorf("items while the model loads: %+v", list.Items)
+	line, col := lineCol(goSource, "\t\n}")
+	_, ch := e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+1, invokedInline))
+	e.stats()
+	close(release)
+	m := e.wait(ch)
+	if m.Error != nil || !strings.Contains(string(m.Result), "Println") {
+		t.Errorf("request made while the model loaded answered %s %+v, want the completion", m.Result, m.Error)
 	}
 }
 

@@ -18,32 +18,23 @@ import (
 	"github.com/dfill/dfill/completion"
 )
 
-// RemoteConfig points dfill at a served model (settings key dfill.remote).
-type RemoteConfig struct {
-	URL       string `json:"url,omitempty"`
-	Protocol  string `json:"protocol,omitempty"`  // mercury, openai, llamacpp, sglang, dfill
-	APIKeyEnv string `json:"apiKeyEnv,omitempty"` // the environment variable holding the API key
-	Model     string `json:"model,omitempty"`
-}
-
 // Config is the settings section "dfill", from initializationOptions,
 // workspace/didChangeConfiguration and workspace/configuration. Settings a
 // client sends overlay the current ones key by key; zero values mean the
 // defaults of the layer that reads them.
 type Config struct {
-	Model                string       `json:"model,omitempty"`
-	Backend              string       `json:"backend,omitempty"`
-	Remote               RemoteConfig `json:"remote"`
-	Steps                int          `json:"steps,omitempty"`
-	Algorithm            string       `json:"algorithm,omitempty"`
-	Threshold            float64      `json:"threshold,omitempty"`
-	MaxTokens            int          `json:"maxTokens,omitempty"`
-	ContextTokens        int          `json:"contextTokens,omitempty"`
-	DebounceMs           int          `json:"debounceMs,omitempty"`
-	Languages            []string     `json:"languages,omitempty"`
-	DenoiseNotifications bool         `json:"denoiseNotifications,omitempty"`
-	LogLevel             string       `json:"logLevel,omitempty"`
-	CompletionItems      string       `json:"completionItems,omitempty"` // auto (or empty), always, never
+	Model                string   `json:"model,omitempty"`
+	Backend              string   `json:"backend,omitempty"`
+	Steps                int      `json:"steps,omitempty"`
+	Algorithm            string   `json:"algorithm,omitempty"`
+	Threshold            float64  `json:"threshold,omitempty"`
+	MaxTokens            int      `json:"maxTokens,omitempty"`
+	ContextTokens        int      `json:"contextTokens,omitempty"`
+	DebounceMs           int      `json:"debounceMs,omitempty"`
+	Languages            []string `json:"languages,omitempty"`
+	DenoiseNotifications bool     `json:"denoiseNotifications,omitempty"`
+	LogLevel             string   `json:"logLevel,omitempty"`
+	CompletionItems      string   `json:"completionItems,omitempty"` // auto (or empty), always, never
 }
 
 // completionOptions returns the completion policy the settings ask for.
@@ -61,7 +52,7 @@ func (c Config) completionOptions() completion.Options {
 
 // modelConfig returns the part of the settings that selects the model.
 func (c Config) modelConfig() ModelConfig {
-	return ModelConfig{Model: c.Model, Backend: c.Backend, Remote: c.Remote}
+	return ModelConfig{Model: c.Model, Backend: c.Backend}
 }
 
 // A setting is one key of the dfill section: apply checks a value's type
@@ -85,16 +76,11 @@ var settings = map[string]setting{
 	"model": {"a path to a GGUF file, or empty for the embedded model",
 		func(c *Config, raw json.RawMessage, def Config) error { return decodeInto(&c.Model, def.Model, raw) },
 		func(c Config) any { return c.Model }},
-	"backend": {`"cpu", "cuda" or "remote"`,
+	"backend": {`"cpu" (the one backend of this build)`,
 		func(c *Config, raw json.RawMessage, def Config) error {
-			return oneOf(&c.Backend, def.Backend, raw, "", "cpu", "cuda", "remote")
+			return oneOf(&c.Backend, def.Backend, raw, "", "cpu")
 		},
 		func(c Config) any { return c.Backend }},
-	"remote": {"an object with url, protocol, apiKeyEnv and model",
-		func(c *Config, raw json.RawMessage, def Config) error {
-			return decodeStrict(&c.Remote, def.Remote, raw)
-		},
-		func(c Config) any { return c.Remote }},
 	"steps": {fmt.Sprintf("an integer from 0 (the model's default) to %d", maxSteps),
 		func(c *Config, raw json.RawMessage, def Config) error {
 			return intIn(&c.Steps, def.Steps, raw, 0, maxSteps)
@@ -158,22 +144,6 @@ func decodeInto[T any](dst *T, def T, raw json.RawMessage) error {
 	}
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	*dst = v
-	return nil
-}
-
-// decodeStrict is decodeInto that refuses unknown fields.
-func decodeStrict[T any](dst *T, def T, raw json.RawMessage) error {
-	if isNull(raw) {
-		*dst = def
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	var v T
-	if err := dec.Decode(&v); err != nil {
 		return err
 	}
 	*dst = v

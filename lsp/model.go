@@ -37,9 +37,6 @@ func (s *Server) loadOne(ctx context.Context, cfg ModelConfig) {
 	if name == "" {
 		name = "the embedded model"
 	}
-	if cfg.Backend == "remote" {
-		name = cfg.Remote.URL
-	}
 	end := s.beginProgress(ctx, "dfill: loading model", name)
 	gen, release, err := s.callLoader(ctx, cfg)
 	if err == nil && gen == nil {

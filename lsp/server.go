@@ -25,8 +25,7 @@ import (
 // ModelConfig says which model a Loader should load.
 type ModelConfig struct {
 	Model   string // GGUF path; empty means the default (embedded) model
-	Backend string // cpu, cuda or remote
-	Remote  RemoteConfig
+	Backend string // cpu
 }
 
 // Loader loads the model cfg names. release frees what the generator holds;

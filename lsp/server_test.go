@@ -297,7 +297,7 @@ func TestMergeSettings(t *testing.T) {
 		{"null", `null`, base, nil},
 		{"empty", ``, base, nil},
 		{"section", `{"dfill":{"steps":4}}`, Config{Model: "m.gguf", Steps: 4, Threshold: 0.5, Languages: []string{"go"}}, nil},
-		{"bare", `{"maxTokens":16,"remote":{"url":"http://x"}}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 16, Languages: []string{"go"}, Remote: RemoteConfig{URL: "http://x"}}, nil},
+		{"bare", `{"maxTokens":16}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 16, Languages: []string{"go"}}, nil},
 		{"languages replaced", `{"languages":["python"]}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, Languages: []string{"python"}}, nil},
 		{"null resets to the default", `{"steps":null}`, Config{Model: "m.gguf", Steps: 6, Threshold: 0.5, Languages: []string{"go"}}, nil},
 		{"unknown keys ignored", `{"path":"/usr/bin/dfill","enable":true}`, base, nil},
@@ -308,7 +308,7 @@ func TestMergeSettings(t *testing.T) {
 			[]string{`"algorithm": "nope" is not "confidence", "margin" or "entropy"; keeping ""`,
 				`"completionItems": "sometimes"`, `"contextTokens": -1`, `"threshold": -5 is not a number from 0 (the step schedule) to 1; keeping 0.5`}},
 		{"a fraction of a step", `{"steps":2.5}`, base, []string{`"steps": 2.5`}},
-		{"unknown remote field", `{"remote":{"uri":"x"}}`, base, []string{`"remote"`}},
+		{"a backend this build lacks", `{"backend":"cuda"}`, base, []string{`"backend": "cuda" is not "cpu"`}},
 		{"not an object", `[1]`, base, []string{"not a JSON object"}},
 	}
 	for _, tt := range tests {

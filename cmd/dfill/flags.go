@@ -28,7 +28,7 @@ type sharedFlags struct {
 func addSharedFlags(fs *flag.FlagSet) *sharedFlags {
 	s := &sharedFlags{}
 	fs.StringVar(&s.model, "model", "", "GGUF model `path` (default: the embedded model)")
-	fs.StringVar(&s.backend, "backend", "cpu", "inference backend: cpu, cuda or remote")
+	fs.StringVar(&s.backend, "backend", "cpu", "inference backend: cpu (the one this build has)")
 	fs.IntVar(&s.threads, "threads", runtime.NumCPU(), "CPU threads for the model")
 	fs.IntVar(&s.steps, "steps", 0, "denoising steps (0: the default for the span)")
 	fs.StringVar(&s.algorithm, "algorithm", "confidence", "confidence score: confidence, margin or entropy")

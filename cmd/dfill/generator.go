@@ -14,7 +14,7 @@ import (
 // generatorConfig says which model to load and how to run it.
 type generatorConfig struct {
 	Model   string // GGUF path; empty means the embedded model
-	Backend string // cpu, cuda or remote
+	Backend string // cpu
 	Threads int
 
 	// EndAnywhere lets end tokens appear anywhere in a span (see
@@ -27,10 +27,8 @@ type generatorConfig struct {
 func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (completion.Generator, error) {
 	switch cfg.Backend {
 	case "", "cpu":
-	case "cuda", "remote":
-		return nil, fmt.Errorf("backend %q is not available in this build (only cpu)", cfg.Backend)
 	default:
-		return nil, fmt.Errorf("unknown backend %q (want cpu, cuda or remote)", cfg.Backend)
+		return nil, fmt.Errorf("unknown backend %q: this build has only cpu", cfg.Backend)
 	}
 	m, err := loadModelCtx(ctx, cfg.Model, cfg.Threads)
 	if err != nil {

@@ -106,10 +106,11 @@ func (c *Completer) SetOptions(opts Options) {
 }
 
 // DidChange tells the Completer that a document changed: text is the new
-// content and [start,end) the byte range of it the edit wrote. It feeds the
+// content and [start,end) the byte range of it the edit wrote; path is the
+// document's file path ("" when its URI names no file). It feeds the
 // recent-edits context and invalidates the cache.
-func (c *Completer) DidChange(uri, text string, start, end int) {
-	c.edits.add(uri, text, start, end)
+func (c *Completer) DidChange(uri, path, text string, start, end int) {
+	c.edits.add(uri, path, text, start, end)
 	c.cache.didChange(uri, text)
 }
 

@@ -336,7 +336,7 @@ func TestCache(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			now := text[:off] + s.typed + text[off:]
-			c.DidChange(uri, now, off, off+len(s.typed))
+			c.DidChange(uri, "", now, off, off+len(s.typed))
 			res, err := c.Complete(context.Background(), Request{URI: uri, LanguageID: "go", Text: now, Offset: off + len(s.typed)})
 			if err != nil {
 				t.Fatal(err)
@@ -367,7 +367,7 @@ func TestCacheInvalidatedByOtherEdit(t *testing.T) {
 	// An edit elsewhere, then typing that matches the item: not cached,
 	// since the document is no longer the one the item was made for.
 	edited := "package q" + text[len("package p"):]
-	c.DidChange(uri, edited, 0, len("package q"))
+	c.DidChange(uri, "", edited, 0, len("package q"))
 	now := edited[:off] + "fmt." + edited[off:]
 	res, err := c.Complete(context.Background(), Request{URI: uri, LanguageID: "go", Text: now, Offset: off + 4})
 	if err != nil {
@@ -418,7 +418,7 @@ func TestContextSnippets(t *testing.T) {
 	gen := &fakeGen{cands: cands("0")}
 	c := New(gen, Options{}, zaptest.NewLogger(t))
 	text, off := at("package main\n\nfunc main() {\n\td := geo.Dist(a, b)\n\t_ = d + |\n}\n")
-	c.DidChange("file:///work/notes.go", "package notes\n\nconst Recent = 42\n", 23, 35)
+	c.DidChange("file:///work/notes.go", "/work/notes.go", "package notes\n\nconst Recent = 42\n", 23, 35)
 	_, err := c.Complete(context.Background(), Request{
 		URI: "file:///work/main.go", Path: "/work/main.go", LanguageID: "go", Text: text, Offset: off,
 		Others: []Document{
@@ -606,7 +606,7 @@ func BenchmarkCacheHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	now := text[:off] + "fmt." + text[off:]
-	c.DidChange(uri, now, off, off+4)
+	c.DidChange(uri, "", now, off, off+4)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		res, err := c.Complete(context.Background(), Request{URI: uri, LanguageID: "go", Text: now, Offset: off + 4})
@@ -662,6 +662,47 @@ func TestTrailingBlanksLeftOut(t *testing.T) {
 			}
 			if len(res.Items) != 1 || res.Items[0].Insert != tt.wantInsert {
 				t.Errorf("items %+v, want %q", res.Items, tt.wantInsert)
+			}
+		})
+	}
+}
+
+// TestTrimValid: the one trim loop keeps the longest prefix of whole lines
+// of a candidate that the tree-sitter validator accepts.
+func TestTrimValid(t *testing.T) {
+	tests := []struct {
+		name   string
+		lang   string
+		doc    string
+		insert string
+		want   string
+	}{
+		{name: "whole insert passes", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := 1\n\t_ = x", want: "x := 1\n\t_ = x"},
+		{name: "trailing garbage line", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := 1\n\t_ = x\n}\n}", want: "x := 1\n\t_ = x"},
+		{name: "unclosed block dropped to the line before", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := 1\n\tif x > 0 {\n\t\tx++", want: "x := 1"},
+		{name: "nothing passes", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
+			insert: "x := )", want: ""},
+		{name: "blank last line skipped", lang: "python", doc: "def f():\n    |\n",
+			insert: "x = 1\n\n    y = (", want: "x = 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text, off := at(tt.doc)
+			m := decideMode(text, off, tt.lang)
+			chk, err := (&treeSitter{}).Begin(context.Background(), tt.lang, []byte(text), off, m.end)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer chk.Close()
+			got, err := trimValid(chk, tt.insert, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("trimValid(%q) = %q, want %q", tt.insert, got, tt.want)
 			}
 		})
 	}

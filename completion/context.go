@@ -1,9 +1,9 @@
 package completion
 
 import (
+	"cmp"
 	"context"
 	"hash/fnv"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +30,7 @@ const (
 type edit struct {
 	firstLine, lastLine int // lines of the chunk in the document when it was edited
 	text                string
+	name                string // the document's file path, or its URI when it has none
 }
 
 // editRing keeps the recent edits of a few documents.
@@ -40,8 +41,9 @@ type editRing struct {
 	order []string          // URIs, least recently edited first
 }
 
-// add records an edit of text that wrote [start, end).
-func (r *editRing) add(uri, text string, start, end int) {
+// add records an edit of text that wrote [start, end); path is the
+// document's file path ("" when its URI names no file).
+func (r *editRing) add(uri, path, text string, start, end int) {
 	start = min(max(start, 0), len(text))
 	end = min(max(end, start), len(text))
 	first := strings.Count(text[:start], "\n")
@@ -69,7 +71,7 @@ func (r *editRing) add(uri, text string, start, end int) {
 	if len(chunk) > maxEditBytes {
 		chunk = chunk[:strings.LastIndexByte(chunk[:maxEditBytes], '\n')+1]
 	}
-	e := edit{firstLine: first, lastLine: last, text: chunk}
+	e := edit{firstLine: first, lastLine: last, text: chunk, name: cmp.Or(path, uri)}
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -124,7 +126,7 @@ func (r *editRing) snippets(uri string, line func() int) []fim.Snippet {
 					continue
 				}
 			}
-			out = append(out, fim.Snippet{Path: uriPath(u), Text: e.text})
+			out = append(out, fim.Snippet{Path: e.name, Text: e.text})
 		}
 	}
 	return out
@@ -214,10 +216,8 @@ func (c *Completer) definitionSnippets(ctx context.Context, req Request, lang, t
 		if i == maxOtherDocs || ctx.Err() != nil {
 			break
 		}
-		dl := languageOf(doc.LanguageID, doc.Path)
-		if dl == "" && doc.URI != "" {
-			dl = languageOf("", uriPath(doc.URI))
-		}
+		name := cmp.Or(doc.Path, doc.URI)
+		dl := languageOf(doc.LanguageID, name)
 		if syntax.Grammar(dl) == "" {
 			continue
 		}
@@ -225,13 +225,9 @@ func (c *Completer) definitionSnippets(ctx context.Context, req Request, lang, t
 		if err != nil {
 			continue
 		}
-		p := doc.Path
-		if p == "" {
-			p = uriPath(doc.URI)
-		}
 		for _, d := range decls {
 			if r, ok := rank[d.Name]; ok {
-				all = append(all, found{r, fim.Snippet{Path: p, Text: d.Text}})
+				all = append(all, found{r, fim.Snippet{Path: name, Text: d.Text}})
 			}
 		}
 	}
@@ -255,16 +251,5 @@ func languageOf(id, path string) string {
 	if id != "" {
 		return id
 	}
-	if l := syntax.LanguageForPath(path); l != "" {
-		return l
-	}
 	return fim.LanguageFromPath(path)
-}
-
-// uriPath returns the path of a file URI, or the URI itself.
-func uriPath(uri string) string {
-	if u, err := url.Parse(uri); err == nil && u.Scheme == "file" {
-		return u.Path
-	}
-	return uri
 }

@@ -47,7 +47,7 @@ func TestEditRing(t *testing.T) {
 			var r editRing
 			for _, e := range tt.edits {
 				off := lineAt(e.line)
-				r.add(e.uri, text, off, off+4)
+				r.add(e.uri, "", text, off, off+4)
 			}
 			got := r.snippets(tt.uri, func() int { return tt.cursor })
 			if len(got) != tt.wantChunks {

@@ -381,7 +381,8 @@ var extensions = map[string]string{
 	".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascriptreact",
 	".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "typescriptreact",
 	".rs": "rust", ".c": "c", ".h": "c",
-	".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+	".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+	".cu": "cuda-cpp", ".cuh": "cuda-cpp",
 	".java": "java", ".rb": "ruby", ".sh": "shellscript", ".bash": "shellscript",
 	".lua": "lua", ".sql": "sql", ".hs": "haskell", ".html": "html", ".xml": "xml",
 	".md": "markdown", ".css": "css", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml",
@@ -391,7 +392,8 @@ var extensions = map[string]string{
 }
 
 // LanguageFromPath guesses an LSP language id from a file path's extension
-// ("" when unknown).
+// ("" when unknown). It is dfill's one table of extensions: everything
+// else works with language ids.
 func LanguageFromPath(p string) string {
 	switch path.Base(strings.ReplaceAll(p, "\\", "/")) {
 	case "Makefile", "makefile", "GNUmakefile":

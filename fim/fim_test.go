@@ -186,6 +186,8 @@ func TestLanguageFromPath(t *testing.T) {
 		{name: "tsx", path: "a.tsx", want: "typescriptreact"},
 		{name: "makefile", path: "dir/Makefile", want: "makefile"},
 		{name: "windows path", path: `C:\x\y.rs`, want: "rust"},
+		{name: "c++", path: "a.c++", want: "cpp"},
+		{name: "cuda", path: "k.cu", want: "cuda-cpp"},
 		{name: "unknown", path: "a.unknown", want: ""},
 	}
 	for _, tt := range tests {

@@ -50,7 +50,7 @@ type Options struct {
 type completer interface {
 	SetGenerator(gen completion.Generator)
 	SetOptions(opts completion.Options)
-	DidChange(uri, text string, start, end int)
+	DidChange(uri, path, text string, start, end int)
 	DidClose(uri string)
 	Complete(ctx context.Context, req completion.Request) (completion.Result, error)
 }

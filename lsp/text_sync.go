@@ -14,7 +14,7 @@ import (
 // DidOpen stores a newly opened document.
 func (s *Server) DidOpen(ctx context.Context, p *protocol.DidOpenTextDocumentParams) error {
 	d := s.docs.open(p.TextDocument, s.positionEncoding())
-	s.completer.DidChange(d.uri, d.text(), 0, len(d.text()))
+	s.completer.DidChange(d.uri, d.path, d.text(), 0, len(d.text()))
 	return nil
 }
 
@@ -39,7 +39,7 @@ func (s *Server) DidChange(ctx context.Context, p *protocol.DidChangeTextDocumen
 	next.version = p.TextDocument.Version
 	next.mapper = NewMapper(text, enc)
 	s.docs.put(&next)
-	s.completer.DidChange(uri, text, wrote.start, wrote.end)
+	s.completer.DidChange(uri, d.path, text, wrote.start, wrote.end)
 	return nil
 }
 

@@ -6,7 +6,6 @@
 package syntax
 
 import (
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,24 +88,6 @@ var byID = map[string]*grammar{
 	"c":    cGrammar,
 	"cpp":  cppGrammar, "c++": cppGrammar, "cuda-cpp": cppGrammar,
 	"java": javaGrammar,
-}
-
-// byExt maps file extensions to LSP language ids.
-var byExt = map[string]string{
-	".go": "go",
-	".py": "python", ".pyi": "python",
-	".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascriptreact",
-	".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "typescriptreact",
-	".rs": "rust",
-	".c":  "c", ".h": "c",
-	".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp", ".cu": "cpp",
-	".java": "java",
-}
-
-// LanguageForPath returns the LSP language id of a file this package has
-// a grammar for, from its extension ("" when none).
-func LanguageForPath(p string) string {
-	return byExt[strings.ToLower(path.Ext(strings.ReplaceAll(p, "\\", "/")))]
 }
 
 // Grammar returns the canonical name of the tree-sitter grammar used for an

@@ -51,9 +51,6 @@ func TestLanguageTable(t *testing.T) {
 			if got := Grammar(tt.id); got != tt.wantGrammar {
 				t.Errorf("Grammar(%q) = %q, want %q", tt.id, got, tt.wantGrammar)
 			}
-			if got := LanguageForPath(tt.path); got != tt.wantID {
-				t.Errorf("LanguageForPath(%q) = %q, want %q", tt.path, got, tt.wantID)
-			}
 		})
 	}
 }
@@ -120,41 +117,6 @@ func TestCheck(t *testing.T) {
 			}
 			if got.OK != tt.ok || got.Parsed != tt.parsed {
 				t.Errorf("Check(%q) = %+v, want OK %v, Parsed %v", tt.insert, got, tt.ok, tt.parsed)
-			}
-		})
-	}
-}
-
-func TestTrim(t *testing.T) {
-	noLeaks(t)
-	tests := []struct {
-		name   string
-		lang   string
-		doc    string
-		insert string
-		want   string
-	}{
-		{name: "whole insert passes", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
-			insert: "x := 1\n\t_ = x", want: "x := 1\n\t_ = x"},
-		{name: "trailing garbage line", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
-			insert: "x := 1\n\t_ = x\n}\n}", want: "x := 1\n\t_ = x"},
-		{name: "unclosed block dropped to the line before", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
-			insert: "x := 1\n\tif x > 0 {\n\t\tx++", want: "x := 1"},
-		{name: "nothing passes", lang: "go", doc: "package p\n\nfunc f() {\n\t|\n}\n",
-			insert: "x := )", want: ""},
-		{name: "blank last line skipped", lang: "python", doc: "def f():\n    |\n",
-			insert: "x = 1\n\n    y = (", want: "x = 1"},
-	}
-	var v Validator
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			doc, at := cursor(tt.doc)
-			got, err := v.Trim(context.Background(), tt.lang, doc, at, at, tt.insert)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("Trim(%q) = %q, want %q", tt.insert, got, tt.want)
 			}
 		})
 	}

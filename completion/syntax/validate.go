@@ -31,9 +31,6 @@ const (
 	DefaultBytesAfter  = 1 << 10
 )
 
-// maxTrimTries bounds how many line prefixes Trim parses.
-const maxTrimTries = 64
-
 // Validator checks that a candidate does not add syntax errors to a
 // document. Only a window of lines around the edited range is parsed, so
 // the cost does not grow with the document. The zero Validator uses the
@@ -65,19 +62,6 @@ func (v *Validator) Check(ctx context.Context, languageID string, doc []byte, st
 	}
 	defer s.Close()
 	return s.Check(insert)
-}
-
-// Trim returns the longest prefix of whole lines of insert (all of it
-// first) that adds no syntax errors when it replaces doc[start:end], or ""
-// when none does.
-func (v *Validator) Trim(ctx context.Context, languageID string, doc []byte, start, end int, insert string) (string, error) {
-	s, err := v.Begin(ctx, languageID, doc, start, end)
-	if err != nil {
-		return "", err
-	}
-	defer s.Close()
-	out, _, err := s.Trim(insert)
-	return out, err
 }
 
 // Session checks several candidates for one range of one document: the
@@ -235,38 +219,6 @@ func (s *Session) Check(insert string) (Verdict, error) {
 		Inside: n.inside,
 		Parsed: s.g != nil,
 	}, nil
-}
-
-// Trim returns the longest prefix of whole lines of insert (all of it
-// first, then without its last line, and so on; prefixes ending in a blank
-// line are skipped) that adds no syntax errors, with its verdict. It
-// returns "" and the verdict of the whole insert when no prefix passes.
-func (s *Session) Trim(insert string) (string, Verdict, error) {
-	full, err := s.Check(insert)
-	if err != nil || full.OK {
-		return insert, full, err
-	}
-	end := len(insert)
-	for tries := 0; tries < maxTrimTries; tries++ {
-		nl := strings.LastIndexByte(insert[:end], '\n')
-		if nl < 0 {
-			break
-		}
-		end = nl
-		cand := insert[:end]
-		last := cand[strings.LastIndexByte(cand, '\n')+1:]
-		if strings.TrimSpace(last) == "" {
-			continue
-		}
-		v, err := s.Check(cand)
-		if err != nil {
-			return "", full, err
-		}
-		if v.OK {
-			return cand, v, nil
-		}
-	}
-	return "", full, nil
 }
 
 // errorCount counts syntax errors by kind: for a grammar, ERROR and MISSING

@@ -2,6 +2,7 @@ package lsp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -195,13 +196,15 @@ func isNull(raw json.RawMessage) bool {
 }
 
 // mergeSettings overlays the settings in raw on cfg; a key set to null
-// takes its value in def (the command line's). raw is either the "dfill"
-// section itself or an object holding it under "dfill"; null or empty
-// leaves cfg as it is. A value of the wrong type or out of range is
-// refused and the key keeps its value; problems says which and why, one
-// line each. Keys dfill does not know are ignored (an editor's client may
-// keep its own settings in the section).
-func mergeSettings(cfg, def Config, raw []byte) (next Config, problems []string) {
+// takes its value in def (the command line's). raw is an object holding
+// the "dfill" section under "dfill", or, unless wrapped is set, the section
+// itself; null or empty leaves cfg as it is. (workspace/didChangeConfiguration
+// carries all of the editor's settings, {"gopls": ..., "dfill": ...}, so
+// there only the dfill key counts.) A value of the wrong type or out of
+// range is refused and the key keeps its value; problems says which and
+// why, one line each. Keys dfill does not know are ignored (an editor's
+// client may keep its own settings in the section).
+func mergeSettings(cfg, def Config, raw []byte, wrapped bool) (next Config, problems []string) {
 	if isNull(raw) {
 		return cfg, nil
 	}
@@ -209,7 +212,11 @@ func mergeSettings(cfg, def Config, raw []byte) (next Config, problems []string)
 	if err := json.Unmarshal(raw, &section); err != nil {
 		return cfg, []string{fmt.Sprintf("settings are not a JSON object: %v", err)}
 	}
-	if inner, ok := section["dfill"]; ok {
+	inner, ok := section["dfill"]
+	if !ok && wrapped {
+		return cfg, nil
+	}
+	if ok {
 		if isNull(inner) {
 			return cfg, nil
 		}
@@ -248,8 +255,9 @@ func (s *Server) setConfig(cfg Config) {
 	s.mu.Unlock()
 
 	s.completer.SetOptions(cfg.completionOptions())
-	if cfg.LogLevel != "" && cfg.LogLevel != old.LogLevel && s.opts.Level != nil {
-		if lvl, err := zapcore.ParseLevel(cfg.LogLevel); err == nil {
+	if cfg.LogLevel != old.LogLevel && s.opts.Level != nil {
+		// An empty level is the command line's.
+		if lvl, err := zapcore.ParseLevel(cmp.Or(cfg.LogLevel, s.opts.Config.LogLevel, "info")); err == nil {
 			s.opts.Level.SetLevel(lvl)
 		}
 	}
@@ -261,10 +269,10 @@ func (s *Server) setConfig(cfg Config) {
 	}
 }
 
-// applySettings overlays raw on the current configuration and tells the
-// user about the values it refused.
-func (s *Server) applySettings(source string, raw []byte) {
-	cfg, problems := mergeSettings(s.config(), s.opts.Config, raw)
+// applySettings overlays raw (see mergeSettings) on the current
+// configuration and tells the user about the values it refused.
+func (s *Server) applySettings(source string, raw []byte, wrapped bool) {
+	cfg, problems := mergeSettings(s.config(), s.opts.Config, raw, wrapped)
 	s.setConfig(cfg)
 	s.reportSettings(source, problems)
 }
@@ -278,16 +286,17 @@ func (s *Server) reportSettings(source string, problems []string) {
 	s.showMessage(protocol.MessageTypeWarning, "dfill: "+strings.Join(problems, "; "))
 }
 
-// DidChangeConfiguration applies pushed settings, or pulls them with
-// workspace/configuration when the notification carries none.
+// DidChangeConfiguration applies pushed settings (the "dfill" key of the
+// editor's settings), or pulls them with workspace/configuration when the
+// notification carries none.
 func (s *Server) DidChangeConfiguration(ctx context.Context, p *protocol.DidChangeConfigurationParams) error {
 	settings := bytes.TrimSpace(p.Settings)
-	if isNull(settings) || bytes.Equal(settings, []byte("{}")) {
+	if !hasSection(settings) {
 		// A pull is a call to the client: it must not wait on the read loop.
 		go s.pullConfiguration(s.ctx)
 		return nil
 	}
-	s.applySettings("workspace/didChangeConfiguration", settings)
+	s.applySettings("workspace/didChangeConfiguration", settings, true)
 	s.log.Info("configuration changed")
 	return nil
 }
@@ -309,5 +318,15 @@ func (s *Server) pullConfiguration(ctx context.Context) {
 	if len(res) == 0 {
 		return
 	}
-	s.applySettings("workspace/configuration", res[0])
+	s.applySettings("workspace/configuration", res[0], false)
+}
+
+// hasSection reports whether raw is an object with a "dfill" key.
+func hasSection(raw []byte) bool {
+	var obj map[string]json.RawMessage
+	if isNull(raw) || json.Unmarshal(raw, &obj) != nil {
+		return false
+	}
+	_, ok := obj["dfill"]
+	return ok
 }

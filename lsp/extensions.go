@@ -5,13 +5,18 @@ import "go.lsp.dev/protocol"
 // dfill's own messages, beside the LSP ones of go.lsp.dev/protocol.
 
 // DenoiseParams are the params of the dfill/denoise notification: one
-// denoising step of the completion requested at Position.
+// denoising step of the completion requested at Position. Text is the
+// whole span at that step, masked positions shown as mask characters. The
+// last notification of a completion has Final set and the answer the
+// editor was given as Text (post-processed and validated, so it may be
+// shorter than the span, or empty when nothing passed).
 type DenoiseParams struct {
 	URI      string            `json:"uri"`
 	Position protocol.Position `json:"position"`
 	Step     int               `json:"step"`
 	Steps    int               `json:"steps"`
 	Text     string            `json:"text"`
+	Final    bool              `json:"final,omitempty"`
 }
 
 // Stats is the answer to the dfill/stats request: aggregated timings of the

@@ -15,7 +15,7 @@ func (s *Server) Initialize(ctx context.Context, p *protocol.InitializeParams) (
 	if g := p.Capabilities.General; g != nil && slices.Contains(g.PositionEncodings, protocol.PositionEncodingKindUTF8) {
 		enc = protocol.PositionEncodingKindUTF8
 	}
-	cfg, problems := mergeSettings(s.config(), s.opts.Config, p.InitializationOptions)
+	cfg, problems := mergeSettings(s.config(), s.opts.Config, p.InitializationOptions, false)
 
 	s.mu.Lock()
 	s.state = stateInitialized

@@ -128,13 +128,26 @@ func (s *Server) beginProgress(ctx context.Context, title, message string) (end 
 	if !supported {
 		return func(string) {}
 	}
-	if err := s.client.WorkDoneProgressCreate(ctx, &protocol.WorkDoneProgressCreateParams{Token: protocol.String(token)}); err != nil {
-		s.log.Debug("no progress", zap.Error(err))
-		return func(string) {}
-	}
-	s.progress(ctx, token, &protocol.WorkDoneProgressBegin{Kind: "begin", Title: title, Message: &message})
+	// The report starts once the client has answered the create request,
+	// on a goroutine of its own: a client that answers late, or never,
+	// must not hold up what is being reported.
+	begun := make(chan bool, 1)
+	go func() {
+		err := s.client.WorkDoneProgressCreate(ctx, &protocol.WorkDoneProgressCreateParams{Token: protocol.String(token)})
+		if err != nil {
+			s.log.Debug("no progress", zap.Error(err))
+			begun <- false
+			return
+		}
+		s.progress(ctx, token, &protocol.WorkDoneProgressBegin{Kind: "begin", Title: title, Message: &message})
+		begun <- true
+	}()
 	return func(message string) {
-		s.progress(context.WithoutCancel(ctx), token, &protocol.WorkDoneProgressEnd{Kind: "end", Message: &message})
+		go func() {
+			if <-begun {
+				s.progress(context.WithoutCancel(ctx), token, &protocol.WorkDoneProgressEnd{Kind: "end", Message: &message})
+			}
+		}()
 	}
 }
 

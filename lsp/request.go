@@ -123,6 +123,14 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 		return completion.Result{}, nil
 	}
 	s.stats.add(took, res.Timings.Generate+res.Timings.Wait, res.Cached)
+	if p.req.OnStep != nil && !res.Cached {
+		answer := ""
+		if len(res.Items) > 0 {
+			answer = res.Items[0].Insert
+		}
+		s.notify(ctx, methodDenoise, &DenoiseParams{URI: p.req.URI, Position: p.doc.mapper.Position(p.req.Offset),
+			Step: res.Steps, Steps: res.Steps, Text: answer, Final: true})
+	}
 	if ce := s.log.Check(zap.DebugLevel, "completion"); ce != nil {
 		ce.Write(zap.String("uri", p.req.URI), zap.String("method", p.key.method), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),
 			zap.Bool("cached", res.Cached), zap.Int("span", res.Span), zap.Int("steps", res.Steps), zap.Duration("took", took), zap.Duration("prompt", res.Timings.Prompt),

@@ -265,6 +265,10 @@ func TestConfiguration(t *testing.T) {
 	if d.URI != "file:///w/main.go" || d.Steps == 0 || d.Step < 1 || d.Position != (Position{Line: line, Character: col + 1}) {
 		t.Errorf("denoise = %+v", d)
 	}
+	m = e.waitFor("dfill/denoise", func(m *wireMsg) bool { return strings.Contains(string(m.Params), `"final":true`) })
+	if err := json.Unmarshal(m.Params, &d); err != nil || d.Text != "fmt.Println()" {
+		t.Errorf("final denoise step %+v (%v), want the answer", d, err)
+	}
 
 	// Pulled settings with a new model: it is loaded and the old one released.
 	e.mu.Lock()
@@ -291,29 +295,32 @@ func TestMergeSettings(t *testing.T) {
 	tests := []struct {
 		name     string
 		raw      string
+		wrapped  bool
 		want     Config
 		problems []string // substrings of the problems, in order
 	}{
-		{"null", `null`, base, nil},
-		{"empty", ``, base, nil},
-		{"section", `{"dfill":{"steps":4}}`, Config{Model: "m.gguf", Steps: 4, Threshold: 0.5, Languages: []string{"go"}}, nil},
-		{"bare", `{"maxTokens":16}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 16, Languages: []string{"go"}}, nil},
-		{"languages replaced", `{"languages":["python"]}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, Languages: []string{"python"}}, nil},
-		{"null resets to the default", `{"steps":null}`, Config{Model: "m.gguf", Steps: 6, Threshold: 0.5, Languages: []string{"go"}}, nil},
-		{"unknown keys ignored", `{"path":"/usr/bin/dfill","enable":true}`, base, nil},
-		{"wrong type", `{"steps":"four","maxTokens":3}`, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 3, Languages: []string{"go"}},
+		{"null", `null`, false, base, nil},
+		{"all of an editor's settings", `{"gopls":{"x":1},"model":"/elsewhere.gguf"}`, true, base, nil},
+		{"all of an editor's settings, with dfill's", `{"gopls":{"x":1},"dfill":{"steps":2}}`, true, Config{Model: "m.gguf", Steps: 2, Threshold: 0.5, Languages: []string{"go"}}, nil},
+		{"empty", ``, false, base, nil},
+		{"section", `{"dfill":{"steps":4}}`, false, Config{Model: "m.gguf", Steps: 4, Threshold: 0.5, Languages: []string{"go"}}, nil},
+		{"bare", `{"maxTokens":16}`, false, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 16, Languages: []string{"go"}}, nil},
+		{"languages replaced", `{"languages":["python"]}`, false, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, Languages: []string{"python"}}, nil},
+		{"null resets to the default", `{"steps":null}`, false, Config{Model: "m.gguf", Steps: 6, Threshold: 0.5, Languages: []string{"go"}}, nil},
+		{"unknown keys ignored", `{"path":"/usr/bin/dfill","enable":true}`, false, base, nil},
+		{"wrong type", `{"steps":"four","maxTokens":3}`, false, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 3, Languages: []string{"go"}},
 			[]string{`"steps": "four" is not an integer from 0`}},
-		{"out of range", `{"algorithm":"nope","threshold":-5,"contextTokens":-1,"completionItems":"sometimes","debounceMs":2}`,
+		{"out of range", `{"algorithm":"nope","threshold":-5,"contextTokens":-1,"completionItems":"sometimes","debounceMs":2}`, false,
 			Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, DebounceMs: 2, Languages: []string{"go"}},
 			[]string{`"algorithm": "nope" is not "confidence", "margin" or "entropy"; keeping ""`,
 				`"completionItems": "sometimes"`, `"contextTokens": -1`, `"threshold": -5 is not a number from 0 (the step schedule) to 1; keeping 0.5`}},
-		{"a fraction of a step", `{"steps":2.5}`, base, []string{`"steps": 2.5`}},
-		{"a backend this build lacks", `{"backend":"cuda"}`, base, []string{`"backend": "cuda" is not "cpu"`}},
-		{"not an object", `[1]`, base, []string{"not a JSON object"}},
+		{"a fraction of a step", `{"steps":2.5}`, false, base, []string{`"steps": 2.5`}},
+		{"a backend this build lacks", `{"backend":"cuda"}`, false, base, []string{`"backend": "cuda" is not "cpu"`}},
+		{"not an object", `[1]`, false, base, []string{"not a JSON object"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, problems := mergeSettings(base, def, []byte(tt.raw))
+			got, problems := mergeSettings(base, def, []byte(tt.raw), tt.wrapped)
 			if len(problems) != len(tt.problems) {
 				t.Fatalf("problems %q, want %d like %q", problems, len(tt.problems), tt.problems)
 			}

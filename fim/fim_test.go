@@ -199,9 +199,12 @@ func TestLanguageFromPath(t *testing.T) {
 	}
 }
 
-// FuzzBuild checks that Build never panics, that the prefix is a suffix of
-// the (normalised) text before the cursor and the suffix a prefix of the
-// text after it, and that budgets hold under a len/4 counter.
+// FuzzBuild checks that Build never panics; that the prefix is a suffix of
+// the text before the cursor and the suffix a prefix of the text after it,
+// once both are normalised as the design promises (LF line endings, and a
+// space-indented Go buffer shown with tabs, IndentUnit spaces each); that
+// Restore gives the suffix back with the buffer's own indentation; and that
+// budgets hold under a len/4 counter.
 func FuzzBuild(f *testing.F) {
 	f.Add("package main\n\nfunc main() {\n\tx := 1\n}\n", 30, 8, 4, 4)
 	f.Add("a\r\nb\r\n", 2, 0, 0, 0)
@@ -219,6 +222,18 @@ func FuzzBuild(f *testing.F) {
 		}
 		before := strings.ReplaceAll(text[:c], "\r\n", "\n")
 		after := strings.ReplaceAll(text[c:], "\r\n", "\n")
+		if u := p.IndentUnit; u > 0 {
+			// Restore writes one line ending, the document's: a text
+			// that mixes them (or has a CR not before LF) does not
+			// round-trip.
+			crlf := strings.Count(text, "\r\n")
+			oneEnding := strings.Count(text, "\r") == crlf && (crlf == 0 || crlf == strings.Count(text, "\n"))
+			if oneEnding && !strings.HasPrefix(text[c:], p.Restore(p.Suffix)) {
+				t.Fatalf("restored suffix %q is not a prefix of %q", p.Restore(p.Suffix), text[c:])
+			}
+			atStart := before == "" || strings.HasSuffix(before, "\n")
+			before, after = tabIndent(before, u, true), tabIndent(after, u, atStart)
+		}
 		prefix := p.Prefix[p.ContextLen:]
 		if !strings.HasSuffix(before, prefix) {
 			t.Fatalf("prefix %q is not a suffix of %q", prefix, before)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -564,13 +565,35 @@ func TestWindowInStdlibLiteral(t *testing.T) {
 // list of reserved words (grammar.reserved) and checks that no name node
 // in it is one: the Go standard library, and where this machine has them
 // Python's, npm's JavaScript and the C headers, a sample of each.
+// pythonStdlib returns the directory of Python's standard library, or "".
+func pythonStdlib() string {
+	out, err := exec.Command("python3", "-c", `import sysconfig; print(sysconfig.get_paths()["stdlib"])`).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// npmSource returns the directory of npm's own JavaScript sources, or "".
+func npmSource() string {
+	bin, err := exec.LookPath("npm")
+	if err != nil {
+		return ""
+	}
+	cli, err := filepath.EvalSymlinks(bin) // .../npm/bin/npm-cli.js
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(filepath.Dir(cli))
+}
+
 func TestReservedNamesInValidCode(t *testing.T) {
 	noLeaks(t)
-	corpora := []struct{ lang, dir, ext string }{
-		{"go", filepath.Join(runtime.GOROOT(), "src"), ".go"},
-		{"python", "/usr/lib/python3", ".py"},
-		{"javascript", "/usr/lib/node_modules/npm", ".js"},
-		{"c", "/usr/include", ".h"},
+	corpora := []struct{ lang, dir, ext, from string }{
+		{"go", filepath.Join(runtime.GOROOT(), "src"), ".go", "Go"},
+		{"python", pythonStdlib(), ".py", "python3"},
+		{"javascript", npmSource(), ".js", "npm"},
+		{"c", "/usr/include", ".h", "libc6-dev (gcc's)"},
 	}
 	const every = 30 // the sample: every thirtieth file
 	for _, c := range corpora {
@@ -608,7 +631,7 @@ func TestReservedNamesInValidCode(t *testing.T) {
 				t.Fatal(err)
 			}
 			if files == 0 {
-				t.Skipf("no valid %s files under %s", c.ext, c.dir)
+				t.Fatalf("no valid %s files under %q: install %s (make deps does)", c.ext, c.dir, c.from)
 			}
 			t.Logf("%d files", files)
 		})

@@ -65,12 +65,10 @@ type Step struct {
 
 // GenerateOptions are the sampler settings passed to a Generator.
 type GenerateOptions struct {
-	MaxTokens  int     // span length in tokens
-	Steps      int     // denoising steps (0: the generator's default)
-	Algorithm  string  // "confidence", "margin", "entropy" (empty: default)
-	Threshold  float64 // confidence threshold (0: schedule instead)
-	SingleLine bool    // the caller only wants one line
-	Candidates int     // how many candidates are wanted (1 or more)
+	MaxTokens int     // span length in tokens
+	Steps     int     // denoising steps (0: the generator's default)
+	Algorithm string  // "confidence", "margin", "entropy" (empty: default)
+	Threshold float64 // confidence threshold (0: schedule instead)
 }
 
 // Candidate is one raw infill proposed by a Generator.

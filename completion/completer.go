@@ -143,7 +143,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	text := req.Text
 	off := fim.ClampOffset(text, req.Offset)
 	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
-		return Result{Items: items, Cached: true, Model: model, Timings: Timings{Total: time.Since(t0)}}, nil
+		return Result{Items: wanted(items, req.Invoked), Cached: true, Model: model, Timings: Timings{Total: time.Since(t0)}}, nil
 	}
 	if gen == nil {
 		return Result{}, ErrNoModel
@@ -170,7 +170,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	defer release()
 	wait := time.Since(tWait)
 	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
-		return Result{Items: items, Cached: true, Model: model, Timings: Timings{Wait: wait, Total: time.Since(t0)}}, nil
+		return Result{Items: wanted(items, req.Invoked), Cached: true, Model: model, Timings: Timings{Wait: wait, Total: time.Since(t0)}}, nil
 	}
 	res, err := c.fill(ctx, req, gen, opts, lang, text, off)
 	if err != nil {
@@ -234,15 +234,10 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	// Generation.
 	tGen := time.Now()
 	gopts := GenerateOptions{
-		MaxTokens:  maxTokens,
-		Steps:      opts.Steps,
-		Algorithm:  opts.Algorithm,
-		Threshold:  opts.Threshold,
-		SingleLine: m.single,
-		Candidates: 1,
-	}
-	if req.Invoked {
-		gopts.Candidates = maxInvokedItems
+		MaxTokens: maxTokens,
+		Steps:     opts.Steps,
+		Algorithm: opts.Algorithm,
+		Threshold: opts.Threshold,
 	}
 	var onStep func(Step)
 	if req.OnStep != nil {
@@ -296,13 +291,7 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	if err != nil {
 		return Result{}, fmt.Errorf("completion: validate %s at %d: %w", req.URI, off, err)
 	}
-	items = rank(items)
-	if !req.Invoked && len(items) > 1 {
-		items = items[:1]
-	}
-	if len(items) > maxInvokedItems {
-		items = items[:maxInvokedItems]
-	}
+	items = wanted(rank(items), req.Invoked)
 	res.Items = items
 	return res, nil
 }
@@ -390,6 +379,16 @@ func rank(items []Item) []Item {
 		}
 	}
 	return out
+}
+
+// wanted returns the items a request gets of ranked items: the best for an
+// automatic request, up to maxInvokedItems for an invoked one.
+func wanted(items []Item, invoked bool) []Item {
+	n := maxInvokedItems
+	if !invoked {
+		n = 1
+	}
+	return items[:min(len(items), n)]
 }
 
 // trailingBlanks returns the spaces and tabs that end prefix.

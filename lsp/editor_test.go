@@ -440,13 +440,10 @@ type fakeGen struct {
 	calls   atomic.Int32
 	// more are further candidates, less confident than text.
 	more []string
-	// candidates is the Candidates option of the last call.
-	candidates atomic.Int32
 }
 
 func (g *fakeGen) Infill(ctx context.Context, p fim.Prompt, opt completion.GenerateOptions, onStep func(completion.Step)) ([]completion.Candidate, error) {
 	g.calls.Add(1)
-	g.candidates.Store(int32(opt.Candidates))
 	if g.panics {
 		panic("fake generator panics")
 	}

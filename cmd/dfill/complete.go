@@ -10,12 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/completion"
 )
-
-func init() {
-	register("complete", "one completion at FILE:LINE:COL (1-based; COL counts bytes), as text or --json", runComplete)
-}
 
 // completeOutput is what `dfill complete --json` prints (DESIGN.md).
 type completeOutput struct {
@@ -42,27 +39,40 @@ type lineCol struct {
 	Column int `json:"column"`
 }
 
-func runComplete(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("complete", flag.ContinueOnError)
-	sf := addSharedFlags(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	maxTokens := fs.Int("max-tokens", 32, "longest span to fill, in tokens")
-	n := fs.Int("n", 1, "candidates to return (more than 1 acts as an explicit invocation)")
-	threshold := fs.Float64("threshold", 0, "confidence threshold (0: the default 0.9)")
-	noValidate := fs.Bool("no-validate", false, "return candidates without the syntax check (to see what a model proposes)")
-	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
-		return err
+// completeFlags are the flags of `dfill complete`.
+type completeFlags struct {
+	shared     cli.Shared
+	asJSON     bool
+	maxTokens  int
+	n          int
+	threshold  float64
+	noValidate bool
+}
+
+func completeCommand() *cli.Command {
+	f := &completeFlags{}
+	return &cli.Command{
+		Name:    "complete",
+		Args:    "FILE:LINE:COL",
+		NArgs:   1,
+		Summary: "one completion at FILE:LINE:COL (1-based; COL counts bytes), as text or --json",
+		Shared:  &f.shared,
+		Flags:   f.register,
+		Run:     func(ctx context.Context, args []string) error { return f.run(ctx, args[0]) },
 	}
-	stopProfile, err := sf.startProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: dfill complete [flags] FILE:LINE:COL")
-		return errUsage
-	}
-	path, line, col, err := parseFilePos(fs.Arg(0))
+}
+
+func (f *completeFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+	fs.IntVar(&f.maxTokens, "max-tokens", 32, "longest span to fill, in tokens")
+	fs.IntVar(&f.n, "n", 1, "candidates to return (more than 1 acts as an explicit invocation)")
+	fs.Float64Var(&f.threshold, "threshold", 0, "confidence threshold (0: the default 0.9)")
+	fs.BoolVar(&f.noValidate, "no-validate", false, "return candidates without the syntax check (to see what a model proposes)")
+}
+
+// run completes at pos (FILE:LINE:COL) and prints the completions.
+func (f *completeFlags) run(ctx context.Context, pos string) error {
+	path, line, col, err := parseFilePos(pos)
 	if err != nil {
 		return err
 	}
@@ -76,54 +86,39 @@ func runComplete(ctx context.Context, args []string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 
-	log, err := sf.logger()
+	log, err := f.shared.Logger()
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
 	start := time.Now()
-	gen, err := newGenerator(ctx, generatorConfig{Model: sf.model, Backend: sf.backend, Threads: sf.threads}, log)
+	gen, release, err := newGenerator(ctx, generatorConfig{Model: f.shared.Model, Backend: f.shared.Backend, Threads: f.shared.Threads}, log)
 	if err != nil {
 		return err
 	}
-	defer closeGenerator(gen)
+	defer release()
 	load := time.Since(start)
 
 	c := completion.New(gen, completion.Options{
-		MaxTokens: *maxTokens, Steps: sf.steps, Algorithm: sf.algorithm, Threshold: *threshold,
-		SkipValidation: *noValidate,
+		MaxTokens: f.maxTokens, Steps: f.shared.Steps, Algorithm: f.shared.Algorithm, Threshold: f.threshold,
+		SkipValidation: f.noValidate,
 	}, log)
 	abs, _ := filepath.Abs(path)
 	res, err := c.Complete(ctx, completion.Request{
-		URI: "file://" + filepath.ToSlash(abs), Path: path, Text: text, Offset: offset, Invoked: *n > 1,
+		URI: "file://" + filepath.ToSlash(abs), Path: path, Text: text, Offset: offset, Invoked: f.n > 1,
 	})
 	if err != nil {
 		return err
 	}
-	if len(res.Items) > *n {
-		res.Items = res.Items[:*n]
+	if len(res.Items) > f.n {
+		res.Items = res.Items[:f.n]
 	}
-	if *asJSON {
-		out := completeOutput{Completions: []completeItem{}, Model: gen.Name(), TimingsMS: map[string]float64{
-			"load":     ms(load),
-			"prompt":   ms(res.Timings.Prompt),
-			"denoise":  ms(res.Timings.Generate),
-			"validate": ms(res.Timings.Validate),
-			"total":    ms(res.Timings.Total),
-		}}
-		for _, it := range res.Items {
-			out.Completions = append(out.Completions, completeItem{
-				Text:       it.Insert,
-				Range:      lineRange{Start: lineColOf(text, it.Start), End: lineColOf(text, it.End)},
-				Confidence: it.Confidence,
-				Steps:      it.Steps,
-			})
-		}
-		return printJSON(out)
+	if f.asJSON {
+		return cli.PrintJSON(completeJSON(gen.Name(), text, load, res))
 	}
 	if len(res.Items) == 0 {
 		fmt.Fprintln(os.Stderr, "dfill complete: no completion passed validation")
-		return exitCode(1)
+		return cli.ExitCode(1)
 	}
 	for i, it := range res.Items {
 		if i > 0 {
@@ -134,7 +129,26 @@ func runComplete(ctx context.Context, args []string) error {
 	return nil
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// completeJSON is what --json prints for res, a completion in text by the
+// model named model, loaded in load.
+func completeJSON(model, text string, load time.Duration, res completion.Result) completeOutput {
+	out := completeOutput{Completions: []completeItem{}, Model: model, TimingsMS: map[string]float64{
+		"load":     cli.Millis(load),
+		"prompt":   cli.Millis(res.Timings.Prompt),
+		"denoise":  cli.Millis(res.Timings.Generate),
+		"validate": cli.Millis(res.Timings.Validate),
+		"total":    cli.Millis(res.Timings.Total),
+	}}
+	for _, it := range res.Items {
+		out.Completions = append(out.Completions, completeItem{
+			Text:       it.Insert,
+			Range:      lineRange{Start: lineColOf(text, it.Start), End: lineColOf(text, it.End)},
+			Confidence: it.Confidence,
+			Steps:      it.Steps,
+		})
+	}
+	return out
+}
 
 // parseFilePos splits FILE:LINE:COL (the file name may itself hold colons).
 func parseFilePos(s string) (path string, line, col int, err error) {

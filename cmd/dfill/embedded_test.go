@@ -28,11 +28,11 @@ func TestEmbeddedModel(t *testing.T) {
 	}
 	m.Close()
 
-	gen, err := newGenerator(context.Background(), generatorConfig{Threads: 2}, zaptest.NewLogger(t))
+	gen, release, err := newGenerator(context.Background(), generatorConfig{Threads: 2}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeGenerator(gen)
+	defer release()
 	src, err := os.ReadFile("testdata/sample.go")
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"go.uber.org/zap"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/fim"
@@ -23,27 +25,27 @@ type generatorConfig struct {
 }
 
 // newGenerator loads the model cfg names and returns it as the completion
-// pipeline's Generator. The caller releases it with closeGenerator.
-func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (completion.Generator, error) {
+// pipeline's Generator, and the func that releases it (model mappings,
+// threads).
+func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (gen completion.Generator, release func(), err error) {
 	switch cfg.Backend {
 	case "", "cpu":
 	default:
-		return nil, fmt.Errorf("unknown backend %q: this build has only cpu", cfg.Backend)
+		return nil, nil, fmt.Errorf("unknown backend %q: this build has only cpu", cfg.Backend)
 	}
 	m, err := loadModelCtx(ctx, cfg.Model, cfg.Threads)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("model loaded", zap.String("model", m.Name()), zap.String("arch", string(m.Config.Arch)),
 		zap.Int("layers", m.Config.Layers), zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
-	return &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere}, nil
+	return &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere}, func() { m.Close() }, nil
 }
 
-// closeGenerator releases what newGenerator holds (model mappings, threads).
-func closeGenerator(g completion.Generator) {
-	if eg, ok := g.(*engineGenerator); ok {
-		eg.m.Close()
-	}
+// benchGenerator is newGenerator for the model the shared flags name, as
+// the benchmarks load it (bench.Models).
+func benchGenerator(ctx context.Context, sf *cli.Shared, endAnywhere bool, log *zap.Logger) (completion.Generator, func(), error) {
+	return newGenerator(ctx, generatorConfig{Model: sf.Model, Backend: sf.Backend, Threads: sf.Threads, EndAnywhere: endAnywhere}, log)
 }
 
 // engineGenerator adapts the native engine to completion.Generator.
@@ -159,7 +161,6 @@ func spanLengths(n int) (lengths, contexts []int) {
 	return append(lengths, n), append(contexts, 0)
 }
 
-// loadModel loads the GGUF at path, or the embedded model when path is "".
 // loadModelCtx is loadModel that returns ctx's error as soon as ctx is
 // cancelled (a signal, the end of a session): reading a model from a
 // stale network mount can block, and no command may wait for it. A model
@@ -190,6 +191,8 @@ func loadModelCtx(ctx context.Context, path string, threads int) (*engine.Model,
 	}
 }
 
+// loadModel loads the GGUF at path, or the embedded model when path is "",
+// to run on threads (0: all the CPUs).
 func loadModel(path string, threads int) (*engine.Model, error) {
 	opt := engine.LoadOptions{Threads: threadCount(threads)}
 	if path == "" {
@@ -197,4 +200,12 @@ func loadModel(path string, threads int) (*engine.Model, error) {
 		return engine.LoadBytes(data, name, opt)
 	}
 	return engine.Load(path, opt)
+}
+
+// threadCount returns n, or all the CPUs when n is not positive.
+func threadCount(n int) int {
+	if n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
 }

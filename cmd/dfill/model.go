@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -11,33 +10,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/engine/gguf"
 )
 
-func init() {
-	register("model", "inspect or make models: model info|random|forward", runModel)
+func modelCommand() *cli.Command {
+	return &cli.Command{
+		Name:    "model",
+		Summary: "inspect or make models: model info|random|forward",
+		Commands: []*cli.Command{
+			modelInfoCommand(),
+			modelRandomCommand(),
+			modelForwardCommand(),
+		},
+	}
 }
 
-func runModel(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: dfill model info PATH | model random [flags] --out PATH | model forward PATH --tokens 1,2,3")
-		return errUsage
-	}
-	switch args[0] {
-	case "info":
-		return runModelInfo(args[1:])
-	case "random":
-		return runModelRandom(args[1:])
-	case "forward":
-		return runModelForward(ctx, args[1:])
-	}
-	fmt.Fprintf(os.Stderr, "dfill model: unknown subcommand %q (want info, random or forward)\n", args[0])
-	return errUsage
-}
-
-// modelInfo is what `dfill model info --json` prints.
-type modelInfo struct {
+// modelInfoOutput is what `dfill model info --json` prints.
+type modelInfoOutput struct {
 	Path        string            `json:"path"`
 	FileSize    int64             `json:"file_size"`
 	Arch        string            `json:"arch"`
@@ -59,18 +50,24 @@ type modelInfo struct {
 	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
-func runModelInfo(args []string) error {
-	fs := flag.NewFlagSet("model info", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	all := fs.Bool("metadata", false, "also print every metadata key")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+func modelInfoCommand() *cli.Command {
+	var asJSON, all bool
+	return &cli.Command{
+		Name:    "info",
+		Args:    "PATH",
+		NArgs:   1,
+		Summary: "arch, sizes, tokenizer, tensor types, parameter count of a GGUF",
+		Flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&asJSON, "json", false, "print JSON")
+			fs.BoolVar(&all, "metadata", false, "also print every metadata key")
+		},
+		Run: func(_ context.Context, args []string) error { return modelInfo(args[0], asJSON, all) },
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: dfill model info [--json] PATH")
-		return errUsage
-	}
-	path := fs.Arg(0)
+}
+
+// modelInfo prints what the GGUF at path holds, with every metadata key
+// when all is set.
+func modelInfo(path string, asJSON, all bool) error {
 	m, err := engine.Load(path, engine.LoadOptions{Threads: 1})
 	if err != nil {
 		return err
@@ -81,7 +78,7 @@ func runModelInfo(args []string) error {
 		return err
 	}
 	f, c := m.File(), m.Config
-	info := modelInfo{
+	info := modelInfoOutput{
 		Path: path, FileSize: st.Size(), Arch: string(c.Arch), Name: m.Name(),
 		Layers: c.Layers, Dim: c.Dim, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, FFN: c.FFN,
 		Vocab: c.Vocab, Context: c.Context, RopeBase: c.RopeBase, ShiftLogits: c.ShiftLogits, MaskID: c.MaskID,
@@ -93,14 +90,14 @@ func runModelInfo(args []string) error {
 	for _, t := range f.Tensors {
 		info.TensorTypes[t.Type.String()]++
 	}
-	if *all {
+	if all {
 		info.Metadata = map[string]string{}
 		for _, kv := range f.Metadata {
 			info.Metadata[kv.Key] = kv.Value.String()
 		}
 	}
-	if *asJSON {
-		return printJSON(info)
+	if asJSON {
+		return cli.PrintJSON(info)
 	}
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
@@ -119,7 +116,7 @@ func runModelInfo(args []string) error {
 	}
 	sort.Strings(types)
 	fmt.Fprintf(w, "tensors     %d: %s\n", len(f.Tensors), strings.Join(types, " "))
-	if *all {
+	if all {
 		keys := make([]string, 0, len(info.Metadata))
 		for k := range info.Metadata {
 			keys = append(keys, k)
@@ -132,37 +129,79 @@ func runModelInfo(args []string) error {
 	return nil
 }
 
-func runModelRandom(args []string) error {
-	fs := flag.NewFlagSet("model random", flag.ContinueOnError)
-	arch := fs.String("arch", "llada", "architecture: dream or llada")
-	preset := fs.String("preset", "", "named shape: "+strings.Join(engine.PresetNames(), ", "))
-	var s engine.Spec
-	fs.IntVar(&s.Layers, "layers", 0, "transformer blocks")
-	fs.IntVar(&s.Dim, "dim", 0, "embedding width")
-	fs.IntVar(&s.Heads, "heads", 0, "attention heads")
-	fs.IntVar(&s.KVHeads, "kv-heads", 0, "key/value heads")
-	fs.IntVar(&s.FFN, "ffn", 0, "feed-forward width")
-	fs.IntVar(&s.Vocab, "vocab", 0, "vocabulary size")
-	fs.IntVar(&s.Context, "ctx", 0, "context length")
-	typ := fs.String("type", "f32", "weight type: f32, f16, bf16, q8_0, q4_k, q6_k")
-	seed := fs.Uint64("seed", 1, "random seed")
-	out := fs.String("out", "", "output GGUF `path` (required)")
-	if err := parseFlags(fs, args); err != nil {
+// randomFlags are the flags of `dfill model random`.
+type randomFlags struct {
+	arch   string
+	preset string
+	sizes  engine.Spec // the sizes given; 0 keeps the preset's
+	typ    string
+	seed   uint64
+	out    string
+}
+
+func modelRandomCommand() *cli.Command {
+	f := &randomFlags{}
+	return &cli.Command{
+		Name:    "random",
+		Summary: "write a random-weight GGUF of an arch and shape (--out PATH)",
+		Flags:   f.register,
+		Run:     func(context.Context, []string) error { return f.run() },
+	}
+}
+
+func (f *randomFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.arch, "arch", "llada", "architecture: dream or llada")
+	fs.StringVar(&f.preset, "preset", "", "named shape: "+strings.Join(engine.PresetNames(), ", "))
+	fs.IntVar(&f.sizes.Layers, "layers", 0, "transformer blocks")
+	fs.IntVar(&f.sizes.Dim, "dim", 0, "embedding width")
+	fs.IntVar(&f.sizes.Heads, "heads", 0, "attention heads")
+	fs.IntVar(&f.sizes.KVHeads, "kv-heads", 0, "key/value heads")
+	fs.IntVar(&f.sizes.FFN, "ffn", 0, "feed-forward width")
+	fs.IntVar(&f.sizes.Vocab, "vocab", 0, "vocabulary size")
+	fs.IntVar(&f.sizes.Context, "ctx", 0, "context length")
+	fs.StringVar(&f.typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_k, q6_k")
+	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
+	fs.StringVar(&f.out, "out", "", "output GGUF `path` (required)")
+}
+
+// run writes the random model to --out.
+func (f *randomFlags) run() error {
+	if f.out == "" {
+		return cli.Usagef("--out is required")
+	}
+	spec, err := f.spec()
+	if err != nil {
 		return err
 	}
-	if *out == "" {
-		fmt.Fprintln(os.Stderr, "dfill model random: --out is required")
-		return errUsage
+	out, err := os.Create(f.out)
+	if err != nil {
+		return err
 	}
+	w := bufio.NewWriterSize(out, 1<<20)
+	if err := engine.WriteRandom(w, spec); err != nil {
+		out.Close()
+		os.Remove(f.out)
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// spec returns the model the flags describe: the preset (tiny by default)
+// with the sizes given instead of its own.
+func (f *randomFlags) spec() (engine.Spec, error) {
 	spec := engine.Presets["tiny"]
-	if *preset != "" {
-		p, ok := engine.Presets[*preset]
+	if f.preset != "" {
+		p, ok := engine.Presets[f.preset]
 		if !ok {
-			return fmt.Errorf("unknown preset %q (want %s)", *preset, strings.Join(engine.PresetNames(), ", "))
+			return spec, fmt.Errorf("unknown preset %q (want %s)", f.preset, strings.Join(engine.PresetNames(), ", "))
 		}
 		spec = p
 	}
-	// Explicit sizes override the preset's.
+	s := f.sizes
 	for _, o := range []struct {
 		dst *int
 		v   int
@@ -177,58 +216,60 @@ func runModelRandom(args []string) error {
 	if s.Heads != 0 && s.KVHeads == 0 {
 		spec.KVHeads = s.Heads
 	}
-	a, err := engine.ParseArch(*arch)
+	a, err := engine.ParseArch(f.arch)
 	if err != nil {
-		return err
+		return spec, err
 	}
 	spec.Arch = a
-	if spec.Type, err = gguf.ParseType(*typ); err != nil {
-		return err
+	if spec.Type, err = gguf.ParseType(f.typ); err != nil {
+		return spec, err
 	}
-	spec.Seed = *seed
-	if *preset != "" {
-		spec.Name = "random-" + *preset
+	spec.Seed = f.seed
+	if f.preset != "" {
+		spec.Name = "random-" + f.preset
 	}
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := engine.WriteRandom(w, spec); err != nil {
-		f.Close()
-		os.Remove(*out)
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return spec, nil
 }
 
-func runModelForward(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("model forward", flag.ContinueOnError)
-	tokens := fs.String("tokens", "", "comma-separated token ids")
-	text := fs.String("text", "", "text to tokenize instead of --tokens")
-	asJSON := fs.Bool("json", false, "print JSON: {tokens, vocab, logits: [[...], ...]}")
-	threads := fs.Int("threads", 0, "CPU threads (0: all)")
-	if err := parseFlags(fs, reorderArgs(fs, args)); err != nil {
-		return err
+// forwardFlags are the flags of `dfill model forward`.
+type forwardFlags struct {
+	tokens  string
+	text    string
+	asJSON  bool
+	threads int
+}
+
+func modelForwardCommand() *cli.Command {
+	f := &forwardFlags{}
+	return &cli.Command{
+		Name:    "forward",
+		Args:    "PATH",
+		NArgs:   1,
+		Summary: "the logits of one bidirectional forward over --tokens or --text, every position",
+		Flags:   f.register,
+		Run:     func(ctx context.Context, args []string) error { return f.run(ctx, args[0]) },
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: dfill model forward PATH --tokens 1,2,3 [--json]")
-		return errUsage
-	}
-	m, err := engine.Load(fs.Arg(0), engine.LoadOptions{Threads: threadCount(*threads)})
+}
+
+func (f *forwardFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.tokens, "tokens", "", "comma-separated token ids")
+	fs.StringVar(&f.text, "text", "", "text to tokenize instead of --tokens")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON: {tokens, vocab, logits: [[...], ...]}")
+	fs.IntVar(&f.threads, "threads", 0, "CPU threads (0: all)")
+}
+
+// run prints the logits of the model at path over the tokens.
+func (f *forwardFlags) run(ctx context.Context, path string) error {
+	m, err := engine.Load(path, engine.LoadOptions{Threads: threadCount(f.threads)})
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 	var ids []int32
-	if *text != "" {
-		ids = m.Tokenizer.EncodePlain(*text)
+	if f.text != "" {
+		ids = m.Tokenizer.EncodePlain(f.text)
 	}
-	for _, s := range strings.Split(*tokens, ",") {
+	for _, s := range strings.Split(f.tokens, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
@@ -246,12 +287,12 @@ func runModelForward(ctx context.Context, args []string) error {
 		return err
 	}
 	vocab := m.Config.Vocab
-	if *asJSON {
+	if f.asJSON {
 		rows := make([][]float32, len(ids))
 		for i := range rows {
 			rows[i] = logits[i*vocab : (i+1)*vocab]
 		}
-		return printJSON(struct {
+		return cli.PrintJSON(struct {
 			Tokens []int32     `json:"tokens"`
 			Vocab  int         `json:"vocab"`
 			Logits [][]float32 `json:"logits"`
@@ -274,54 +315,6 @@ func runModelForward(ctx context.Context, args []string) error {
 		fmt.Fprintln(w)
 	}
 	return nil
-}
-
-// reorderArgs moves the flags of fs that follow positional arguments in
-// front of them, so `dfill model forward PATH --tokens 1,2` parses as
-// users type it. A flag takes the next argument as its value unless it is
-// a bool flag of fs or is written -name=value.
-func reorderArgs(fs *flag.FlagSet, args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			flags = append(flags, a)
-			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(fs, a) {
-				flags = append(flags, args[i+1])
-				i++
-			}
-			continue
-		}
-		pos = append(pos, a)
-	}
-	return append(flags, pos...)
-}
-
-// isBoolFlag reports whether arg (-name or --name) names a bool flag of fs.
-func isBoolFlag(fs *flag.FlagSet, arg string) bool {
-	f := fs.Lookup(strings.TrimLeft(arg, "-"))
-	if f == nil {
-		return strings.TrimLeft(arg, "-") == "h" || strings.TrimLeft(arg, "-") == "help"
-	}
-	b, ok := f.Value.(interface{ IsBoolFlag() bool })
-	return ok && b.IsBoolFlag()
-}
-
-func threadCount(n int) int {
-	if n > 0 {
-		return n
-	}
-	return numCPU()
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func humanBytes(n int64) string {

@@ -12,52 +12,46 @@ import (
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/term"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/lsp"
 )
 
-func init() {
-	register("serve", "LSP server over stdio (the default when stdin is not a terminal)", runServe)
+func serveCommand() *cli.Command {
+	sf := &cli.Shared{}
+	return &cli.Command{
+		Name:    "serve",
+		Summary: "LSP server over stdio (the default when stdin is not a terminal)",
+		Shared:  sf,
+		Flags: func(fs *flag.FlagSet) {
+			fs.Bool("stdio", true, "speak LSP over stdin and stdout (the only transport; accepted because editors pass it)")
+		},
+		Run: func(ctx context.Context, _ []string) error { return serve(ctx, sf) },
+	}
 }
 
-// runServe speaks LSP on stdin and stdout until the client exits. Stdout
+// serve speaks LSP on stdin and stdout until the client exits. Stdout
 // carries only the protocol; logs go to stderr or --log-file. It ends with
-// exitCode 0 after shutdown+exit and 1 otherwise, as LSP asks.
-func runServe(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	sf := addSharedFlags(fs)
-	fs.Bool("stdio", true, "speak LSP over stdin and stdout (the only transport; accepted because editors pass it)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
+// ExitCode 0 after shutdown+exit and 1 otherwise, as LSP asks.
+func serve(ctx context.Context, sf *cli.Shared) error {
 	log, level, err := serveLogger(sf)
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	stopProfile, err := sf.startProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-
 	loader := func(ctx context.Context, mc lsp.ModelConfig) (completion.Generator, func(), error) {
-		gen, err := newGenerator(ctx, generatorConfig{Model: mc.Model, Backend: mc.Backend, Threads: sf.threads}, log.Named("engine"))
-		if err != nil {
-			return nil, nil, err
-		}
-		return gen, func() { closeGenerator(gen) }, nil
+		return newGenerator(ctx, generatorConfig{Model: mc.Model, Backend: mc.Backend, Threads: sf.Threads}, log.Named("engine"))
 	}
 	code, err := lsp.Serve(ctx, stdio(), lsp.Options{
 		Logger: log.Named("lsp"),
 		Level:  &level,
 		Loader: loader,
 		Config: lsp.Config{
-			Model:     sf.model,
-			Backend:   sf.backend,
-			Steps:     sf.steps,
-			Algorithm: sf.algorithm,
-			LogLevel:  sf.logLevel,
+			Model:     sf.Model,
+			Backend:   sf.Backend,
+			Steps:     sf.Steps,
+			Algorithm: sf.Algorithm,
+			LogLevel:  sf.LogLevel,
 		},
 		Version: version,
 	})
@@ -65,7 +59,7 @@ func runServe(ctx context.Context, args []string) error {
 		log.Warn("connection ended", zap.Error(err))
 	}
 	if code != 0 {
-		return exitCode(code)
+		return cli.ExitCode(code)
 	}
 	return nil
 }
@@ -73,15 +67,15 @@ func runServe(ctx context.Context, args []string) error {
 // serveLogger builds the flags' logger with a level the client's logLevel
 // setting can change later: the core logs everything and the atomic level
 // filters.
-func serveLogger(sf *sharedFlags) (*zap.Logger, zap.AtomicLevel, error) {
-	lvl, err := zapcore.ParseLevel(sf.logLevel)
+func serveLogger(sf *cli.Shared) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zapcore.ParseLevel(sf.LogLevel)
 	if err != nil {
 		return nil, zap.AtomicLevel{}, err
 	}
 	level := zap.NewAtomicLevelAt(lvl)
 	all := *sf
-	all.logLevel = "debug"
-	log, err := all.logger()
+	all.LogLevel = "debug"
+	log, err := all.Logger()
 	if err != nil {
 		return nil, level, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 )
 
@@ -27,13 +28,14 @@ func TestTrainCommand(t *testing.T) {
 	}
 	out := t.TempDir()
 	model := filepath.Join(out, "m.gguf")
-	err := runTrain(context.Background(), []string{
+	var stderr strings.Builder
+	code := cli.Main(context.Background(), trainCommand(), []string{
 		"--src", src, "--layers", "1", "--dim", "32", "--heads", "2", "--seq", "32", "--batch", "2",
 		"--vocab", "300", "--steps", "4", "--eval-every", "2", "--checkpoint-every", "2", "--log-every", "1",
 		"--out-dir", out, "--out", model, "--type", "f32",
-	})
-	if err != nil {
-		t.Fatal(err)
+	}, &stderr)
+	if code != 0 {
+		t.Fatalf("dfill train: exit status %d\n%s", code, stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(out, "checkpoint.gguf")); err != nil {
 		t.Errorf("no checkpoint: %v", err)

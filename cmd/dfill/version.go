@@ -8,6 +8,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
+
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
+	"github.com/dfill/dfill/engine/kernel"
 )
 
 // version is dfill's release version. Editor clients compare it with the
@@ -15,8 +19,14 @@ import (
 // -ldflags "-X main.version=...".
 var version = "0.2.0"
 
-func init() {
-	register("version", "print dfill's version (--json for the build's details)", runVersion)
+func versionCommand() *cli.Command {
+	var asJSON bool
+	return &cli.Command{
+		Name:    "version",
+		Summary: "print dfill's version, commit, kernels and build tags (--json for JSON); also dfill --version",
+		Flags:   func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "print JSON") },
+		Run:     func(context.Context, []string) error { return printVersion(currentBuild(), asJSON) },
+	}
 }
 
 // buildInfo is what `dfill version --json` prints.
@@ -24,13 +34,19 @@ type buildInfo struct {
 	Version  string `json:"version"`
 	Go       string `json:"go"`
 	Platform string `json:"platform"`
-	Revision string `json:"revision,omitempty"`
-	Modified bool   `json:"modified,omitempty"`
+	Revision string `json:"revision,omitempty"` // the commit, when built in a checkout
+	Modified bool   `json:"modified,omitempty"` // the checkout had changes
+	// Kernels is the kernel set the CPU runs (engine/kernel.Variant):
+	// avx512-vnni, avx512, avx2 or generic.
+	Kernels string `json:"kernels"`
+	// Tags are the build tags the binary was built with (blas, purego).
+	Tags []string `json:"tags"`
 }
 
 // currentBuild describes this binary.
 func currentBuild() buildInfo {
-	b := buildInfo{Version: version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	b := buildInfo{Version: version, Go: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
+		Kernels: kernel.Variant(), Tags: []string{}}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			switch s.Key {
@@ -38,34 +54,31 @@ func currentBuild() buildInfo {
 				b.Revision = s.Value
 			case "vcs.modified":
 				b.Modified = s.Value == "true"
+			case "-tags":
+				b.Tags = strings.Split(s.Value, ",")
 			}
 		}
 	}
 	return b
 }
 
-// runVersion prints "dfill VERSION (GO, PLATFORM[, REVISION])", or JSON.
-func runVersion(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	b := currentBuild()
-	if *asJSON {
+// printVersion prints b as "dfill VERSION (GO, PLATFORM[, REVISION];
+// kernels KERNELS[; tags TAGS])", or as JSON.
+func printVersion(b buildInfo, asJSON bool) error {
+	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(b)
 	}
-	extra := ""
+	rev := ""
 	if b.Revision != "" {
-		rev := b.Revision
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
+		rev = ", " + b.Revision[:min(len(b.Revision), 12)]
 		if b.Modified {
 			rev += "+dirty"
 		}
-		extra = ", " + rev
 	}
-	fmt.Printf("dfill %s (%s, %s%s)\n", b.Version, b.Go, b.Platform, extra)
+	tags := ""
+	if len(b.Tags) > 0 {
+		tags = "; tags " + strings.Join(b.Tags, ",")
+	}
+	fmt.Printf("dfill %s (%s, %s%s; kernels %s%s)\n", b.Version, b.Go, b.Platform, rev, b.Kernels, tags)
 	return nil
 }

@@ -1,9 +1,10 @@
-package main
+package bench
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,12 +15,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
 )
-
-func init() { benches["kernels"] = runBenchKernels }
 
 // kernelShape is one weight matrix of a model: rows (outputs) × cols
 // (inputs), PerLayer times in each block (0: the output matrix).
@@ -125,71 +125,74 @@ type kernelReport struct {
 	Cells         []kernelCell `json:"cells"`
 }
 
-func runBenchKernels(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench kernels", flag.ContinueOnError)
-	sf := addSharedFlags(fs)
-	models := fs.String("models", "qwen2.5-0.5b,tiny", "models whose GEMM shapes to measure: "+strings.Join(slices.Sorted(mapKeys(kernelModels)), ", "))
-	ms := fs.String("m", "16,32,64,256,576", "numbers of activation rows (tokens) M")
-	types := fs.String("types", "f32,f16,bf16,q8_0,q4_k", "weight types")
-	shapes := fs.String("shapes", "", "only these shapes (comma-separated names; default all)")
-	minTime := fs.Duration("min-time", 100*time.Millisecond, "minimum time of one repeat of a cell")
-	repeats := fs.Int("repeats", 3, "repeats per cell; the median is reported, the spread says how noisy")
-	prepack := prepackMode("auto")
-	fs.Var(&prepack, "prepack", "pack the weights ahead (kernel.Prepack): auto, as the engine does (a model's layer matrices when their float32 copies fit 64 MB, and every Q8_0 weight on avx512-vnni); true; or false")
-	variant := fs.String("variant", "", "kernel set to measure: one of "+strings.Join(kernel.Variants(), ", ")+" (default: the fastest)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// kernelsFlags are the flags of `dfill bench kernels`.
+type kernelsFlags struct {
+	shared  cli.Shared
+	models  string
+	m       string
+	types   string
+	shapes  string
+	minTime time.Duration
+	repeats int
+	prepack prepackMode
+	variant string
+	asJSON  bool
+}
+
+func kernelsCommand() *cli.Command {
+	f := &kernelsFlags{prepack: "auto"}
+	return &cli.Command{
+		Name:    "kernels",
+		Summary: "GFLOP/s of the matrix kernels next to the FMA (and VNNI) peak, and OpenBLAS with -tags blas",
+		Shared:  &f.shared,
+		Flags:   f.register,
+		Run:     f.run,
 	}
-	stopProfile, err := sf.startProfile()
+}
+
+func (f *kernelsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.models, "models", "qwen2.5-0.5b,tiny", "models whose GEMM shapes to measure: "+strings.Join(slices.Sorted(maps.Keys(kernelModels)), ", "))
+	fs.StringVar(&f.m, "m", "16,32,64,256,576", "numbers of activation rows (tokens) M")
+	fs.StringVar(&f.types, "types", "f32,f16,bf16,q8_0,q4_k", "weight types")
+	fs.StringVar(&f.shapes, "shapes", "", "only these shapes (comma-separated names; default all)")
+	fs.DurationVar(&f.minTime, "min-time", 100*time.Millisecond, "minimum time of one repeat of a cell")
+	fs.IntVar(&f.repeats, "repeats", 3, "repeats per cell; the median is reported, the spread says how noisy")
+	fs.Var(&f.prepack, "prepack", "pack the weights ahead (kernel.Prepack): auto, as the engine does (a model's layer matrices when their float32 copies fit 64 MB, and every Q8_0 weight on avx512-vnni); true; or false")
+	fs.StringVar(&f.variant, "variant", "", "kernel set to measure: one of "+strings.Join(kernel.Variants(), ", ")+" (default: the fastest)")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// run measures every shape of the --models for every M and type.
+func (f *kernelsFlags) run(ctx context.Context, _ []string) error {
+	mList, typeList, only, err := f.parse()
 	if err != nil {
 		return err
 	}
-	defer stopProfile()
-	mList, err := parseInts(*ms)
-	if err != nil {
-		return fmt.Errorf("--m: %w", err)
-	}
-	var typeList []gguf.Type
-	for _, name := range strings.Split(*types, ",") {
-		t, err := parseKernelType(strings.TrimSpace(name))
-		if err != nil {
-			return fmt.Errorf("--types: %w", err)
-		}
-		typeList = append(typeList, t)
-	}
-	var only map[string]bool
-	if *shapes != "" {
-		only = map[string]bool{}
-		for _, s := range strings.Split(*shapes, ",") {
-			only[strings.TrimSpace(s)] = true
-		}
-	}
-	threads := max(sf.threads, 1)
-	*repeats = max(*repeats, 1)
-	if *variant != "" {
-		restore, err := kernel.SetVariant(*variant)
+	threads := max(f.shared.Threads, 1)
+	repeats := max(f.repeats, 1)
+	if f.variant != "" {
+		restore, err := kernel.SetVariant(f.variant)
 		if err != nil {
 			return fmt.Errorf("--variant: %w", err)
 		}
 		defer restore()
 	}
 
-	rep := kernelReport{Variant: kernel.Variant(), Threads: threads, BLAS: blasName(), Prepack: string(prepack)}
+	rep := kernelReport{Variant: kernel.Variant(), Threads: threads, BLAS: blasName(), Prepack: string(f.prepack)}
 	var p1, pn []float64
-	for range *repeats {
-		p1 = append(p1, peakSample(kernel.FMAPeak, 1, *minTime))
-		pn = append(pn, peakSample(kernel.FMAPeak, threads, *minTime))
+	for range repeats {
+		p1 = append(p1, peakSample(kernel.FMAPeak, 1, f.minTime))
+		pn = append(pn, peakSample(kernel.FMAPeak, threads, f.minTime))
 	}
 	rep.PeakPerThread, _ = medianSpread(p1)
 	rep.PeakGFLOPs, rep.PeakSpread = medianSpread(pn)
-	rep.VNNIPeak = peakSample(kernel.VNNIPeak, threads, *minTime)
-	rep.BF16Peak = peakSample(kernel.BF16Peak, threads, *minTime)
+	rep.VNNIPeak = peakSample(kernel.VNNIPeak, threads, f.minTime)
+	rep.BF16Peak = peakSample(kernel.BF16Peak, threads, f.minTime)
 	setBLASThreads(threads)
 
 	pool := kernel.NewPool(threads)
 	defer pool.Close()
-	for _, model := range strings.Split(*models, ",") {
+	for _, model := range strings.Split(f.models, ",") {
 		model = strings.TrimSpace(model)
 		km, ok := kernelModels[model]
 		if !ok {
@@ -202,28 +205,39 @@ func runBenchKernels(ctx context.Context, args []string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			cells, err := benchShape(pool, model, s, mList, typeList, *minTime, *repeats, threads, prepack)
+			cells, err := benchShape(pool, model, s, mList, typeList, f.minTime, repeats, threads, f.prepack)
 			if err != nil {
 				return err
 			}
 			rep.Cells = append(rep.Cells, cells...)
 		}
 	}
-	if *asJSON {
-		return printJSON(rep)
+	if f.asJSON {
+		return cli.PrintJSON(rep)
 	}
 	printKernelReport(rep)
 	return nil
 }
 
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
+// parse reads --m, --types and --shapes (only is nil for all shapes).
+func (f *kernelsFlags) parse() (mList []int, types []gguf.Type, only map[string]bool, err error) {
+	if mList, err = parseInts(f.m); err != nil {
+		return nil, nil, nil, fmt.Errorf("--m: %w", err)
+	}
+	for _, name := range strings.Split(f.types, ",") {
+		t, err := parseKernelType(strings.TrimSpace(name))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("--types: %w", err)
+		}
+		types = append(types, t)
+	}
+	if f.shapes != "" {
+		only = map[string]bool{}
+		for _, s := range strings.Split(f.shapes, ",") {
+			only[strings.TrimSpace(s)] = true
 		}
 	}
+	return mList, types, only, nil
 }
 
 func parseKernelType(name string) (gguf.Type, error) {

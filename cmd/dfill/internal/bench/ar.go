@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 )
 
@@ -37,86 +38,118 @@ type stepTimes struct {
 	CacheMS   float64 `json:"cache_ms"`
 }
 
-func runBenchARvsDiffusion(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench ar-vs-diffusion", flag.ContinueOnError)
-	sf := addSharedFlags(fs)
-	span := fs.Int("span", 32, "span length in tokens")
-	contextLen := fs.Int("context", 256, "tokens of context around the span (3/4 before, 1/4 after)")
-	perStep := fs.Int("k", 4, "tokens committed per diffusion step")
-	canvases := fs.String("canvases", "32,64,128", "canvas sizes for the per-step table")
-	contexts := fs.String("contexts", "256,1024", "context sizes for the per-step table")
-	stepsPer := fs.Int("step-samples", 4, "steps timed per cell of the per-step table")
-	fill := fs.Bool("fill", true, "measure the left-to-right vs diffusion fill (off: only the per-step table)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// arFlags are the flags of `dfill bench ar-vs-diffusion`.
+type arFlags struct {
+	shared     cli.Shared
+	span       int
+	contextLen int
+	perStep    int
+	canvases   string
+	contexts   string
+	stepsPer   int
+	fill       bool
+	asJSON     bool
+}
+
+func arCommand(m Models) *cli.Command {
+	f := &arFlags{}
+	return &cli.Command{
+		Name:    "ar-vs-diffusion",
+		Summary: "left-to-right vs diffusion tokens/s, and ms per step with and without the cache",
+		Shared:  &f.shared,
+		Flags:   f.register,
+		Run:     func(ctx context.Context, _ []string) error { return f.run(ctx, m) },
 	}
-	stopProfile, err := sf.startProfile()
-	if err != nil {
-		return err
-	}
-	defer stopProfile()
-	cans, err := parseInts(*canvases)
+}
+
+func (f *arFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.span, "span", 32, "span length in tokens")
+	fs.IntVar(&f.contextLen, "context", 256, "tokens of context around the span (3/4 before, 1/4 after)")
+	fs.IntVar(&f.perStep, "k", 4, "tokens committed per diffusion step")
+	fs.StringVar(&f.canvases, "canvases", "32,64,128", "canvas sizes for the per-step table")
+	fs.StringVar(&f.contexts, "contexts", "256,1024", "context sizes for the per-step table")
+	fs.IntVar(&f.stepsPer, "step-samples", 4, "steps timed per cell of the per-step table")
+	fs.BoolVar(&f.fill, "fill", true, "measure the left-to-right vs diffusion fill (off: only the per-step table)")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// run times the fill and the per-step table on the model the shared flags
+// name.
+func (f *arFlags) run(ctx context.Context, models Models) error {
+	cans, err := parseInts(f.canvases)
 	if err != nil {
 		return fmt.Errorf("--canvases: %w", err)
 	}
-	ctxs, err := parseInts(*contexts)
+	ctxs, err := parseInts(f.contexts)
 	if err != nil {
 		return fmt.Errorf("--contexts: %w", err)
 	}
-	m, err := loadModel(sf.model, sf.threads)
+	m, err := models.Engine(f.shared.Model, f.shared.Threads)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
 
-	res := arResult{Model: m.Name(), Threads: m.Threads(), Span: *span, Context: *contextLen, TokensPerStep: *perStep}
-	pre, suf := randomContext(m, *contextLen)
+	res := arResult{Model: m.Name(), Threads: m.Threads(), Span: f.span, Context: f.contextLen, TokensPerStep: f.perStep}
+	pre, suf := randomContext(m, f.contextLen)
 
 	// Warm the mapping (first touch of every weight page) before timing.
 	if _, err := m.Denoise(ctx, pre, suf, engine.Options{Lengths: []int{1}, Steps: 1}, nil); err != nil {
 		return err
 	}
-	if *fill {
+	if f.fill {
 		if err := benchFill(ctx, m, pre, suf, &res); err != nil {
 			return err
 		}
 	}
+	if res.Steps, err = stepTable(ctx, m, cans, ctxs, f.stepsPer); err != nil {
+		return err
+	}
+	if f.asJSON {
+		return cli.PrintJSON(res)
+	}
+	printARResult(res, f.fill)
+	return nil
+}
 
-	for _, c := range ctxs {
-		for _, n := range cans {
+// stepTable times a denoising step, with and without the cache, for each
+// context and canvas size that fits the model's context.
+func stepTable(ctx context.Context, m *engine.Model, canvases, contexts []int, samples int) ([]stepTimes, error) {
+	var table []stepTimes
+	for _, c := range contexts {
+		for _, n := range canvases {
 			if c+n > m.Config.Context {
 				continue
 			}
 			pre, suf := randomContext(m, c)
 			st := stepTimes{Canvas: n, Context: c}
-			if st.NoCacheMS, err = msPerStep(ctx, m, pre, suf, n, false, *stepsPer); err != nil {
-				return err
+			var err error
+			if st.NoCacheMS, err = msPerStep(ctx, m, pre, suf, n, false, samples); err != nil {
+				return nil, err
 			}
-			if st.CacheMS, err = msPerStep(ctx, m, pre, suf, n, true, *stepsPer); err != nil {
-				return err
+			if st.CacheMS, err = msPerStep(ctx, m, pre, suf, n, true, samples); err != nil {
+				return nil, err
 			}
-			res.Steps = append(res.Steps, st)
+			table = append(table, st)
 		}
 	}
+	return table, nil
+}
 
-	if *asJSON {
-		return printJSON(res)
-	}
+func printARResult(res arResult, fill bool) {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	fmt.Fprintf(w, "model %s, %d threads; span %d, context %d\n\n", res.Model, res.Threads, res.Span, res.Context)
-	if *fill {
+	if fill {
 		fmt.Fprintf(w, "%-34s %10s %20s\n", "fill", "tokens/s", "after 1st forward")
 		fmt.Fprintf(w, "%-34s %10.2f %20.2f\n", "left to right, 1 token/forward", res.ARTokensPerS, res.ARAfterFirstTokensPerS)
-		fmt.Fprintf(w, "%-34s %10.2f %20.2f\n", fmt.Sprintf("diffusion, %d tokens/step", *perStep), res.DiffTokensPerS, res.DiffAfterFirstTokensPerS)
+		fmt.Fprintf(w, "%-34s %10.2f %20.2f\n", fmt.Sprintf("diffusion, %d tokens/step", res.TokensPerStep), res.DiffTokensPerS, res.DiffAfterFirstTokensPerS)
 		fmt.Fprintf(w, "%-34s %9.2fx %19.2fx\n\n", "diffusion / left to right", res.Speedup, res.DiffAfterFirstTokensPerS/res.ARAfterFirstTokensPerS)
 	}
 	fmt.Fprintf(w, "%8s %8s %14s %12s %8s\n", "canvas", "context", "no cache ms", "cache ms", "ratio")
 	for _, s := range res.Steps {
 		fmt.Fprintf(w, "%8d %8d %14.2f %12.2f %7.2fx\n", s.Canvas, s.Context, s.NoCacheMS, s.CacheMS, s.NoCacheMS/s.CacheMS)
 	}
-	return nil
 }
 
 // benchFill fills the same span left to right (one token per forward, with

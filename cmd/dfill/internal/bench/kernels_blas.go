@@ -8,7 +8,7 @@
 // OPENBLAS_THREAD_TIMEOUT=4 so that its threads do not spin after a call
 // while MatMul and the FMA peak are being timed.
 
-package main
+package bench
 
 // #cgo LDFLAGS: -lopenblas
 // #include <cblas.h>

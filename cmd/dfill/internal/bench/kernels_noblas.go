@@ -1,6 +1,6 @@
 //go:build !blas
 
-package main
+package bench
 
 // blasAvailable reports whether this binary was built with OpenBLAS: build
 // with -tags blas (and libopenblas-dev installed) to compare with it.

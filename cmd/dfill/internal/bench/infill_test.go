@@ -1,11 +1,9 @@
-package main
+package bench
 
 import (
 	"compress/gzip"
-	"flag"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -88,17 +86,5 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(nil, 0.5); p != 0 {
 		t.Errorf("empty p50 = %d", p)
-	}
-}
-
-func TestReorderArgs(t *testing.T) {
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	fs.Bool("json", false, "")
-	fs.Bool("no-validate", false, "")
-	fs.String("tokens", "", "")
-	got := reorderArgs(fs, []string{"PATH", "--tokens", "1,2", "--json", "--no-validate", "-tokens=3", "--", "-x"})
-	want := []string{"--tokens", "1,2", "--json", "--no-validate", "-tokens=3", "PATH", "-x"}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("reorderArgs = %q, want %q", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -24,10 +24,10 @@ import (
 	"go.lsp.dev/protocol"
 	"go.lsp.dev/uri"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
+	"github.com/dfill/dfill/fim"
 	"github.com/dfill/dfill/lsp"
 )
-
-func init() { benches["lsp"] = runBenchLSP }
 
 // benchLSPResult is what dfill bench lsp prints (as a table, or as JSON).
 type benchLSPResult struct {
@@ -61,58 +61,80 @@ type latencyMs struct {
 	Max float64 `json:"max"`
 }
 
-// runBenchLSP starts dfill serve as a child over stdio, opens a real source
-// file with a region cut out, and types that region back one character at a
-// time as an editor would: one incremental didChange and, per keystroke, an
-// automatic inlineCompletion (and a completion, with --requests
+// lspFlags are the flags of `dfill bench lsp`.
+type lspFlags struct {
+	shared   cli.Shared
+	file     string
+	start    int
+	keys     int
+	interval time.Duration
+	debounce time.Duration
+	requests string
+	asJSON   bool
+}
+
+func lspCommand() *cli.Command {
+	f := &lspFlags{}
+	return &cli.Command{
+		Name:    "lsp",
+		Summary: "replays typing a file through `dfill serve`; latency percentiles, answers lost, RSS",
+		Flags:   f.register,
+		Run:     f.run,
+	}
+}
+
+func (f *lspFlags) register(fs *flag.FlagSet) {
+	// Not the Command's Shared: --cpuprofile is the server's to take.
+	f.shared.Register(fs)
+	fs.StringVar(&f.file, "file", "", "source `file` to type (default: strings/strings.go of the Go installation)")
+	fs.IntVar(&f.start, "start", 200, "1-based `line` where typing starts")
+	fs.IntVar(&f.keys, "keys", 300, "keystrokes to replay")
+	fs.DurationVar(&f.interval, "interval", 30*time.Millisecond, "time between keystrokes")
+	fs.DurationVar(&f.debounce, "debounce", 0, "the server's debounceMs setting (0: its default)")
+	fs.StringVar(&f.requests, "requests", "inline", "requests per keystroke: inline, completion, or inline,completion (as VS Code sends)")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// run starts dfill serve as a child over stdio, opens a real source file
+// with a region cut out, and types that region back one character at a
+// time as an editor would: one incremental didChange and, per keystroke,
+// an automatic inlineCompletion (and a completion, with --requests
 // inline,completion, as VS Code sends both), sent without waiting for
 // answers; the requests of the previous keystroke still unanswered are
 // cancelled with $/cancelRequest, as VS Code does.
-func runBenchLSP(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench lsp", flag.ContinueOnError)
-	sf := addSharedFlags(fs)
-	file := fs.String("file", "", "source `file` to type (default: strings/strings.go of the Go installation)")
-	start := fs.Int("start", 200, "1-based `line` where typing starts")
-	keys := fs.Int("keys", 300, "keystrokes to replay")
-	interval := fs.Duration("interval", 30*time.Millisecond, "time between keystrokes")
-	debounce := fs.Duration("debounce", 0, "the server's debounceMs setting (0: its default)")
-	requests := fs.String("requests", "inline", "requests per keystroke: inline, completion, or inline,completion (as VS Code sends)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	path := *file
+func (f *lspFlags) run(ctx context.Context, _ []string) error {
+	path := f.file
 	if path == "" {
-		path = filepath.Join(goroot(), "src", "strings", "strings.go")
+		path = filepath.Join(cli.GoRoot(), "src", "strings", "strings.go")
 	}
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	plan, err := planTyping(string(src), *start, *keys)
+	plan, err := planTyping(string(src), f.start, f.keys)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 
-	methods, err := benchMethods(*requests)
+	methods, err := benchMethods(f.requests)
 	if err != nil {
 		return err
 	}
-	child, err := startChild(ctx, sf)
+	child, err := startChild(ctx, &f.shared)
 	if err != nil {
 		return err
 	}
 	defer child.kill()
 
 	settings := map[string]any{"completionItems": "always"}
-	if *debounce > 0 {
-		settings["debounceMs"] = debounce.Milliseconds()
+	if f.debounce > 0 {
+		settings["debounceMs"] = f.debounce.Milliseconds()
 	}
-	res, err := replay(ctx, child, settings, uri.File(absPath(path)), languageOf(path), plan, *interval, methods)
+	res, err := replay(ctx, child, settings, uri.File(absPath(path)), languageOf(path), plan, f.interval, methods)
 	if err != nil {
 		return err
 	}
-	res.File, res.StartLine, res.IntervalMs, res.DebounceMs = path, *start, ms(*interval), debounce.Milliseconds()
+	res.File, res.StartLine, res.IntervalMs, res.DebounceMs = path, f.start, cli.Millis(f.interval), f.debounce.Milliseconds()
 	res.PeakRSSMB = child.vmHWM()
 	if err := child.stop(ctx); err != nil {
 		return err
@@ -120,10 +142,8 @@ func runBenchLSP(ctx context.Context, args []string) error {
 	if rss := child.maxRSS(); rss > res.PeakRSSMB {
 		res.PeakRSSMB = rss
 	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	if f.asJSON {
+		return cli.PrintJSON(res)
 	}
 	printBenchLSP(os.Stdout, res)
 	return nil
@@ -283,7 +303,7 @@ func replay(ctx context.Context, c *child, settings map[string]any, docURI uri.U
 	res.Keystrokes = len(plan.Keys)
 	slices.Sort(latencies)
 	if n := len(latencies); n > 0 {
-		res.LatencyMs = latencyMs{P50: ms(percentile(latencies, 0.50)), P95: ms(percentile(latencies, 0.95)), Max: ms(latencies[n-1])}
+		res.LatencyMs = latencyMs{P50: cli.Millis(percentile(latencies, 0.50)), P95: cli.Millis(percentile(latencies, 0.95)), Max: cli.Millis(latencies[n-1])}
 	}
 	if err := c.stats(ctx, &res.Server); err != nil {
 		return res, err
@@ -385,22 +405,22 @@ type childPipes struct {
 func (p childPipes) Close() error { return errors.Join(p.WriteCloser.Close(), p.ReadCloser.Close()) }
 
 // startChild starts dfill serve with the shared flags and connects to it.
-func startChild(ctx context.Context, sf *sharedFlags) (*child, error) {
+func startChild(ctx context.Context, sf *cli.Shared) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"serve", "--backend", sf.backend, "--threads", strconv.Itoa(sf.threads),
-		"--steps", strconv.Itoa(sf.steps), "--algorithm", sf.algorithm, "--log-level", sf.logLevel}
-	if sf.model != "" {
-		args = append(args, "--model", sf.model)
+	args := []string{"serve", "--backend", sf.Backend, "--threads", strconv.Itoa(sf.Threads),
+		"--steps", strconv.Itoa(sf.Steps), "--algorithm", sf.Algorithm, "--log-level", sf.LogLevel}
+	if sf.Model != "" {
+		args = append(args, "--model", sf.Model)
 	}
-	if sf.logFile != "" {
-		args = append(args, "--log-file", sf.logFile)
+	if sf.LogFile != "" {
+		args = append(args, "--log-file", sf.LogFile)
 	}
-	if sf.cpuProf != "" {
+	if sf.CPUProfile != "" {
 		// The profile worth having is the server's.
-		args = append(args, "--cpuprofile", sf.cpuProf)
+		args = append(args, "--cpuprofile", sf.CPUProfile)
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Stderr = os.Stderr
@@ -489,17 +509,6 @@ func printBenchLSP(w io.Writer, r benchLSPResult) {
 	fmt.Fprintf(w, "  wall                %.2fs\n", r.WallSeconds)
 }
 
-// goroot returns the Go installation's root, from `go env GOROOT` or the
-// one this binary was built with.
-func goroot() string {
-	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
-		if s := strings.TrimSpace(string(out)); s != "" {
-			return s
-		}
-	}
-	return runtime.GOROOT()
-}
-
 func absPath(p string) string {
 	if a, err := filepath.Abs(p); err == nil {
 		return a
@@ -507,21 +516,11 @@ func absPath(p string) string {
 	return p
 }
 
-// languageOf returns the LSP language id for a file name.
+// languageOf returns the LSP language id for a file name: the one dfill's
+// table of extensions gives, or plaintext.
 func languageOf(path string) string {
-	switch filepath.Ext(path) {
-	case ".go":
-		return "go"
-	case ".py":
-		return "python"
-	case ".rs":
-		return "rust"
-	case ".js":
-		return "javascript"
-	case ".ts":
-		return "typescript"
-	case ".c", ".h":
-		return "c"
+	if id := fim.LanguageFromPath(path); id != "" {
+		return id
 	}
 	return "plaintext"
 }

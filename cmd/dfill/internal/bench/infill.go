@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -16,11 +16,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/completion/syntax"
 )
-
-func init() { benches["infill"] = runBenchInfill }
 
 // infillTask is one fill-in-the-middle item: prefix + middle + suffix is
 // the whole file, and middle is the reference answer.
@@ -151,111 +150,99 @@ type kindReport struct {
 	TokensPerS   float64 `json:"tokens_per_s"`
 }
 
-func runBenchInfill(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("bench infill", flag.ContinueOnError)
-	sf := addSharedFlags(fs)
-	tasksPath := fs.String("tasks", "", "task file (.jsonl or .jsonl.gz), formats of shared/benchmarks/README.md")
-	limit := fs.Int("limit", 0, "run at most this many tasks of each kind (0: all)")
-	kindFilter := fs.String("kind", "", "run only tasks of this kind")
-	noValidate := fs.Bool("no-validate", false, "skip tree-sitter validation of candidates")
-	maxTokens := fs.Int("max-tokens", 32, "longest span to fill, in tokens")
-	contextTokens := fs.Int("context-tokens", 0, "prompt budget in tokens (0: from the model)")
-	endAnywhere := fs.Bool("end-anywhere", false, "let end tokens appear anywhere in a span (engine.Options.EndAnywhere)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+// infillFlags are the flags of `dfill bench infill`.
+type infillFlags struct {
+	shared        cli.Shared
+	tasks         string
+	limit         int
+	kind          string
+	noValidate    bool
+	maxTokens     int
+	contextTokens int
+	endAnywhere   bool
+	asJSON        bool
+}
+
+func infillCommand(m Models) *cli.Command {
+	f := &infillFlags{}
+	return &cli.Command{
+		Name:    "infill",
+		Summary: "exact match, edit similarity, syntax validity, answers in an error node, latency on an infill task file (--tasks)",
+		Shared:  &f.shared,
+		Flags:   f.register,
+		Run:     func(ctx context.Context, _ []string) error { return f.run(ctx, m) },
 	}
-	stopProfile, err := sf.startProfile()
+}
+
+func (f *infillFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.tasks, "tasks", "", "task file (.jsonl or .jsonl.gz), formats of shared/benchmarks/README.md")
+	fs.IntVar(&f.limit, "limit", 0, "run at most this many tasks of each kind (0: all)")
+	fs.StringVar(&f.kind, "kind", "", "run only tasks of this kind")
+	fs.BoolVar(&f.noValidate, "no-validate", false, "skip tree-sitter validation of candidates")
+	fs.IntVar(&f.maxTokens, "max-tokens", 32, "longest span to fill, in tokens")
+	fs.IntVar(&f.contextTokens, "context-tokens", 0, "prompt budget in tokens (0: from the model)")
+	fs.BoolVar(&f.endAnywhere, "end-anywhere", false, "let end tokens appear anywhere in a span (engine.Options.EndAnywhere)")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+}
+
+// infillReport is what `dfill bench infill` prints.
+type infillReport struct {
+	Model    string       `json:"model"`
+	Tasks    string       `json:"tasks"`
+	Validate bool         `json:"validate"`
+	Kinds    []kindReport `json:"kinds"`
+}
+
+// run completes every selected task with the model the shared flags name
+// and reports the scores of each kind of task.
+func (f *infillFlags) run(ctx context.Context, m Models) error {
+	if f.tasks == "" {
+		return cli.Usagef("--tasks is required")
+	}
+	tasks, err := readTasks(f.tasks)
 	if err != nil {
 		return err
 	}
-	defer stopProfile()
-	if *tasksPath == "" {
-		fmt.Fprintln(os.Stderr, "dfill bench infill: --tasks is required")
-		return errUsage
-	}
-	tasks, err := readTasks(*tasksPath)
-	if err != nil {
-		return err
-	}
-	tasks = selectTasks(tasks, *kindFilter, *limit)
+	tasks = selectTasks(tasks, f.kind, f.limit)
 	if len(tasks) == 0 {
-		return fmt.Errorf("%s: no tasks to run", *tasksPath)
+		return fmt.Errorf("%s: no tasks to run", f.tasks)
 	}
-	log, err := sf.logger()
+	log, err := f.shared.Logger()
 	if err != nil {
 		return err
 	}
 	defer log.Sync()
-	gen, err := newGenerator(ctx, generatorConfig{Model: sf.model, Backend: sf.backend, Threads: sf.threads, EndAnywhere: *endAnywhere}, log)
+	gen, release, err := m.Generator(ctx, &f.shared, f.endAnywhere, log)
 	if err != nil {
 		return err
 	}
-	defer closeGenerator(gen)
-	c := completion.New(gen, completion.Options{
-		MaxTokens: *maxTokens, ContextTokens: *contextTokens, Steps: sf.steps, Algorithm: sf.algorithm,
-		SkipValidation: *noValidate,
-	}, log)
-	var validator syntax.Validator
-	whole := syntax.Validator{LinesBefore: math.MaxInt32, BytesBefore: math.MaxInt32, LinesAfter: math.MaxInt32, BytesAfter: math.MaxInt32}
+	defer release()
+	s := &infillScorer{
+		c: completion.New(gen, completion.Options{
+			MaxTokens: f.maxTokens, ContextTokens: f.contextTokens, Steps: f.shared.Steps, Algorithm: f.shared.Algorithm,
+			SkipValidation: f.noValidate,
+		}, log),
+		gen:        gen,
+		log:        log,
+		noValidate: f.noValidate,
+		whole:      syntax.Validator{LinesBefore: math.MaxInt32, BytesBefore: math.MaxInt32, LinesAfter: math.MaxInt32, BytesAfter: math.MaxInt32},
+	}
 
 	scores := map[string][]infillScore{}
 	for i, t := range tasks {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		start := time.Now()
-		text := t.Prefix + t.Suffix
-		res, err := c.Complete(ctx, completion.Request{
-			URI: fmt.Sprintf("bench:///%d", i), LanguageID: t.Lang,
-			Text: text, Offset: len(t.Prefix),
-		})
+		sc, err := s.score(ctx, i, t)
 		if err != nil {
 			return fmt.Errorf("task %s: %w", t.ID, err)
 		}
-		sc := infillScore{Latency: time.Since(start), Generate: res.Timings.Generate}
-		if len(res.Items) > 0 {
-			pred := res.Items[0].Insert
-			if t.SingleLine {
-				pred, _, _ = strings.Cut(pred, "\n")
-			}
-			sc.Exact, sc.Similarity = scoreText(pred, t.Middle, t.SingleLine)
-			sc.Tokens = gen.CountTokens(pred)
-			// Validity against the reference file: the completion in the
-			// middle's place may not add errors the reference lacks.
-			doc := []byte(t.Prefix + t.Middle + t.Suffix)
-			v, err := validator.Check(ctx, t.Lang, doc, len(t.Prefix), len(t.Prefix)+len(t.Middle), pred)
-			if err != nil {
-				return fmt.Errorf("task %s: %w", t.ID, err)
-			}
-			sc.Valid = v.OK
-			it := res.Items[0]
-			clean, err := whole.Check(ctx, t.Lang, []byte(text), it.Start, it.End, it.Insert)
-			if err != nil {
-				return fmt.Errorf("task %s: %w", t.ID, err)
-			}
-			sc.Clean = clean.OK
-			sc.InError = clean.Inside > 0
-			if !clean.OK && !*noValidate {
-				log.Warn("the completion adds a syntax error to the file", zap.String("task", t.ID), zap.String("insert", it.Insert))
-			}
-		} else {
-			_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
-		}
 		scores[t.Kind] = append(scores[t.Kind], sc)
-		if log.Core().Enabled(zap.DebugLevel) {
-			answer := ""
-			if len(res.Items) > 0 {
-				answer = res.Items[0].Insert
-			}
-			log.Debug("task", zap.String("task", t.ID), zap.String("kind", t.Kind), zap.String("middle", t.Middle),
-				zap.String("answer", answer), zap.Bool("exact", sc.Exact), zap.Float64("similarity", sc.Similarity))
-		}
-		if !*asJSON {
+		if !f.asJSON {
 			fmt.Fprintf(os.Stderr, "\r%d/%d tasks", i+1, len(tasks))
 		}
 	}
-	if !*asJSON {
+	if !f.asJSON {
 		fmt.Fprintln(os.Stderr)
 	}
 
@@ -264,27 +251,85 @@ func runBenchInfill(ctx context.Context, args []string) error {
 		reports = append(reports, summarize(kind, ss))
 	}
 	sort.Slice(reports, func(i, j int) bool { return reports[i].Kind < reports[j].Kind })
-	out := struct {
-		Model    string       `json:"model"`
-		Tasks    string       `json:"tasks"`
-		Validate bool         `json:"validate"`
-		Kinds    []kindReport `json:"kinds"`
-	}{gen.Name(), *tasksPath, !*noValidate, reports}
-	if *asJSON {
-		return printJSON(out)
+	out := infillReport{gen.Name(), f.tasks, !f.noValidate, reports}
+	if f.asJSON {
+		return cli.PrintJSON(out)
 	}
+	printInfillReport(out)
+	return nil
+}
+
+// infillScorer completes tasks and scores the completions.
+type infillScorer struct {
+	c          *completion.Completer
+	gen        completion.Generator
+	log        *zap.Logger
+	noValidate bool
+	validator  syntax.Validator // around the middle, as the pipeline checks
+	whole      syntax.Validator // the whole file
+}
+
+// score completes task t (the i-th) and scores the best completion.
+func (s *infillScorer) score(ctx context.Context, i int, t infillTask) (infillScore, error) {
+	start := time.Now()
+	text := t.Prefix + t.Suffix
+	res, err := s.c.Complete(ctx, completion.Request{
+		URI: fmt.Sprintf("bench:///%d", i), LanguageID: t.Lang,
+		Text: text, Offset: len(t.Prefix),
+	})
+	if err != nil {
+		return infillScore{}, err
+	}
+	sc := infillScore{Latency: time.Since(start), Generate: res.Timings.Generate}
+	answer := ""
+	if len(res.Items) > 0 {
+		it := res.Items[0]
+		answer = it.Insert
+		pred := it.Insert
+		if t.SingleLine {
+			pred, _, _ = strings.Cut(pred, "\n")
+		}
+		sc.Exact, sc.Similarity = scoreText(pred, t.Middle, t.SingleLine)
+		sc.Tokens = s.gen.CountTokens(pred)
+		// Validity against the reference file: the completion in the
+		// middle's place may not add errors the reference lacks.
+		doc := []byte(t.Prefix + t.Middle + t.Suffix)
+		v, err := s.validator.Check(ctx, t.Lang, doc, len(t.Prefix), len(t.Prefix)+len(t.Middle), pred)
+		if err != nil {
+			return sc, err
+		}
+		sc.Valid = v.OK
+		clean, err := s.whole.Check(ctx, t.Lang, []byte(text), it.Start, it.End, it.Insert)
+		if err != nil {
+			return sc, err
+		}
+		sc.Clean = clean.OK
+		sc.InError = clean.Inside > 0
+		if !clean.OK && !s.noValidate {
+			s.log.Warn("the completion adds a syntax error to the file", zap.String("task", t.ID), zap.String("insert", it.Insert))
+		}
+	} else {
+		_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
+	}
+	if s.log.Core().Enabled(zap.DebugLevel) {
+		s.log.Debug("task", zap.String("task", t.ID), zap.String("kind", t.Kind), zap.String("middle", t.Middle),
+			zap.String("answer", answer), zap.Bool("exact", sc.Exact), zap.Float64("similarity", sc.Similarity))
+	}
+	return sc, nil
+}
+
+func printInfillReport(out infillReport) {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	fmt.Fprintf(w, "model %s, tasks %s, validation %v\n", out.Model, out.Tasks, out.Validate)
 	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "clean %", "error %", "p50 ms", "p95 ms", "tok/s")
-	for _, r := range reports {
+	for _, r := range out.Kinds {
 		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %7.1f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
 			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, 100*r.NoNewErrors, 100*r.InErrorNode, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
 	}
 	fmt.Fprintln(w, "valid: the reference file with the completion in the middle's place adds no syntax error;")
 	fmt.Fprintln(w, "clean: the completion adds no syntax error to the whole file as the pipeline saw it;")
 	fmt.Fprintln(w, "error: the completion's own text lies in an error node of that file (junk on a broken line; target 0).")
-	return nil
 }
 
 // selectTasks keeps the tasks of kind (all when empty), at most limit of
@@ -338,19 +383,10 @@ func summarize(kind string, ss []infillScore) kindReport {
 	}
 	r.EditSim /= n
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	r.LatencyP50MS = ms(percentile(lat, 0.50))
-	r.LatencyP95MS = ms(percentile(lat, 0.95))
+	r.LatencyP50MS = cli.Millis(percentile(lat, 0.50))
+	r.LatencyP95MS = cli.Millis(percentile(lat, 0.95))
 	if gen > 0 {
 		r.TokensPerS = float64(tokens) / gen.Seconds()
 	}
 	return r
-}
-
-// percentile returns the p-th percentile (nearest rank) of sorted ds.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	i := int(float64(len(ds))*p+0.5) - 1
-	return ds[min(max(i, 0), len(ds)-1)]
 }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/dfill/dfill/cmd/dfill/internal/cli"
+)
+
+// TestEveryCommandHelps runs each command with -h: every one prints its
+// usage and exits 0.
+func TestEveryCommandHelps(t *testing.T) {
+	var walk func(path []string, c *cli.Command)
+	walk = func(path []string, c *cli.Command) {
+		for _, sub := range c.Commands {
+			walk(append(path[:len(path):len(path)], sub.Name), sub)
+		}
+		if len(path) == 0 {
+			return
+		}
+		t.Run(strings.Join(path, " "), func(t *testing.T) {
+			var stderr strings.Builder
+			code := cli.Main(context.Background(), commands(), append(path, "-h"), &stderr)
+			if want := "usage: dfill " + strings.Join(path, " ") + " "; code != 0 || !strings.HasPrefix(stderr.String(), want) {
+				t.Errorf("exit %d, stderr %q; want 0 and %q", code, stderr.String(), want+"...")
+			}
+		})
+	}
+	walk(nil, commands())
+}
+
+// TestCommandLinesE2E runs the built binary as editors, scripts and the
+// README call it, and checks the exit status and what it prints.
+func TestCommandLinesE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	bin, err := buildDfill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	isJSON := func(keys ...string) func(string) bool {
+		return func(out string) bool {
+			var m map[string]any
+			if json.Unmarshal([]byte(out), &m) != nil {
+				return false
+			}
+			for _, k := range keys {
+				if _, ok := m[k]; !ok {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	prefix := func(p string) func(string) bool { return func(out string) bool { return strings.HasPrefix(out, p) } }
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout func(string) bool // nil: anything
+	}{
+		{"--version", []string{"--version"}, 0, prefix("dfill " + version + " (")},
+		{"version", []string{"version"}, 0, prefix("dfill " + version + " (")},
+		{"version --json", []string{"version", "--json"}, 0, isJSON("version", "go", "platform", "kernels", "tags")},
+		{"model info --json after the path", []string{"model", "info", "model/dfill-go.gguf", "--json"}, 0, isJSON("arch", "parameters")},
+		{"model info -json before the path", []string{"model", "info", "-json", "model/dfill-go.gguf"}, 0, isJSON("arch", "parameters")},
+		{"complete --json", []string{"complete", "--json", "testdata/sample.go:8:1"}, 0, func(out string) bool {
+			var res struct{ Completions []struct{ Text string } }
+			return json.Unmarshal([]byte(out), &res) == nil && len(res.Completions) > 0 && res.Completions[0].Text == "\t\treturn err"
+		}},
+		{"complete without a position", []string{"complete"}, 2, nil},
+		{"unknown command", []string{"nope"}, 2, nil},
+		{"a group without its command", []string{"bench"}, 2, nil},
+		{"model random without --out", []string{"model", "random", "-preset", "tiny"}, 2, nil},
+		{"no arguments, stdin a pipe at EOF: serve, which exits 1 without shutdown", nil, 1, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Stdin = strings.NewReader("")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := cmd.ProcessState.ExitCode()
+			if code != tt.code || (tt.stdout != nil && !tt.stdout(stdout.String())) {
+				t.Errorf("dfill %q: exit %d (%v), stdout %q, stderr %q; want exit %d", tt.args, code, err, stdout.String(), stderr.String(), tt.code)
+			}
+			if code != 0 && stderr.Len() == 0 && len(tt.args) > 0 {
+				t.Errorf("dfill %q: exit %d and nothing on stderr", tt.args, code)
+			}
+		})
+	}
+}

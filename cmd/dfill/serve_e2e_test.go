@@ -229,21 +229,26 @@ func TestServeE2ERandomModel(t *testing.T) {
 	if out, err := exec.Command(bin, "model", "random", "-preset", "tiny", "-out", model).CombinedOutput(); err != nil {
 		t.Fatalf("dfill model random: %v\n%s", err, out)
 	}
-	serveAndComplete(t, "--model", model, "--log-level", "debug")
+	serveAndComplete(t, "", "--model", model, "--log-level", "debug")
 }
 
 // TestServeE2EEmbeddedModel serves the embedded model, as an editor that
-// starts `dfill serve` with no flags gets it.
+// starts `dfill serve` with no flags gets it, and asks where the model is
+// known to answer: the blank line in the body of `if err != nil {`, which
+// it fills with `return err`.
 func TestServeE2EEmbeddedModel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the dfill binary")
 	}
-	serveAndComplete(t, "--log-level", "debug")
+	serveAndComplete(t, "return err", "--log-level", "debug")
 }
 
 // serveAndComplete starts dfill serve with args, waits for its model to
-// load, asks for one inline completion and shuts the server down.
-func serveAndComplete(t *testing.T, args ...string) {
+// load, asks for one inline completion at the blank line (8) of
+// testdata/sample.go and shuts the server down. The first item must hold
+// want; with want "" (a model that proposes nothing useful) only the
+// items' shape is checked.
+func serveAndComplete(t *testing.T, want string, args ...string) {
 	p := startServe(t, args...)
 	p.initialize(t)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
@@ -267,31 +272,45 @@ func serveAndComplete(t *testing.T, args ...string) {
 	if msg := p.waitNote(t, "$/progress"); !strings.Contains(string(msg), "begin") {
 		t.Errorf("first progress %s, want begin", msg)
 	}
-	const text = "package main\n\nfunc main() {\n\t\n}\n"
+	text, err := os.ReadFile("testdata/sample.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = 7 // 0-based: the blank line in the body of `if err != nil {`
+	if lines := strings.Split(string(text), "\n"); len(lines) <= line || lines[line] != "" || !strings.Contains(lines[line-1], "if err != nil {") {
+		t.Fatalf("testdata/sample.go line %d is not the blank line after `if err != nil {`", line+1)
+	}
+	const uri = "file:///tmp/sample.go"
 	p.notify(t, "textDocument/didOpen", map[string]any{"textDocument": map[string]any{
-		"uri": "file:///tmp/main.go", "languageId": "go", "version": 1, "text": text}})
+		"uri": uri, "languageId": "go", "version": 1, "text": string(text)}})
 	var list struct {
 		Items []struct {
 			InsertText string `json:"insertText"`
 			Range      *struct {
-				Start struct{ Line, Character int } `json:"start"`
+				Start struct {
+					Line      int `json:"line"`
+					Character int `json:"character"`
+				} `json:"start"`
 			} `json:"range"`
 		} `json:"items"`
 	}
-	err := p.call(t, "textDocument/inlineCompletion", map[string]any{
-		"textDocument": map[string]any{"uri": "file:///tmp/main.go"},
-		"position":     map[string]any{"line": 3, "character": 1},
+	err = p.call(t, "textDocument/inlineCompletion", map[string]any{
+		"textDocument": map[string]any{"uri": uri},
+		"position":     map[string]any{"line": line, "character": 0},
 		"context":      map[string]any{"triggerKind": 1},
 	}, &list)
 	if err != nil {
 		t.Fatalf("inlineCompletion: %v", err)
 	}
 	for _, it := range list.Items {
-		if it.Range == nil || it.Range.Start.Line != 3 || it.Range.Start.Character != 1 {
-			t.Errorf("item %+v does not start at the cursor", it)
+		t.Logf("item %q at %+v", it.InsertText, it.Range)
+		if it.Range == nil || it.Range.Start.Line != line || it.Range.Start.Character != 0 {
+			t.Errorf("item %q does not start at the cursor", it.InsertText)
 		}
 	}
-	t.Logf("%d items", len(list.Items))
+	if want != "" && (len(list.Items) == 0 || !strings.Contains(list.Items[0].InsertText, want)) {
+		t.Errorf("inline completion at line %d: %d items, want a first one holding %q", line+1, len(list.Items), want)
+	}
 	if err := p.call(t, "shutdown", nil, nil); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}

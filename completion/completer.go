@@ -201,21 +201,11 @@ func (c *Completer) acquire(ctx context.Context) (release func(), err error) {
 // the mode, the prompt, the candidates, then post-processing, validation
 // and ranking. The caller holds the generation slot.
 func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts Options, lang, text string, off int) (Result, error) {
-	// The prompt.
+	res := Result{Model: gen.Name()}
 	tPrompt := time.Now()
 	m := decideMode(text, off, lang)
-	maxTokens := cmp.Or(opts.MaxTokens, DefaultMaxTokens)
-	if m.single {
-		maxTokens = min(maxTokens, maxSingleLineTokens)
-	}
-	if mc := gen.ContextTokens(); mc > 0 {
-		// The span takes at most a quarter of a small model's context,
-		// leaving the rest to the code around it.
-		maxTokens = max(1, min(maxTokens, mc/4))
-	}
-	prompt := c.prompt(ctx, req, gen, opts, lang, text, off, maxTokens)
-	var res Result
-	res.Model = gen.Name()
+	res.Span = spanTokens(m, opts, gen)
+	prompt := c.prompt(ctx, req, gen, opts, lang, text, off, res.Span)
 	res.Timings.Prompt = time.Since(tPrompt)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -231,42 +221,10 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 		chk = early
 	}
 
-	// Generation.
 	tGen := time.Now()
-	gopts := GenerateOptions{
-		MaxTokens: maxTokens,
-		Steps:     opts.Steps,
-		Algorithm: opts.Algorithm,
-		Threshold: opts.Threshold,
-	}
-	var onStep func(Step)
-	if req.OnStep != nil {
-		onStep = func(s Step) {
-			if ctx.Err() == nil { // a superseded request shows no more steps
-				req.OnStep(s)
-			}
-		}
-	}
-	// The model sees the prefix without its trailing blanks: text ending in
-	// "\t\t" before a word is a token boundary it never saw in training
-	// ("\t" "\treturn"), so it writes the blanks again and they are taken
-	// off its answer.
-	blank := trailingBlanks(prompt.Prefix)
-	genPrompt := prompt
-	genPrompt.Prefix = prompt.Prefix[:len(prompt.Prefix)-len(blank)]
-	if onStep != nil {
-		show := onStep
-		onStep = func(s Step) {
-			s.Text = prompt.Restore(stripBlanks(s.Text, blank))
-			show(s)
-		}
-	}
-	cands, err := gen.Infill(ctx, genPrompt, gopts, onStep)
-	for i := range cands {
-		cands[i].Text = stripBlanks(cands[i].Text, blank)
-	}
+	gopts := GenerateOptions{MaxTokens: res.Span, Steps: opts.Steps, Algorithm: opts.Algorithm, Threshold: opts.Threshold}
+	cands, err := generate(ctx, gen, prompt, gopts, req.OnStep)
 	res.Timings.Generate = time.Since(tGen)
-	res.Span = maxTokens
 	if len(cands) > 0 {
 		res.Steps = cands[0].Steps
 	}
@@ -277,13 +235,8 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 		return Result{}, fmt.Errorf("completion: %s at %s:%d: %w", gen.Name(), req.URI, off, err)
 	}
 
-	// Post-processing and validation.
 	tVal := time.Now()
-	want := maxInvokedItems
-	if !req.Invoked {
-		want = 1
-	}
-	items, err := c.items(ctx, cands, prompt, m, off, chk, want)
+	items, err := c.items(ctx, cands, prompt, m, off, chk, len(wanted(make([]Item, maxInvokedItems), req.Invoked)))
 	res.Timings.Validate = time.Since(tVal)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -291,9 +244,48 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	if err != nil {
 		return Result{}, fmt.Errorf("completion: validate %s at %d: %w", req.URI, off, err)
 	}
-	items = wanted(rank(items), req.Invoked)
-	res.Items = items
+	res.Items = wanted(rank(items), req.Invoked)
 	return res, nil
+}
+
+// spanTokens returns how many tokens to fill: Options.MaxTokens (or the
+// default), fewer for the rest of a line, and at most a quarter of a small
+// model's context, leaving the rest to the code around the cursor.
+func spanTokens(m mode, opts Options, gen Generator) int {
+	n := cmp.Or(opts.MaxTokens, DefaultMaxTokens)
+	if m.single {
+		n = min(n, maxSingleLineTokens)
+	}
+	if mc := gen.ContextTokens(); mc > 0 {
+		n = max(1, min(n, mc/4))
+	}
+	return n
+}
+
+// generate asks gen for candidates for prompt. The model sees the prefix
+// without its trailing blanks: text ending in "\t\t" before a word is a
+// token boundary it never saw in training ("\t" "\treturn"), so it writes
+// the blanks again and they are taken off its answers and its steps.
+// onStep, when not nil, sees each step as the buffer would show it, until
+// ctx is cancelled.
+func generate(ctx context.Context, gen Generator, prompt fim.Prompt, opts GenerateOptions, onStep func(Step)) ([]Candidate, error) {
+	blank := trailingBlanks(prompt.Prefix)
+	genPrompt := prompt
+	genPrompt.Prefix = prompt.Prefix[:len(prompt.Prefix)-len(blank)]
+	var show func(Step)
+	if onStep != nil {
+		show = func(s Step) {
+			if ctx.Err() == nil { // a superseded request shows no more steps
+				s.Text = prompt.Restore(stripBlanks(s.Text, blank))
+				onStep(s)
+			}
+		}
+	}
+	cands, err := gen.Infill(ctx, genPrompt, opts, show)
+	for i := range cands {
+		cands[i].Text = stripBlanks(cands[i].Text, blank)
+	}
+	return cands, err
 }
 
 // prompt builds the infill prompt for a cursor at off: the budget is

@@ -190,9 +190,11 @@ func floatIn(dst *float64, def float64, raw json.RawMessage, lo, hi float64) err
 	return nil
 }
 
+// isNull reports whether raw holds no settings: nothing, null, or an empty
+// array (how Neovim encodes an empty Lua table).
 func isNull(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
-	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null")) || bytes.Equal(bytes.ReplaceAll(raw, []byte(" "), nil), []byte("[]"))
 }
 
 // mergeSettings overlays the settings in raw on cfg; a key set to null

@@ -31,8 +31,10 @@ type Stats struct {
 	OwnP50Ms   float64 `json:"ownP50Ms"`
 	OwnP95Ms   float64 `json:"ownP95Ms"`
 	OwnMaxMs   float64 `json:"ownMaxMs"`
+	LastMs     float64 `json:"lastMs"` // the last answered request, end to end in the server
 	Model      string  `json:"model,omitempty"`
 	ModelError string  `json:"modelError,omitempty"`
+	PID        int     `json:"pid"` // the server's process
 }
 
 // dfill's methods.

@@ -1,6 +1,7 @@
 package lsp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -34,6 +35,9 @@ type prepared struct {
 	req     completion.Request
 	key     pendingKey
 	pending *pendingCompletion
+	// lastSteps is the step count of the dfill/denoise notifications sent,
+	// which the final one repeats.
+	lastSteps int
 }
 
 // prepare snapshots the document, maps the position to a byte offset and
@@ -85,6 +89,7 @@ func (s *Server) prepare(ctx context.Context, method string, td protocol.TextDoc
 	if denoise {
 		at := doc.mapper.Position(off)
 		p.req.OnStep = func(st completion.Step) {
+			p.lastSteps = st.Steps
 			s.notify(ctx, methodDenoise, &DenoiseParams{URI: uri, Position: at, Step: st.Step, Steps: st.Steps, Text: st.Text})
 		}
 	}
@@ -110,6 +115,12 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 	took := time.Since(start)
 
 	switch {
+	case errors.Is(context.Cause(ctx), errSuperseded):
+		// A superseded request answers nothing rather than an error: the
+		// client did not cancel it, and Neovim drops a RequestCancelled
+		// answer without telling the code that made the request.
+		s.stats.cancel()
+		return completion.Result{}, nil
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		s.stats.cancel()
 		if err == nil {
@@ -123,13 +134,15 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 		return completion.Result{}, nil
 	}
 	s.stats.add(took, res.Timings.Generate+res.Timings.Wait, res.Cached)
+	s.stats.last(took)
 	if p.req.OnStep != nil && !res.Cached {
 		answer := ""
 		if len(res.Items) > 0 {
 			answer = res.Items[0].Insert
 		}
+		steps := cmp.Or(p.lastSteps, res.Steps)
 		s.notify(ctx, methodDenoise, &DenoiseParams{URI: p.req.URI, Position: p.doc.mapper.Position(p.req.Offset),
-			Step: res.Steps, Steps: res.Steps, Text: answer, Final: true})
+			Step: steps, Steps: steps, Text: answer, Final: true})
 	}
 	if ce := s.log.Check(zap.DebugLevel, "completion"); ce != nil {
 		ce.Write(zap.String("uri", p.req.URI), zap.String("method", p.key.method), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),

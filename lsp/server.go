@@ -125,12 +125,15 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, opts Options) (exitCode 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := newServer(ctx, opts)
-	s.conn = jsonrpc2.NewConn(newStream(rwc, s.log), jsonrpc2.WithCodec(codec{}))
+	st := newStream(rwc, s.log)
+	s.conn = jsonrpc2.NewConn(st, jsonrpc2.WithCodec(codec{}))
 	s.client = protocol.ClientDispatcher(s.conn)
 	s.conn.Go(ctx, s.handler())
 
 	select {
 	case <-s.exited:
+	case <-st.ended:
+		err = io.EOF
 	case <-s.conn.Done():
 		err = s.conn.Err()
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package lsp
 
 import (
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -21,6 +22,7 @@ type stats struct {
 	model     time.Duration
 	own       []time.Duration // ring of the last ownWindow own times
 	next      int
+	lastTook  time.Duration
 }
 
 func (st *stats) init() { st.own = make([]time.Duration, 0, ownWindow) }
@@ -45,6 +47,13 @@ func (st *stats) add(took, model time.Duration, cached bool) {
 	st.mu.Unlock()
 }
 
+// last records the time of the last answered request.
+func (st *stats) last(took time.Duration) {
+	st.mu.Lock()
+	st.lastTook = took
+	st.mu.Unlock()
+}
+
 // cancel records a cancelled or superseded request.
 func (st *stats) cancel() {
 	st.mu.Lock()
@@ -62,6 +71,8 @@ func (st *stats) snapshot() Stats {
 		CacheHits: st.cacheHits,
 		TotalMs:   ms(st.total),
 		ModelMs:   ms(st.model),
+		LastMs:    ms(st.lastTook),
+		PID:       os.Getpid(),
 	}
 	st.mu.Unlock()
 	slices.Sort(own)

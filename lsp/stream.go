@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 
 	"go.lsp.dev/jsonrpc2"
 	"go.uber.org/zap"
@@ -37,6 +38,12 @@ type stream struct {
 	out     jsonrpc2.Stream
 	closer  io.Closer
 	log     *zap.Logger
+
+	// ended is closed when reading fails (the client closed the stream):
+	// jsonrpc2 reports its connection done only once every handler has
+	// returned, and the handlers of a session end only when it ends.
+	ended     chan struct{}
+	endedOnce sync.Once
 }
 
 func newStream(rwc io.ReadWriteCloser, log *zap.Logger) *stream {
@@ -45,6 +52,7 @@ func newStream(rwc io.ReadWriteCloser, log *zap.Logger) *stream {
 		out:    jsonrpc2.NewHeaderStream(writeOnly{rwc}),
 		closer: rwc,
 		log:    log,
+		ended:  make(chan struct{}),
 	}
 }
 
@@ -71,6 +79,7 @@ func (s *stream) Read(ctx context.Context) (jsonrpc2.Message, int64, error) {
 		}
 		body, n, err := s.readFrame()
 		if err != nil {
+			s.endedOnce.Do(func() { close(s.ended) })
 			return nil, 0, err
 		}
 		msg, err := jsonrpc2.DecodeMessage(body)

@@ -26,7 +26,7 @@ func (s *Server) DidChange(ctx context.Context, p *protocol.DidChangeTextDocumen
 		s.log.Warn("didChange for a document that is not open", zap.String("uri", uri))
 		return nil
 	}
-	if p.TextDocument.Version <= d.version {
+	if p.TextDocument.Version <= d.version && len(p.ContentChanges) > 0 { // Neovim 0.7 repeats a version with no changes
 		s.log.Warn("didChange does not increase the version",
 			zap.String("uri", uri), zap.Int32("have", d.version), zap.Int32("got", p.TextDocument.Version))
 	}

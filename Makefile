@@ -6,14 +6,29 @@ BIN     := bin/dfill
 SAMPLE  ?= cmd/dfill/testdata/sample.go:8:1
 GOFILES  = $$(git ls-files '*.go' | grep -v /testdata/)
 
-.PHONY: build test run bench fuzz model vet clean
+.PHONY: build test deps test-editors run bench fuzz model vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/dfill
 
-# vet, formatting and every test (race detector off: 2-core CI budget).
-test: vet
+# What CI runs: installs what the tests need beyond Go (editors/deps.sh:
+# Node.js, Neovim, Emacs, Chromium, code-server...), then vet, formatting,
+# every Go test, a few seconds of every fuzzer beyond its seed corpus, and
+# each editor client's end-to-end test in the real editor. Race detector
+# off: 2-core CI budget.
+test: deps vet build
 	$(GO) test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	$(MAKE) --no-print-directory test-editors
+
+# What the tests need beyond Go and gcc, installed when missing (sudo when
+# not root).
+deps:
+	editors/deps.sh
+
+# The editor clients' end-to-end tests against bin/dfill.
+test-editors: build
+	DFILL=$(CURDIR)/$(BIN) editors/test.sh
 
 vet:
 	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }
@@ -28,11 +43,16 @@ bench: build
 	$(BIN) bench ar-vs-diffusion
 	$(BIN) bench kernels --models tiny
 
+# Every Fuzz target in the repository, FUZZTIME each (a minute by default).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./engine/gguf -run XXX -fuzz FuzzParse -fuzztime 60s
-	$(GO) test ./engine/tokenizer -run XXX -fuzz FuzzEncodeDecode -fuzztime 60s
-	$(GO) test ./engine -run XXX -fuzz FuzzLoadBytes -fuzztime 60s
-	$(GO) test ./completion/syntax -run XXX -fuzz FuzzCheck -fuzztime 60s
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    out=$$($(GO) test $$pkg -run XXX -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) 2>&1) || \
+	      { echo "$$out"; exit 1; }; \
+	  done; \
+	done
 
 # The embedded model, reproduced: the exact command, seed and corpus of
 # cmd/dfill/model/MODEL.md (this Go's GOROOT/src, testdata and the

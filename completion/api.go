@@ -37,6 +37,7 @@ type Item struct {
 	Start, End int // byte offsets in Request.Text; Start is the cursor
 	Confidence float64
 	Steps      int
+	Span       int // the Generator's span it comes from (Step.Span)
 }
 
 // Timings says where the time of one request went.
@@ -59,6 +60,10 @@ type Result struct {
 
 // Step is one denoising step's view of the span being filled.
 type Step struct {
+	// Span is which of the Generator's spans (Spans of them, denoised
+	// together: lengths to choose from) the step is of; 0 of 1 for a
+	// Generator that fills one.
+	Span, Spans int
 	Step, Steps int
 	Text        string
 }
@@ -76,6 +81,7 @@ type Candidate struct {
 	Text       string
 	Confidence float64 // mean probability of the chosen tokens, 0..1
 	Steps      int
+	Span       int // the span it was denoised in (Step.Span)
 }
 
 // Generator fills the middle of a prompt. The native engine and remote

@@ -350,6 +350,7 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 			End:        m.end,
 			Confidence: cand.Confidence,
 			Steps:      cand.Steps,
+			Span:       cand.Span,
 		})
 	}
 	return items, nil

@@ -197,15 +197,18 @@ func isNull(raw json.RawMessage) bool {
 	return len(raw) == 0 || bytes.Equal(raw, []byte("null")) || bytes.Equal(bytes.ReplaceAll(raw, []byte(" "), nil), []byte("[]"))
 }
 
-// mergeSettings overlays the settings in raw on cfg; a key set to null
-// takes its value in def (the command line's). raw is an object holding
-// the "dfill" section under "dfill", or, unless wrapped is set, the section
-// itself; null or empty leaves cfg as it is. (workspace/didChangeConfiguration
-// carries all of the editor's settings, {"gopls": ..., "dfill": ...}, so
-// there only the dfill key counts.) A value of the wrong type or out of
-// range is refused and the key keeps its value; problems says which and
-// why, one line each. Keys dfill does not know are ignored (an editor's
-// client may keep its own settings in the section).
+// mergeSettings returns the configuration the settings in raw ask for. The
+// section a client sends is the whole of its user's settings, not a change
+// to the last one: a key it sets takes that value, a key it lacks or sets
+// to null takes its value in def (the command line's). raw is an object
+// holding the section under "dfill", or, unless wrapped is set, the
+// section itself; null, empty or [] leaves cfg as it is.
+// (workspace/didChangeConfiguration carries all of the editor's settings,
+// {"gopls": ..., "dfill": ...}, so there only the dfill key counts.) A
+// value of the wrong type or out of range is refused and the key keeps its
+// value in cfg; problems says which and why, one line each. Keys dfill
+// does not know are ignored (an editor's client may keep its own settings
+// in the section).
 func mergeSettings(cfg, def Config, raw []byte, wrapped bool) (next Config, problems []string) {
 	if isNull(raw) {
 		return cfg, nil
@@ -242,6 +245,13 @@ func mergeSettings(cfg, def Config, raw []byte, wrapped bool) (next Config, prob
 			kept, _ := json.Marshal(st.show(next))
 			problems = append(problems, fmt.Sprintf("setting %q: %s is not %s; keeping %s",
 				k, strings.TrimSpace(string(section[k])), st.accepts, kept))
+		}
+	}
+	// The section is the whole of the user's settings: a key it lacks
+	// (a setting the user removed) takes its default again.
+	for k, st := range settings {
+		if _, ok := section[k]; !ok {
+			st.apply(&next, nil, def)
 		}
 	}
 	return next, problems

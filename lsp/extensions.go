@@ -5,11 +5,14 @@ import "go.lsp.dev/protocol"
 // dfill's own messages, beside the LSP ones of go.lsp.dev/protocol.
 
 // DenoiseParams are the params of the dfill/denoise notification: one
-// denoising step of the completion requested at Position. Text is the
-// whole span at that step, masked positions shown as mask characters. The
-// last notification of a completion has Final set and the answer the
-// editor was given as Text (post-processed and validated, so it may be
-// shorter than the span, or empty when nothing passed).
+// denoising step of the completion requested at Position, as it happens.
+// Text is the whole span at that step, masked positions shown as mask
+// characters. The engine denoises a few span lengths together and the
+// notifications show the longest; the answer may come from a shorter one.
+// So the last notification of a completion has Final set, the answer the
+// editor was given as Text (post-processed and validated: empty when
+// nothing passed), and History, the text after each step of the span the
+// answer came from.
 type DenoiseParams struct {
 	URI      string            `json:"uri"`
 	Position protocol.Position `json:"position"`
@@ -17,6 +20,7 @@ type DenoiseParams struct {
 	Steps    int               `json:"steps"`
 	Text     string            `json:"text"`
 	Final    bool              `json:"final,omitempty"`
+	History  []string          `json:"history,omitempty"`
 }
 
 // Stats is the answer to the dfill/stats request: aggregated timings of the

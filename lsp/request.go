@@ -1,7 +1,6 @@
 package lsp
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -35,9 +34,19 @@ type prepared struct {
 	req     completion.Request
 	key     pendingKey
 	pending *pendingCompletion
-	// lastSteps is the step count of the dfill/denoise notifications sent,
-	// which the final one repeats.
-	lastSteps int
+	// history records the steps of every span, for the final dfill/denoise
+	// notification.
+	history spanHistory
+}
+
+// spanHistory is the text after each step of each span of a generation.
+type spanHistory map[int][]string
+
+func (h *spanHistory) add(st completion.Step) {
+	if *h == nil {
+		*h = make(spanHistory)
+	}
+	(*h)[st.Span] = append((*h)[st.Span], st.Text)
 }
 
 // prepare snapshots the document, maps the position to a byte offset and
@@ -89,8 +98,10 @@ func (s *Server) prepare(ctx context.Context, method string, td protocol.TextDoc
 	if denoise {
 		at := doc.mapper.Position(off)
 		p.req.OnStep = func(st completion.Step) {
-			p.lastSteps = st.Steps
-			s.notify(ctx, methodDenoise, &DenoiseParams{URI: uri, Position: at, Step: st.Step, Steps: st.Steps, Text: st.Text})
+			p.history.add(st)
+			if st.Span == max(st.Spans, 1)-1 { // live: the longest span
+				s.notify(ctx, methodDenoise, &DenoiseParams{URI: uri, Position: at, Step: st.Step, Steps: st.Steps, Text: st.Text})
+			}
 		}
 	}
 	return p
@@ -136,13 +147,7 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 	s.stats.add(took, res.Timings.Generate+res.Timings.Wait, res.Cached)
 	s.stats.last(took)
 	if p.req.OnStep != nil && !res.Cached {
-		answer := ""
-		if len(res.Items) > 0 {
-			answer = res.Items[0].Insert
-		}
-		steps := cmp.Or(p.lastSteps, res.Steps)
-		s.notify(ctx, methodDenoise, &DenoiseParams{URI: p.req.URI, Position: p.doc.mapper.Position(p.req.Offset),
-			Step: steps, Steps: steps, Text: answer, Final: true})
+		s.notifyFinal(ctx, p, res)
 	}
 	if ce := s.log.Check(zap.DebugLevel, "completion"); ce != nil {
 		ce.Write(zap.String("uri", p.req.URI), zap.String("method", p.key.method), zap.Int("offset", p.req.Offset), zap.Int("items", len(res.Items)),
@@ -150,6 +155,19 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 			zap.Duration("generate", res.Timings.Generate), zap.Duration("validate", res.Timings.Validate))
 	}
 	return res, nil
+}
+
+// notifyFinal sends the last dfill/denoise notification of a completion:
+// the answer, and the steps of the span it came from (of the longest when
+// nothing passed).
+func (s *Server) notifyFinal(ctx context.Context, p *prepared, res completion.Result) {
+	answer, span := "", len(p.history)-1
+	if len(res.Items) > 0 {
+		answer, span = res.Items[0].Insert, res.Items[0].Span
+	}
+	steps := p.history[span]
+	s.notify(ctx, methodDenoise, &DenoiseParams{URI: p.req.URI, Position: p.doc.mapper.Position(p.req.Offset),
+		Step: len(steps), Steps: len(steps), Text: answer, Final: true, History: steps})
 }
 
 // run calls the Completer while holding the generator for reading (a

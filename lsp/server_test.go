@@ -256,7 +256,7 @@ func TestConfiguration(t *testing.T) {
 	e.open("file:///w/main.go", "go", goSource)
 
 	// Pushed settings: denoise notifications on.
-	e.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{"denoiseNotifications": true}}})
+	e.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{"model": "pulled.gguf", "denoiseNotifications": true}}})
 	line, col := lineCol(goSource, "\t\n}")
 	e.inline("file:///w/main.go", line, col+1, invokedInline)
 	m := e.waitFor("dfill/denoise", nil)
@@ -268,8 +268,9 @@ func TestConfiguration(t *testing.T) {
 		t.Errorf("denoise = %+v", d)
 	}
 	m = e.waitFor("dfill/denoise", func(m *wireMsg) bool { return strings.Contains(string(m.Params), `"final":true`) })
-	if err := json.Unmarshal(m.Params, &d); err != nil || d.Text != "fmt.Println()" {
-		t.Errorf("final denoise step %+v (%v), want the answer", d, err)
+	if err := json.Unmarshal(m.Params, &d); err != nil || d.Text != "fmt.Println()" ||
+		len(d.History) != d.Steps || d.Steps == 0 || d.History[d.Steps-1] != "fmt.Println()" {
+		t.Errorf("final denoise step %+v (%v), want the answer and the steps that made it", d, err)
 	}
 
 	// Pulled settings with a new model: it is loaded and the old one released.
@@ -302,22 +303,25 @@ func TestMergeSettings(t *testing.T) {
 		problems []string // substrings of the problems, in order
 	}{
 		{"null", `null`, false, base, nil},
-		{"all of an editor's settings", `{"gopls":{"x":1},"model":"/elsewhere.gguf"}`, true, base, nil},
-		{"all of an editor's settings, with dfill's", `{"gopls":{"x":1},"dfill":{"steps":2}}`, true, Config{Model: "m.gguf", Steps: 2, Threshold: 0.5, Languages: []string{"go"}}, nil},
 		{"empty", ``, false, base, nil},
-		{"section", `{"dfill":{"steps":4}}`, false, Config{Model: "m.gguf", Steps: 4, Threshold: 0.5, Languages: []string{"go"}}, nil},
-		{"bare", `{"maxTokens":16}`, false, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 16, Languages: []string{"go"}}, nil},
-		{"languages replaced", `{"languages":["python"]}`, false, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, Languages: []string{"python"}}, nil},
-		{"null resets to the default", `{"steps":null}`, false, Config{Model: "m.gguf", Steps: 6, Threshold: 0.5, Languages: []string{"go"}}, nil},
-		{"unknown keys ignored", `{"path":"/usr/bin/dfill","enable":true}`, false, base, nil},
-		{"wrong type", `{"steps":"four","maxTokens":3}`, false, Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, MaxTokens: 3, Languages: []string{"go"}},
+		{"an empty Lua table", `[]`, false, base, nil},
+		{"all of an editor's settings", `{"gopls":{"x":1},"model":"/elsewhere.gguf"}`, true, base, nil},
+		{"all of an editor's settings, with dfill's", `{"gopls":{"x":1},"dfill":{"steps":2}}`, true, Config{Steps: 2}, nil},
+		// The section is all of the user's settings: what it lacks is the default.
+		{"section", `{"dfill":{"steps":4}}`, false, Config{Steps: 4}, nil},
+		{"bare", `{"maxTokens":16}`, false, Config{Steps: 6, MaxTokens: 16}, nil},
+		{"languages replaced", `{"languages":["python"]}`, false, Config{Steps: 6, Languages: []string{"python"}}, nil},
+		{"null resets to the default", `{"steps":null,"model":"m.gguf"}`, false, Config{Model: "m.gguf", Steps: 6}, nil},
+		{"unknown keys ignored", `{"path":"/usr/bin/dfill","enable":true,"model":"m.gguf"}`, false, Config{Model: "m.gguf", Steps: 6}, nil},
+		// A refused value keeps the value it had.
+		{"wrong type", `{"steps":"four","maxTokens":3}`, false, Config{Steps: 8, MaxTokens: 3},
 			[]string{`"steps": "four" is not an integer from 0`}},
 		{"out of range", `{"algorithm":"nope","threshold":-5,"contextTokens":-1,"completionItems":"sometimes","debounceMs":2}`, false,
-			Config{Model: "m.gguf", Steps: 8, Threshold: 0.5, DebounceMs: 2, Languages: []string{"go"}},
+			Config{Steps: 6, Threshold: 0.5, DebounceMs: 2},
 			[]string{`"algorithm": "nope" is not "confidence", "margin" or "entropy"; keeping ""`,
 				`"completionItems": "sometimes"`, `"contextTokens": -1`, `"threshold": -5 is not a number from 0 (the step schedule) to 1; keeping 0.5`}},
-		{"a fraction of a step", `{"steps":2.5}`, false, base, []string{`"steps": 2.5`}},
-		{"a backend this build lacks", `{"backend":"cuda"}`, false, base, []string{`"backend": "cuda" is not "cpu"`}},
+		{"a fraction of a step", `{"steps":2.5}`, false, Config{Steps: 8}, []string{`"steps": 2.5`}},
+		{"a backend this build lacks", `{"backend":"cuda"}`, false, Config{Steps: 6}, []string{`"backend": "cuda" is not "cpu"`}},
 		{"not an object", `[1]`, false, base, []string{"not a JSON object"}},
 	}
 	for _, tt := range tests {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -69,11 +70,8 @@ func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completi
 	eo.EndAnywhere = g.endAnywhere
 	var stepFn func(engine.Step)
 	if onStep != nil {
-		last := len(eo.Lengths) - 1
 		stepFn = func(s engine.Step) {
-			if s.Span == last {
-				onStep(completion.Step{Step: s.Step, Steps: s.Steps, Text: s.Text})
-			}
+			onStep(completion.Step{Span: s.Span, Spans: len(eo.Lengths), Step: s.Step, Steps: s.Steps, Text: s.Text})
 		}
 	}
 	cands, err := g.m.Infill(ctx, engine.Prompt{Prefix: p.Prefix, Suffix: p.Suffix}, eo, stepFn)
@@ -82,7 +80,8 @@ func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completi
 	}
 	out := make([]completion.Candidate, len(cands))
 	for i, c := range cands {
-		out[i] = completion.Candidate{Text: c.Text, Confidence: c.Confidence, Steps: c.Steps}
+		out[i] = completion.Candidate{Text: c.Text, Confidence: c.Confidence, Steps: c.Steps,
+			Span: max(0, slices.Index(eo.Lengths, c.Length))}
 	}
 	return out, nil
 }

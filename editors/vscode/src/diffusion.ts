@@ -23,6 +23,12 @@ export interface DenoiseParams {
   steps: number;
   text: string;
   final?: boolean;
+  /**
+   * On the final notification: the text after each step of the span the
+   * answer came from (the live steps show the longest span the engine
+   * denoised; the answer may come from a shorter one).
+   */
+  history?: string[];
 }
 
 /** The document's text around the completion, when the recording began. */
@@ -119,6 +125,11 @@ export class Recorder {
       rec = done && done.final === undefined && samePosition(done.position, p.position) ? done : newRecording(p, context);
     }
     this.current.delete(p.uri);
+    if (p.history && p.history.length > 0) {
+      rec.texts = [...p.history];
+      rec.stepNumbers = p.history.map((_, i) => i + 1);
+      rec.steps = p.history.length;
+    }
     rec.final = p.text;
     rec.answer = p.text;
     rec.complete = true;

@@ -171,6 +171,13 @@ test("Recorder: a final notification ends the recording with the answer", () => 
   const d2 = r2.add({ ...step(12, 12, "x"), final: true });
   assert.deepEqual([d2?.texts.length, d2?.final, d2?.complete], [1, "x", true]);
 
+  // A final with a history (the steps of the span the answer came from)
+  // replaces the live steps of the longest span.
+  const r3 = new Recorder();
+  r3.add(step(1, 3, `${M}${M}${M}`));
+  const d3 = r3.add({ ...step(2, 2, "\t\treturn err"), final: true, history: [`${M}${M}`, "\t\treturn err"] });
+  assert.deepEqual([d3?.texts, d3?.stepNumbers, d3?.steps], [[`${M}${M}`, "\t\treturn err"], [1, 2], 2]);
+
   // An empty answer (nothing passed) is recorded but is not what the editor showed.
   r2.add(step(1, 2, `${M}${M}`, "file:///w/a.go", { line: 1, character: 0 }));
   r2.add({ ...step(2, 2, "", "file:///w/a.go", { line: 1, character: 0 }), final: true });

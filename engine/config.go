@@ -40,9 +40,11 @@ func (c Config) NeoxRoPE() bool { return c.Arch == ArchDream }
 // HasQKVBias reports whether the attention projections carry biases.
 func (c Config) HasQKVBias() bool { return c.Arch == ArchDream }
 
-// configFromGGUF reads the hyperparameters llama.cpp's diffusion support
-// writes. name is the file name, used in errors.
-func configFromGGUF(f *gguf.File, name string) (Config, error) {
+// ConfigFromGGUF reads a model's hyperparameters from f's metadata, as
+// llama.cpp's diffusion support and Metadata write them: the one reader of
+// them, for Load and for the trainer's files. name names the file in
+// errors. Vocab is left 0: Load takes it from token_embd.weight.
+func ConfigFromGGUF(f *gguf.File, name string) (Config, error) {
 	archName, ok := f.String("general.architecture")
 	if !ok {
 		return Config{}, fmt.Errorf("%w: %s: no general.architecture", ErrBadModel, name)
@@ -120,7 +122,7 @@ func configFromGGUF(f *gguf.File, name string) (Config, error) {
 	return c, nil
 }
 
-// metadata returns the GGUF keys that describe c, as configFromGGUF reads them.
+// metadata returns the GGUF keys that describe c, as ConfigFromGGUF reads them.
 func (c Config) metadata() []gguf.KV {
 	a := string(c.Arch)
 	kv := []gguf.KV{

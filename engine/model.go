@@ -81,7 +81,7 @@ func LoadBytes(data []byte, name string, opt LoadOptions) (*Model, error) {
 }
 
 func newModel(f *gguf.File, name string, opt LoadOptions) (*Model, error) {
-	cfg, err := configFromGGUF(f, name)
+	cfg, err := ConfigFromGGUF(f, name)
 	if err != nil {
 		return nil, err
 	}

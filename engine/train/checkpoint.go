@@ -3,6 +3,7 @@ package train
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,65 +90,36 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 		return nil, err
 	}
 	defer f.Close()
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: checkpoint %s: %s", ErrBadOptions, path, fmt.Sprintf(format, a...))
+	r := reader{f: f, what: "checkpoint " + path}
+	tied, _ := f.Bool(keyTied)
+	ck, err := r.model(tied)
+	if err != nil {
+		return nil, err
 	}
-	ck := &Checkpoint{}
-	s := &ck.Shape
-	for key, dst := range map[string]*int{
-		"llada.block_count": &s.Layers, "llada.embedding_length": &s.Dim, "llada.attention.head_count": &s.Heads,
-		"llada.attention.head_count_kv": &s.KVHeads, "llada.feed_forward_length": &s.FFN,
-		"llada.context_length": &s.Seq, "llada.vocab_size": &s.Vocab, keyStep: &ck.Step,
-	} {
-		v, ok := f.Uint(key)
-		if !ok || v > 1<<40 {
-			return nil, bad("missing or out-of-range %s", key)
-		}
-		*dst = int(v)
+	step, ok := f.Uint(keyStep)
+	if !ok || step > 1<<40 {
+		return nil, r.errorf("missing or out-of-range %s", keyStep)
 	}
-	s.RopeBase, _ = f.Float("llada.rope.freq_base")
-	s.Eps, _ = f.Float("llada.attention.layer_norm_rms_epsilon")
-	s.Tied, _ = f.Bool(keyTied)
-	*s = s.withDefaults()
-	if err := s.validate(); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: %w", path, err)
-	}
+	ck.Step = int(step)
 	if v, ok := f.Lookup(keyRNG); ok {
 		ck.rng, _ = v.Any().([]uint8)
 	}
 	if ck.rng == nil {
-		return nil, bad("missing %s", keyRNG)
+		return nil, r.errorf("missing %s", keyRNG)
 	}
 	ck.rng = bytes.Clone(ck.rng)
 
-	vocab, err := engine.VocabFromGGUF(f)
-	if err != nil {
-		return nil, bad("%v", err)
-	}
-	v := &ck.Vocab
-	*v = vocab
-	v.Tokens, v.Types, v.Merges = slices.Clone(v.Tokens), slices.Clone(v.Types), slices.Clone(v.Merges)
-	*v = v.WithSpecialIDs()
-	if len(v.Tokens) != s.Vocab || v.Mask < 0 || v.EOS < 0 {
-		return nil, bad("vocabulary of %d tokens (mask %d, eos %d) for a model of %d", len(v.Tokens), v.Mask, v.EOS, s.Vocab)
-	}
-
-	specs := s.tensors()
-	n := NewParams[float32](*s)
-	for _, dst := range []*[]float32{&ck.w, &ck.m, &ck.v} {
-		*dst = make([]float32, len(n.Data))
-	}
-	for pi, prefix := range []string{"w.", "m.", "v."} {
-		dst := [][]float32{ck.w, ck.m, ck.v}[pi]
-		for _, sp := range specs {
-			info, ok := f.Tensor(prefix + sp.name)
-			if !ok || info.Type != gguf.TypeF32 || int(info.Elements()) != sp.rows*sp.cols {
-				return nil, bad("missing or misshapen F32 tensor %s%s", prefix, sp.name)
-			}
-			if err := kernel.Dequantize(gguf.TypeF32, info.Data, dst[sp.off:sp.off+sp.rows*sp.cols]); err != nil {
-				return nil, bad("tensor %s%s: %v", prefix, sp.name, err)
-			}
+	n := ck.Shape.Params()
+	ck.w, ck.m, ck.v = make([]float32, n), make([]float32, n), make([]float32, n)
+	dst := map[string][]float32{}
+	for i, prefix := range []string{"w.", "m.", "v."} {
+		data := [][]float32{ck.w, ck.m, ck.v}[i]
+		for _, sp := range ck.Shape.tensors() {
+			dst[prefix+sp.name] = data[sp.off : sp.off+sp.rows*sp.cols]
 		}
+	}
+	if err := r.tensors(dst, true); err != nil {
+		return nil, err
 	}
 	return ck, nil
 }
@@ -161,55 +133,72 @@ func LoadModel(path string) (*Checkpoint, error) {
 		return nil, err
 	}
 	defer f.Close()
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: model %s: %s", ErrBadOptions, path, fmt.Sprintf(format, a...))
-	}
-	ck := &Checkpoint{}
-	s := &ck.Shape
-	for key, dst := range map[string]*int{
-		"llada.block_count": &s.Layers, "llada.embedding_length": &s.Dim, "llada.attention.head_count": &s.Heads,
-		"llada.attention.head_count_kv": &s.KVHeads, "llada.feed_forward_length": &s.FFN,
-		"llada.context_length": &s.Seq,
-	} {
-		v, ok := f.Uint(key)
-		if !ok || v > 1<<40 {
-			return nil, bad("missing or out-of-range %s (a model dfill trained?)", key)
-		}
-		*dst = int(v)
-	}
-	s.RopeBase, _ = f.Float("llada.rope.freq_base")
-	s.Eps, _ = f.Float("llada.attention.layer_norm_rms_epsilon")
+	r := reader{f: f, what: "model " + path}
 	_, hasOut := f.Tensor("output.weight")
-	s.Tied = !hasOut
-	vocab, err := engine.VocabFromGGUF(f)
+	ck, err := r.model(!hasOut)
 	if err != nil {
-		return nil, bad("%v", err)
+		return nil, err
 	}
-	v := &ck.Vocab
-	*v = vocab
-	v.Tokens, v.Types, v.Merges = slices.Clone(v.Tokens), slices.Clone(v.Types), slices.Clone(v.Merges)
-	*v = v.WithSpecialIDs()
-	s.Vocab = len(v.Tokens)
-	*s = s.withDefaults()
-	if err := s.validate(); err != nil {
-		return nil, fmt.Errorf("model %s: %w", path, err)
-	}
-	if v.Mask < 0 || v.EOS < 0 {
-		return nil, bad("the vocabulary has no mask or EOS token")
-	}
-	p := NewParams[float32](*s)
-	for name, dst := range Tensors(*s, p) {
-		info, ok := f.Tensor(name)
-		if !ok || int(info.Elements()) != len(dst) {
-			return nil, bad("missing or misshapen tensor %s", name)
-		}
-		if err := kernel.Dequantize(info.Type, info.Data, dst); err != nil {
-			return nil, bad("tensor %s: %v", name, err)
-		}
+	p := NewParams[float32](ck.Shape)
+	if err := r.tensors(Tensors(ck.Shape, p), false); err != nil {
+		return nil, err
 	}
 	ck.w = p.Data
 	ck.m, ck.v = make([]float32, len(p.Data)), make([]float32, len(p.Data))
 	return ck, nil
+}
+
+// reader reads the files the trainer starts from: its checkpoints and the
+// models it exported.
+type reader struct {
+	f    *gguf.File
+	what string // "checkpoint PATH" or "model PATH", for errors
+}
+
+func (r reader) errorf(format string, a ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrBadOptions, r.what, fmt.Sprintf(format, a...))
+}
+
+// model reads what every such file holds: the model's hyperparameters, as
+// the engine reads them (engine.ConfigFromGGUF), and its vocabulary, which
+// must have mask and EOS tokens; tied says whether the output projection is
+// the embedding. It returns them as a Checkpoint with no weights.
+func (r reader) model(tied bool) (*Checkpoint, error) {
+	cfg, err := engine.ConfigFromGGUF(r.f, r.what)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	vocab, err := engine.VocabFromGGUF(r.f)
+	if err != nil {
+		return nil, r.errorf("%v", err)
+	}
+	vocab.Tokens, vocab.Types, vocab.Merges = slices.Clone(vocab.Tokens), slices.Clone(vocab.Types), slices.Clone(vocab.Merges)
+	vocab = vocab.WithSpecialIDs()
+	if vocab.Mask < 0 || vocab.EOS < 0 {
+		return nil, r.errorf("the vocabulary has no mask or EOS token")
+	}
+	s, err := shapeOf(cfg, len(vocab.Tokens), tied)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.what, err)
+	}
+	return &Checkpoint{Shape: s, Vocab: vocab}, nil
+}
+
+// tensors decodes the tensors named by dst's keys into their slices. Each
+// must hold exactly as many elements as its slice, and with onlyF32 be
+// F32, as checkpoints store them.
+func (r reader) tensors(dst map[string][]float32, onlyF32 bool) error {
+	for _, name := range slices.Sorted(maps.Keys(dst)) {
+		data := dst[name]
+		info, ok := r.f.Tensor(name)
+		if !ok || int(info.Elements()) != len(data) || onlyF32 && info.Type != gguf.TypeF32 {
+			return r.errorf("missing or misshapen tensor %s", name)
+		}
+		if err := kernel.Dequantize(info.Type, info.Data, data); err != nil {
+			return r.errorf("tensor %s: %v", name, err)
+		}
+	}
+	return nil
 }
 
 // Restore puts the trainer in the state of ck: weights, optimizer moments,

@@ -20,5 +20,7 @@
 // products) and float64 (gradient checks against finite differences).
 // AdamW with linear warm-up and cosine decay, gradient-norm clipping,
 // held-out evaluation and resumable checkpoints complete the trainer;
-// Trainer.Export writes a GGUF that engine.Load runs.
+// Trainer.Export writes a GGUF that engine.Load runs. Checkpoints are GGUF
+// files too, whose hyperparameters and vocabulary the engine's readers
+// read back (engine.ConfigFromGGUF, engine.VocabFromGGUF).
 package train

@@ -72,6 +72,20 @@ func (s Shape) EngineConfig(name string, mask int32) engine.Config {
 	}
 }
 
+// shapeOf is EngineConfig's inverse: the shape of the model cfg describes,
+// with a vocabulary of vocab tokens and the output projection tied to the
+// embedding or not. The trainer trains llada models whose heads split
+// their width.
+func shapeOf(cfg engine.Config, vocab int, tied bool) (Shape, error) {
+	if cfg.Arch != engine.ArchLLaDA || cfg.Heads < 1 || cfg.HeadDim*cfg.Heads != cfg.Dim {
+		return Shape{}, fmt.Errorf("%w: a %s model of width %d in %d heads of %d: the trainer trains llada models whose heads split their width",
+			ErrBadOptions, cfg.Arch, cfg.Dim, cfg.Heads, cfg.HeadDim)
+	}
+	s := Shape{Layers: cfg.Layers, Dim: cfg.Dim, Heads: cfg.Heads, KVHeads: cfg.KVHeads, FFN: cfg.FFN, Vocab: vocab,
+		Seq: cfg.Context, RopeBase: cfg.RopeBase, Eps: float64(cfg.Eps), Tied: tied}
+	return s, s.validate()
+}
+
 // Params returns the number of parameters of a model of this shape.
 func (s Shape) Params() int {
 	n := 0

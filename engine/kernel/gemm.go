@@ -91,7 +91,7 @@ func (j *matmulJob) packBlock(blk, src []float32, n, k0, k1 int) {
 		return
 	}
 	if j.g.pack != nil && n == lanes && cols < maxPackCols {
-		j.g.pack(&blk[k0*lanes], &src[k0], &j.pool.xidx, k1-k0)
+		j.g.pack(&blk[k0*lanes], &src[k0], &j.xidx, k1-k0)
 		return
 	}
 	for l := 0; l < lanes; l++ {
@@ -222,11 +222,11 @@ func (j *matmulJob) gemmTiles(worker, lo, hi, i0, i1 int, xp []float32) {
 	cols, rows, m := j.cols, j.rows, i1-i0
 	lanes, ldc := g.lanes, g.ldc
 	mb := gemmMBlocks(g, m)
-	acc := j.pool.accFor(worker, (hi-lo)*mb*ctileLen)
+	acc := j.state.accFor(worker, (hi-lo)*mb*ctileLen)
 	kc := gemmKC(m, cols)
 	var scratch []float32
 	if j.wf == nil {
-		scratch = j.pool.scratchFor(worker, j.nr*kc)
+		scratch = j.state.scratchFor(worker, j.nr*kc)
 	}
 	bs, ts := 1, 4
 	if j.wf == nil {
@@ -234,7 +234,7 @@ func (j *matmulJob) gemmTiles(worker, lo, hi, i0, i1 int, xp []float32) {
 	}
 	var stage []float32
 	if j.ldStage > 0 {
-		stage = j.pool.stageFor(worker, m*j.ldStage)
+		stage = j.state.stageFor(worker, m*j.ldStage)
 	}
 	for k0 := 0; k0 < cols; k0 += kc {
 		kn := min(kc, cols-k0)
@@ -271,7 +271,7 @@ func (j *matmulJob) gemmTiles(worker, lo, hi, i0, i1 int, xp []float32) {
 				case last:
 					out = &j.out[(i0+i)*rows+r0]
 				}
-				g.tileOut[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0, out, &j.pool.idx[0], min(2*lanes, m-i))
+				g.tileOut[v-1][nr-1](&c[0], x, w, 4*cols*lanes, ws, kn, k0, out, &j.idx[0], min(2*lanes, m-i))
 			}
 		}
 	}
@@ -386,8 +386,19 @@ func gemmSwapPrepacked(g *gemmKernels, job matmulJob) bool {
 const gemmSwapChunkBytes = 16 << 20
 
 // packWTask packs the weight's row blocks [lo, hi) of g.lanes rows for the
-// transposed product, decoding them first unless they are float32.
+// transposed product (packWeight), with worker's decode buffer.
 func (j *matmulJob) packWTask(worker, lo, hi int) {
+	var scratch []float32
+	if j.wf == nil {
+		scratch = j.state.scratchFor(worker, j.g.lanes*j.cols)
+	}
+	j.packWeight(scratch, lo, hi)
+}
+
+// packWeight packs the weight's row blocks [lo, hi) of g.lanes rows into
+// xp, decoding them first into scratch (g.lanes rows long) unless they are
+// float32.
+func (j *matmulJob) packWeight(scratch []float32, lo, hi int) {
 	cols, lanes := j.cols, j.g.lanes
 	for b := lo; b < hi; b++ {
 		r0 := b * lanes
@@ -396,7 +407,7 @@ func (j *matmulJob) packWTask(worker, lo, hi int) {
 		if j.wf != nil {
 			src = j.wf[r0*cols : (r0+n)*cols]
 		} else {
-			src = j.pool.scratchFor(worker, lanes*cols)[:n*cols]
+			src = scratch[:n*cols]
 			j.dec(src, j.data[r0*j.rowBytes:(r0+n)*j.rowBytes])
 		}
 		j.packBlock(j.xp[b*cols*lanes:(b+1)*cols*lanes], src, n, 0, cols)
@@ -412,7 +423,7 @@ func (j *matmulJob) gemmSwapTask(worker, lo, hi int) {
 	cols, n, m := j.cols, j.rows, j.m // n weight rows along the lanes
 	lanes := g.lanes
 	mb := gemmMBlocks(g, n)
-	acc := j.pool.accFor(worker, (hi-lo)*mb*ctileLen)
+	acc := j.state.accFor(worker, (hi-lo)*mb*ctileLen)
 	kc := gemmKC(n, cols)
 	for k0 := 0; k0 < cols; k0 += kc {
 		kn := min(kc, cols-k0)

@@ -2,7 +2,6 @@ package kernel
 
 import (
 	"fmt"
-	"sync"
 	"unsafe"
 
 	"github.com/dfill/dfill/engine/gguf"
@@ -46,17 +45,17 @@ func Prepack(w Matrix) Matrix {
 	if g == nil || g.tileRows[0] == nil || dec == nil || w.Rows == 0 || w.Cols == 0 || w.Cols >= maxPackCols {
 		return w
 	}
-	p := NewPool(1)
-	defer p.Close()
-	job := matmulJob{pool: p, g: g, cols: w.Cols, rows: w.Rows, data: w.Data, rowBytes: w.RowBytes(), dec: dec}
+	job := matmulJob{g: g, cols: w.Cols, rows: w.Rows, data: w.Data, rowBytes: w.RowBytes(), dec: dec}
 	if w.Type == gguf.TypeF32 {
 		job.wf = viewF32(w.Data[:w.Rows*w.RowBytes()])
 	}
-	for l := range p.xidx {
-		p.xidx[l] = int32(l * w.Cols)
-	}
+	job.setOffsets()
 	job.xp = make([]float32, gemmPackedLen(g, w.Rows, w.Cols))
-	job.packWTask(0, 0, (w.Rows+g.lanes-1)/g.lanes)
+	var scratch []float32
+	if job.wf == nil {
+		scratch = make([]float32, g.lanes*w.Cols)
+	}
+	job.packWeight(scratch, 0, (w.Rows+g.lanes-1)/g.lanes)
 	w.packed = &packedWeight{lanes: g.lanes, data: job.xp}
 	return w
 }
@@ -210,10 +209,7 @@ func MatMulF32(p *Pool, out, x []float32, m int, w []float32, rows, cols int) {
 	runMatMul(p, matmulJob{out: out, x: x, m: m, cols: cols, rows: rows, wf: w})
 }
 
-// serialPools holds one-thread Pools for MatMul calls with a nil Pool, so
-// that they have scratch without allocating and without serializing.
-var serialPools = sync.Pool{New: func() any { return NewPool(1) }}
-
+// runMatMul runs job on p, or on a one-thread Pool when p is nil.
 func runMatMul(p *Pool, job matmulJob) {
 	if p == nil {
 		p = serialPools.Get().(*Pool)
@@ -221,115 +217,127 @@ func runMatMul(p *Pool, job matmulJob) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.runMatMulLocked(job)
+	p.products().run(job)
 }
 
-// runMatMulLocked runs job on p, whose lock the caller holds.
-func (p *Pool) runMatMulLocked(job matmulJob) {
-	p.mm = job
-	p.mm.pool = p
+// run runs job on the Pool, whose lock the caller holds: with the
+// micro-kernels, as the transposed product or the usual one, tiled; else
+// as dot products of whole rows.
+func (s *matmulState) run(job matmulJob) {
+	threads := s.pool.threads
+	s.job = job
+	s.job.state = s
 	if g := gemm; g != nil && job.cols > 0 {
-		p.mm.g = g
-		for l := range p.idx {
-			p.idx[l] = int32(l * job.rows)
-			p.xidx[l] = int32(l * job.cols)
-		}
+		s.job.g = g
+		s.job.setOffsets()
 		prepacked := job.packed != nil && job.packed.lanes == g.lanes
-		if gemmSwap(g, job, p.threads) || prepacked && gemmSwapPrepacked(g, job) {
-			p.runTransposed(g, job, prepacked)
+		if gemmSwap(g, job, threads) || prepacked && gemmSwapPrepacked(g, job) {
+			s.runTransposed(g, job, prepacked)
 		} else {
-			p.runTiled(g, job)
+			s.runTiled(g, job)
 		}
 	} else {
-		p.runW(job.rows, matmulGrain(job, p.threads), p.mmTask)
+		s.pool.runW(job.rows, matmulGrain(job, threads), s.dotTask)
 	}
-	p.mm = matmulJob{pool: p} // drop references to the caller's buffers
+	s.job = matmulJob{state: s} // drop references to the caller's buffers
 }
 
-// runTransposed runs p.mm as the transposed product (gemmSwap): the
+// runTransposed runs s.job as the transposed product (gemmSwap): the
 // weight packed as the lanes (packed now, or ahead by Prepack), tiles of
 // activation rows broadcast against it.
-func (p *Pool) runTransposed(g *gemmKernels, job matmulJob, prepacked bool) {
+func (s *matmulState) runTransposed(g *gemmKernels, job matmulJob, prepacked bool) {
+	p, j := s.pool, &s.job
 	if prepacked {
-		p.mm.xp = job.packed.data
+		j.xp = job.packed.data
 	} else {
-		p.mm.xp = p.xpackFor(gemmPackedLen(g, job.rows, job.cols))
+		j.xp = s.xpackFor(gemmPackedLen(g, job.rows, job.cols))
 		blocks := (job.rows + g.lanes - 1) / g.lanes
-		p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), p.packWTask)
+		p.runW(blocks, max(1, (blocks+2*p.threads-1)/(2*p.threads)), s.packWTask)
 	}
-	p.mm.nr = gemmTileWidth(g.nr, job.m, p.threads)
-	tiles := (job.m + p.mm.nr - 1) / p.mm.nr
-	p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols, nr: p.mm.nr}, g, tiles, p.threads), p.gemmSwapTask)
+	j.nr = gemmTileWidth(g.nr, job.m, p.threads)
+	tiles := (job.m + j.nr - 1) / j.nr
+	p.runW(tiles, gemmGrain(matmulJob{m: job.rows, cols: job.cols, nr: j.nr}, g, tiles, p.threads), s.gemmSwapTask)
 }
 
-// runTiled runs p.mm as the usual product: the activations packed as the
+// runTiled runs s.job as the usual product: the activations packed as the
 // lanes, tiles of weight rows broadcast against them, written to out
 // directly or through the staging buffers (gemmStaged).
-func (p *Pool) runTiled(g *gemmKernels, job matmulJob) {
+func (s *matmulState) runTiled(g *gemmKernels, job matmulJob) {
+	p, j := s.pool, &s.job
 	if gemmRowSplit(job, p.threads) {
-		p.runRowSplit(g, job)
+		s.runRowSplit(g, job)
 		return
 	}
-	p.mm.xp = p.xpackFor(gemmPackedLen(g, job.m, job.cols))
+	j.xp = s.xpackFor(gemmPackedLen(g, job.m, job.cols))
 	// Packing is a copy: split it only when it is big enough to pay for
 	// waking the workers.
-	units := p.mm.packUnits()
+	units := j.packUnits()
 	grain := max(4, (units+2*p.threads-1)/(2*p.threads))
 	if job.m*job.cols < 1<<14 {
 		grain = units
 	}
-	p.runW(units, grain, p.packTask)
-	p.mm.nr = gemmTileWidth(g.nr, job.rows, p.threads)
-	tiles := (job.rows + p.mm.nr - 1) / p.mm.nr
-	grain = gemmGrain(p.mm, g, tiles, p.threads)
-	p.setStaging(g, grain)
-	p.runW(tiles, grain, p.gemmTask)
+	p.runW(units, grain, s.packTask)
+	j.nr = gemmTileWidth(g.nr, job.rows, p.threads)
+	tiles := (job.rows + j.nr - 1) / j.nr
+	grain = gemmGrain(*j, g, tiles, p.threads)
+	j.setStaging(g, grain)
+	p.runW(tiles, grain, s.gemmTask)
 }
 
-// runRowSplit runs p.mm as the usual product with the activations' rows
+// runRowSplit runs s.job as the usual product with the activations' rows
 // split among the goroutines (gemmRowSplit): in units of two vectors of
 // rows, or one when there are not two for each goroutine, each packed by
 // the goroutine that multiplies it by the whole weight. With fewer rows
 // than that, each goroutine packs all of them, in a part of the buffer of
 // its own, and multiplies them by its share of the weight's tiles. A
 // product of gemmMinWork multiply-adds or fewer runs on one goroutine.
-func (p *Pool) runRowSplit(g *gemmKernels, job matmulJob) {
+func (s *matmulState) runRowSplit(g *gemmKernels, job matmulJob) {
+	p, j := s.pool, &s.job
 	plen := gemmPackedLen(g, job.m, job.cols)
-	p.mm.nr = gemmTileWidth(g.nr, job.rows, 1)
+	j.nr = gemmTileWidth(g.nr, job.rows, 1)
 	serial := job.m*job.rows*job.cols <= gemmMinWork // waking a worker costs more
 	switch {
 	case job.m >= 2*g.lanes*p.threads:
-		p.mm.rowUnit = 2 * g.lanes
+		j.rowUnit = 2 * g.lanes
 	case job.m >= g.lanes*p.threads:
-		p.mm.rowUnit = g.lanes
+		j.rowUnit = g.lanes
 	case serial:
-		p.mm.rowUnits = 1
+		j.rowUnits = 1
 	default:
-		p.mm.nr = gemmTileWidth(g.nr, job.rows, p.threads)
-		p.mm.rowUnits = p.threads
+		j.nr = gemmTileWidth(g.nr, job.rows, p.threads)
+		j.rowUnits = p.threads
 		plen *= p.threads
 	}
-	if p.mm.rowUnit > 0 {
-		p.mm.rowUnits = (job.m + p.mm.rowUnit - 1) / p.mm.rowUnit
+	if j.rowUnit > 0 {
+		j.rowUnits = (job.m + j.rowUnit - 1) / j.rowUnit
 	}
 	grain := 1
 	if serial {
-		grain = p.mm.rowUnits
+		grain = j.rowUnits
 	}
-	p.mm.xp = p.xpackFor(plen)
-	p.setStaging(g, (job.rows+p.mm.nr-1)/p.mm.nr)
-	p.runW(p.mm.rowUnits, grain, p.rowTask)
+	j.xp = s.xpackFor(plen)
+	j.setStaging(g, (job.rows+j.nr-1)/j.nr)
+	p.runW(j.rowUnits, grain, s.rowTask)
 }
 
-// setStaging sets p.mm to write through the staging buffers, at most tiles
+// setOffsets sets where the first 16 rows of the job's output and input
+// start (idx, xidx), for the micro-kernels' scattered stores and gathers.
+func (j *matmulJob) setOffsets() {
+	for l := range j.idx {
+		j.idx[l] = int32(l * j.rows)
+		j.xidx[l] = int32(l * j.cols)
+	}
+}
+
+// setStaging sets j to write through the staging buffers, at most tiles
 // tiles at a time, when the output's rows call for it (gemmStaged).
-func (p *Pool) setStaging(g *gemmKernels, tiles int) {
-	if g.tileOut[0] == nil || !gemmStaged(p.mm.rows) {
+func (j *matmulJob) setStaging(g *gemmKernels, tiles int) {
+	if g.tileOut[0] == nil || !gemmStaged(j.rows) {
 		return
 	}
-	p.mm.ldStage, p.mm.stageTiles = gemmStageStride(tiles*p.mm.nr), tiles
-	for l := range p.idx {
-		p.idx[l] = int32(l * p.mm.ldStage)
+	j.ldStage, j.stageTiles = gemmStageStride(tiles*j.nr), tiles
+	for l := range j.idx {
+		j.idx[l] = int32(l * j.ldStage)
 	}
 }
 
@@ -362,7 +370,7 @@ func matmulGrain(job matmulJob, threads int) int {
 
 // matmulJob holds MatMul's arguments while a Pool runs it.
 type matmulJob struct {
-	pool       *Pool
+	state      *matmulState // the Pool's buffers
 	out, x     []float32
 	m          int
 	rows, cols int
@@ -383,6 +391,8 @@ type matmulJob struct {
 	rowUnit    int           // activation rows per unit of rowTask (gemmRowSplit), or 0
 	rowUnits   int           // units of rowTask
 	packed     *packedWeight // the weight packed ahead (Prepack), or nil
+	idx        [16]int32     // l·rows for l < 16 (l·ldStage when staged): where output rows start
+	xidx       [16]int32     // l·cols for l < 16: where input rows start
 }
 
 // tileBytes is about how much decoded weight one goroutine keeps at a time:
@@ -395,7 +405,7 @@ func (j *matmulJob) task(worker, lo, hi int) {
 	tile := max(1, min(hi-lo, tileBytes/(4*max(cols, 1))))
 	var scratch []float32
 	if j.wf == nil {
-		scratch = j.pool.scratchFor(worker, tile*cols)
+		scratch = j.state.scratchFor(worker, tile*cols)
 	}
 	for r0 := lo; r0 < hi; r0 += tile {
 		r1 := min(r0+tile, hi)

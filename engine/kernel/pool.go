@@ -42,34 +42,16 @@ type Pool struct {
 
 	// mu serializes loops and guards the fields below it. Workers read the
 	// loop's fields only after claiming a chunk, which follows their writes.
-	mu       sync.Mutex
-	closed   bool
-	fn       func(lo, hi int)
-	fnw      func(worker, lo, hi int)
-	n        int
-	grain    int
-	chunks   int
-	scratch  [][]float32 // one decode buffer per worker, for MatMul
-	mm       matmulJob   // MatMul's arguments, read by mmTask and gemmTask
-	mmTask   func(worker, lo, hi int)
-	gemmTask func(worker, lo, hi int)
-	rowTask  func(worker, lo, hi int)
-	xpack    []float32   // MatMul's activations packed for the micro-kernels
-	acc      [][]float32 // per worker: the micro-kernels' accumulators
-	stage    [][]float32 // per worker: output tiles on their way to out (gemmStaged)
-	idx      [16]int32   // l·rows for l < 16: where a MatMul's output rows start
-	xidx     [16]int32   // l·cols for l < 16: where a MatMul's input rows start
-	packTask func(worker, lo, hi int)
-	// The transposed product's tasks (gemmSwap).
-	packWTask, gemmSwapTask func(worker, lo, hi int)
-
-	// A Q8_0 product's job, tasks and buffers (runQ8).
-	q8                  q8Job
-	q8QuantTask, q8Task func(worker, lo, hi int)
-	q8qs                []int8
-	q8xd, q8xf          []float32
-	q8xc                []int32
-	bytes               [][]byte // per worker: weight panels packed on the fly
+	mu     sync.Mutex
+	closed bool
+	fn     func(lo, hi int)
+	fnw    func(worker, lo, hi int)
+	n      int
+	grain  int
+	chunks int
+	// matmul is the state of the matrix products run on the Pool, made by
+	// the first (matmul_state.go). A product holds mu from start to end.
+	matmul *matmulState
 }
 
 // spinFor is how long a worker keeps watching for the next loop before it
@@ -84,22 +66,8 @@ func NewPool(threads int) *Pool {
 		threads: threads,
 		parked:  make([]atomic.Bool, threads),
 		wake:    make([]chan struct{}, threads),
-		scratch: make([][]float32, threads),
-		acc:     make([][]float32, threads),
-		stage:   make([][]float32, threads),
-		bytes:   make([][]byte, threads),
 		shares:  make([]share, threads),
 	}
-	p.mmTask = p.mm.task
-	p.gemmTask = p.mm.gemmTask
-	p.rowTask = p.mm.rowTask
-	p.packTask = p.mm.packTask
-	p.packWTask = p.mm.packWTask
-	p.gemmSwapTask = p.mm.gemmSwapTask
-	p.mm.pool = p
-	p.q8QuantTask = p.q8.quantTask
-	p.q8Task = p.q8.task
-	p.q8.pool = p
 	for w := 1; w < threads; w++ {
 		p.wake[w] = make(chan struct{}, 1)
 		p.exited.Add(1)
@@ -183,8 +151,7 @@ func defaultGrain(n, threads int) int {
 }
 
 // runW is Run for callers that need to know which goroutine (0..threads-1)
-// runs a chunk, to use per-goroutine scratch. The caller holds p.mu, or p is
-// a private one-thread Pool.
+// runs a chunk, to use per-goroutine scratch. The caller holds p.mu.
 func (p *Pool) runW(n, grain int, fnw func(worker, lo, hi int)) {
 	if n <= 0 {
 		return
@@ -317,44 +284,4 @@ func (p *Pool) waitLoop(w int, seen uint64) bool {
 	}
 	_, ok := <-p.wake[w]
 	return ok
-}
-
-// scratchFor returns worker w's decode buffer, at least n long.
-func (p *Pool) scratchFor(w, n int) []float32 {
-	if cap(p.scratch[w]) < n {
-		p.scratch[w] = make([]float32, n)
-	}
-	return p.scratch[w][:n]
-}
-
-// xpackFor returns the Pool's packed-activation buffer, at least n long.
-func (p *Pool) xpackFor(n int) []float32 {
-	if cap(p.xpack) < n {
-		p.xpack = make([]float32, n)
-	}
-	return p.xpack[:n]
-}
-
-// stageFor returns worker w's output staging buffer, at least n long.
-func (p *Pool) stageFor(w, n int) []float32 {
-	if cap(p.stage[w]) < n {
-		p.stage[w] = make([]float32, n)
-	}
-	return p.stage[w][:n]
-}
-
-// bytesFor returns worker w's byte buffer, at least n long.
-func (p *Pool) bytesFor(w, n int) []byte {
-	if cap(p.bytes[w]) < n {
-		p.bytes[w] = make([]byte, n)
-	}
-	return p.bytes[w][:n]
-}
-
-// accFor returns worker w's accumulator buffer, at least n long.
-func (p *Pool) accFor(w, n int) []float32 {
-	if cap(p.acc[w]) < n {
-		p.acc[w] = make([]float32, n)
-	}
-	return p.acc[w][:n]
 }

@@ -98,7 +98,7 @@ func quantQ8RowGeneric(qs []int8, d []float32, corr []int32, x []float32, m int)
 // of a few panels that costs more than the product. Either way two
 // goroutines write to one line of activations only where their parts meet.
 type q8Job struct {
-	pool      *Pool
+	state     *matmulState // the Pool's buffers
 	x         []float32
 	m         int
 	cols      int
@@ -119,7 +119,7 @@ type q8Job struct {
 }
 
 // runQ8 computes MatMul for the products, Q8_0 weights of x's cols columns
-// (at most maxShared of them): the activations are quantized once for all.
+// (at most maxShared of them), on p, or on a one-thread Pool when p is nil.
 func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	if p == nil {
 		p = serialPools.Get().(*Pool)
@@ -127,10 +127,16 @@ func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	j := &p.q8
+	p.products().runQ8(x, m, prods)
+}
+
+// runQ8 runs the Q8_0 products on the Pool, whose lock the caller holds:
+// the activations are quantized once for all.
+func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
+	p, j := s.pool, &s.q8
 	cols := prods[0].W.Cols
 	nb := cols / qk8_0
-	*j = q8Job{pool: p, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles}
+	*j = q8Job{state: s, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles}
 	packed, allPacked := 0, true
 	for k, pr := range prods {
 		j.prods[k] = pr
@@ -157,31 +163,31 @@ func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	chunks := (m + j.chunk - 1) / j.chunk
 	j.qsStride = roundUp(j.chunk*cols, q8Align)
 	j.sStride = roundUp(j.chunk*nb, q8Align/4)
-	p.q8qs = growAligned(p.q8qs, chunks*j.qsStride)
-	p.q8xd = growAligned(p.q8xd, chunks*j.sStride)
-	p.q8xc = growAligned(p.q8xc, chunks*j.sStride)
-	j.qs, j.xd, j.xc = p.q8qs, p.q8xd, p.q8xc
+	s.q8qs = growAligned(s.q8qs, chunks*j.qsStride)
+	s.q8xd = growAligned(s.q8xd, chunks*j.sStride)
+	s.q8xc = growAligned(s.q8xc, chunks*j.sStride)
+	j.qs, j.xd, j.xc = s.q8qs, s.q8xd, s.q8xc
 	switch {
 	case j.byRows:
-		p.runW(chunks, 1, p.q8Task) // each unit quantizes its chunk too
+		p.runW(chunks, 1, s.q8Task) // each unit quantizes its chunk too
 	case j.tiles != nil:
 		j.quantizeAll(chunks)
 		units := j.pairs * chunks
 		perUnit := q8TileCols * j.chunk * cols
 		grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
-		p.runW(units, grain, p.q8Task)
+		p.runW(units, grain, s.q8Task)
 	default:
-		p.q8xf = growSlice(p.q8xf, m*cols)
-		j.xf = p.q8xf
+		s.q8xf = growSlice(s.q8xf, m*cols)
+		j.xf = s.q8xf
 		j.quantizeAll(chunks)
 		for _, pr := range prods {
 			w := pr.W
-			p.runMatMulLocked(matmulJob{out: pr.Out, x: j.xf, m: m, cols: cols, rows: w.Rows,
+			s.run(matmulJob{out: pr.Out, x: j.xf, m: m, cols: cols, rows: w.Rows,
 				data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
 				blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
 		}
 	}
-	*j = q8Job{pool: p} // drop references to the caller's buffers
+	*j = q8Job{state: s} // drop references to the caller's buffers
 }
 
 // q8SplitRows reports whether a Q8_0 product on a Pool of threads
@@ -236,9 +242,9 @@ func (j *q8Job) region(c int) (qs []int8, xd []float32, xc []int32, rows int) {
 func (j *q8Job) quantizeAll(chunks int) {
 	j.parts = 1
 	if j.m*j.cols >= q8QuantGrain {
-		j.parts = min(2*j.pool.threads, j.nb)
+		j.parts = min(2*j.state.pool.threads, j.nb)
 	}
-	j.pool.runW(chunks*j.parts, 1, j.pool.q8QuantTask)
+	j.state.pool.runW(chunks*j.parts, 1, j.state.q8QuantTask)
 }
 
 // quantTask runs units [lo, hi) of the quantizing loop: unit u quantizes
@@ -315,7 +321,7 @@ func (j *q8Job) pair(worker, t, c int) {
 			next = &w[2*ws]
 		}
 	} else {
-		w = j.pool.bytesFor(worker, v*ws)
+		w = j.state.bytesFor(worker, v*ws)
 		for p := 0; p < v; p++ {
 			packQ8Panel(w[p*ws:(p+1)*ws], pr.W, 2*t+p)
 		}

@@ -28,6 +28,25 @@ func randomMatrix(t testing.TB, typ gguf.Type, rows, cols int, seed uint64) (Mat
 	return w, dec
 }
 
+// randomWeights hands out randomMatrix's weights, each quantized once for
+// all the kernel variants a test runs.
+type randomWeights map[randomWeight]Matrix
+
+type randomWeight struct {
+	typ        gguf.Type
+	rows, cols int
+	seed       uint64
+}
+
+func (c randomWeights) get(t testing.TB, typ gguf.Type, rows, cols int, seed uint64) Matrix {
+	t.Helper()
+	k := randomWeight{typ, rows, cols, seed}
+	if _, ok := c[k]; !ok {
+		c[k], _ = randomMatrix(t, typ, rows, cols, seed)
+	}
+	return c[k]
+}
+
 // colsFor returns awkward widths for typ: whole numbers of blocks up to 1024.
 func colsFor(typ gguf.Type) []int {
 	switch typ.BlockSize() {
@@ -51,15 +70,40 @@ func TestMatMul(t *testing.T) {
 	pool := NewPool(3)
 	defer pool.Close()
 	rowsList := []int{1, 7, 33, 127, 512, 1000} // 512: gemmStaged
-	if testing.Short() {
-		rowsList = []int{1, 7, 127}
+	// Under -short: the weights of 1, 7 and 127 rows, as they are; of 512
+	// rows (staged) at the type's narrowest and widest columns (split by
+	// activation rows, and tiled) times 33 activation rows; of 1000 rows at
+	// the widest columns (tiled) times 7.
+	inShort := func(rows, m, c int, cols []int) bool {
+		widest := c == cols[len(cols)-1]
+		switch rows {
+		case 1, 7, 127:
+			return true
+		case 512:
+			return m == 33 && (c == cols[0] || widest)
+		case 1000:
+			return m == 7 && widest
+		}
+		return false
 	}
+	weights := randomWeights{}
 	forEachVariant(t, func(t *testing.T, variant string) {
 		for _, typ := range allTypes {
-			for _, cols := range colsFor(typ) {
+			colsList := colsFor(typ)
+			for _, cols := range colsList {
 				for _, rows := range rowsList {
-					w, wd := randomMatrix(t, typ, rows, cols, uint64(rows*cols))
+					var w Matrix
+					var wd []float32 // w decoded
 					for _, m := range []int{1, 7, 33} {
+						if testing.Short() && !inShort(rows, m, cols, colsList) {
+							continue
+						}
+						if wd == nil {
+							w, wd = weights.get(t, typ, rows, cols, uint64(rows*cols)), make([]float32, rows*cols)
+							if err := Dequantize(typ, w.Data, wd); err != nil {
+								t.Fatal(err)
+							}
+						}
 						t.Run(fmt.Sprintf("%s/m=%d/rows=%d/cols=%d", typ, m, rows, cols), func(t *testing.T) {
 							x := gaussian(newRand(uint64(m)), m*cols)
 							out, check := guarded(t, m*rows)
@@ -203,15 +247,27 @@ func TestMatMulDeterministic(t *testing.T) {
 	// to run either way on one goroutine.
 	shapes := []struct{ m, rows, cols int }{{1, 1000, 256}, {33, 127, 1024}, {7, 4864, 256}, {40, 30, 512}, {300, 50, 1024}, {600, 520, 512},
 		{20, 1024, 512}, {64, 128, 1024}, {100, 512, 256}, {20, 64, 256}, {33, 7, 256}, {20, 24, 256}}
-	forEachVariant(t, func(t *testing.T, _ string) {
+	// Under -short the products run on 2 and 3 threads (1 is the nil
+	// Pool's path, 8 splits as 3 does), only the first, a middle and the
+	// last row are multiplied alone, and the pure-Go kernels, which take
+	// none of the micro-kernels' paths, skip the one large shape.
+	threadCounts, everyRow := []int{1, 2, 3, 8}, true
+	if testing.Short() {
+		threadCounts, everyRow = []int{2, 3}, false
+	}
+	weights := randomWeights{}
+	forEachVariant(t, func(t *testing.T, variant string) {
 		for _, typ := range allTypes {
 			for _, s := range shapes {
+				if testing.Short() && variant == "generic" && s.m*s.rows*s.cols > 1<<25 {
+					continue
+				}
 				t.Run(fmt.Sprintf("%s/%dx%dx%d", typ, s.m, s.rows, s.cols), func(t *testing.T) {
-					w, _ := randomMatrix(t, typ, s.rows, s.cols, 11)
+					w := weights.get(t, typ, s.rows, s.cols, 11)
 					x := gaussian(newRand(12), s.m*s.cols)
 					want := make([]float32, s.m*s.rows)
 					MatMul(nil, want, x, s.m, w)
-					for _, threads := range []int{1, 2, 3, 8} {
+					for _, threads := range threadCounts {
 						p := NewPool(threads)
 						got := make([]float32, len(want))
 						MatMul(p, got, x, s.m, w)
@@ -224,6 +280,9 @@ func TestMatMulDeterministic(t *testing.T) {
 					}
 					row := make([]float32, s.rows)
 					for i := 0; i < s.m; i++ {
+						if !everyRow && i != 0 && i != s.m/2 && i != s.m-1 {
+							continue
+						}
 						MatMul(nil, row, x[i*s.cols:(i+1)*s.cols], 1, w)
 						for r, v := range row {
 							if got := want[i*s.rows+r]; math.Float32bits(v) != math.Float32bits(got) {

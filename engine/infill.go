@@ -275,70 +275,93 @@ func (r *run) leftmost() int {
 	return r.n
 }
 
-// commit scores the candidates (final holds their hidden states, one row
-// each in plan order) and commits the positions this step's schedule allows.
+// commit takes one denoising step's result for the span: it predicts a
+// token for each candidate (final holds their hidden states, one row each
+// in plan order), unmasks the positions this step's schedule allows, and
+// moves the schedule on.
 func (r *run) commit(ws *workspace, final []float32) {
+	if r.opt.Temperature > 0 {
+		r.predictSampled(ws, final)
+	} else {
+		r.predictGreedy(ws, final)
+	}
+	r.unmaskBest()
+	r.advance()
+}
+
+// predictSampled draws each candidate's token (r.pred), with its
+// probability (r.pchose) and score (r.score). Sampling needs whole rows of
+// logits, and draws from the run's RNG, so it goes serially in position
+// order, a few rows at a time.
+func (r *run) predictSampled(ws *workspace, final []float32) {
 	vocab := r.m.Config.Vocab
 	cand := r.cand
-	if r.opt.Temperature > 0 {
-		// Sampling needs whole rows, and draws from the run's RNG, so it
-		// goes serially in position order, a few rows at a time.
-		for lo := 0; lo < len(cand); lo += logitChunk {
-			hi := min(lo+logitChunk, len(cand))
-			logits := r.m.logits(ws, final, lo, hi)
-			for k := lo; k < hi; k++ {
-				i := cand[k]
-				r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[(k-lo)*vocab:(k-lo+1)*vocab], r.opt.EndAnywhere || r.endAllowed(i))
-			}
+	for lo := 0; lo < len(cand); lo += logitChunk {
+		hi := min(lo+logitChunk, len(cand))
+		logits := r.m.logits(ws, final, lo, hi)
+		for k := lo; k < hi; k++ {
+			i := cand[k]
+			r.pred[i], r.pchose[i], r.score[i] = r.sample(logits[(k-lo)*vocab:(k-lo+1)*vocab], r.opt.EndAnywhere || r.endAllowed(i))
 		}
-	} else {
-		r.stats = slices.Grow(r.stats[:0], len(cand))[:len(cand)]
-		r.m.scanLogits(ws, final, r.stats)
-		endFrom := 0
-		if !r.opt.EndAnywhere {
-			endFrom = r.endRunStart(cand)
+	}
+}
+
+// predictGreedy takes each candidate's most likely token (r.pred), with
+// its probability (r.pchose) and score (r.score), from one scan of the
+// logits; an end token that could not join the run of end tokens reaching
+// the span's end gives way to the second most likely token.
+func (r *run) predictGreedy(ws *workspace, final []float32) {
+	cand := r.cand
+	r.stats = slices.Grow(r.stats[:0], len(cand))[:len(cand)]
+	r.m.scanLogits(ws, final, r.stats)
+	endFrom := 0
+	if !r.opt.EndAnywhere {
+		endFrom = r.endRunStart(cand)
+	}
+	for k, i := range cand {
+		st := &r.stats[k]
+		r.pred[i], r.pchose[i] = int32(st.best), st.confidence()
+		switch r.opt.Score {
+		case ScoreMargin:
+			r.score[i] = st.margin()
+		case ScoreEntropy:
+			r.score[i] = st.negEntropy()
+		default:
+			r.score[i] = r.pchose[i]
 		}
-		for k, i := range cand {
-			st := &r.stats[k]
-			r.pred[i], r.pchose[i] = int32(st.best), st.confidence()
-			switch r.opt.Score {
-			case ScoreMargin:
-				r.score[i] = st.margin()
-			case ScoreEntropy:
-				r.score[i] = st.negEntropy()
-			default:
-				r.score[i] = r.pchose[i]
-			}
-			if r.isEnd(r.pred[i]) && i < endFrom && st.second >= 0 {
-				// Only a run of end tokens reaching the span's end may
-				// form: take the best other token, at its own confidence.
-				p2 := math.Exp(float64(st.secondV)-st.max) / st.sum
-				r.pred[i], r.pchose[i], r.score[i] = int32(st.second), p2, p2
-				if r.opt.Score == ScoreMargin {
-					r.score[i] = p2 - st.confidence()
-				}
+		if r.isEnd(r.pred[i]) && i < endFrom && st.second >= 0 {
+			// Only a run of end tokens reaching the span's end may
+			// form: take the best other token, at its own confidence.
+			p2 := math.Exp(float64(st.secondV)-st.max) / st.sum
+			r.pred[i], r.pchose[i], r.score[i] = int32(st.second), p2, p2
+			if r.opt.Score == ScoreMargin {
+				r.score[i] = p2 - st.confidence()
 			}
 		}
 	}
+}
 
-	// Most confident first; ties to the leftmost position.
+// unmaskBest ranks the candidates by score, most confident first (ties to
+// the leftmost position), and writes the predicted tokens of as many as
+// the schedule allows (howMany) into the canvas.
+func (r *run) unmaskBest() {
+	cand := r.cand
 	sort.SliceStable(cand, func(a, b int) bool { return r.score[cand[a]] > r.score[cand[b]] })
-	k := r.howMany(cand)
-	for _, i := range cand[:k] {
+	for _, i := range cand[:r.howMany(cand)] {
 		r.masked[i] = false
 		r.nMasked--
 		r.prob[i] = r.pchose[i]
 		r.seq.tokens[r.start+i] = r.pred[i]
 	}
+}
+
+// advance counts the step taken and moves to the next block when the
+// current one is unmasked or has had its steps.
+func (r *run) advance() {
 	r.step++
 	r.inBlock++
 	lo, hi := r.blockRange(r.block)
-	blockDone := true
-	for i := lo; i < hi; i++ {
-		if r.masked[i] {
-			blockDone = false
-		}
-	}
+	blockDone := !slices.Contains(r.masked[lo:hi], true)
 	if (blockDone || r.inBlock >= r.perBlock) && r.block+1 < r.blocks {
 		r.block++
 		r.startBlock()
@@ -533,7 +556,7 @@ func (r *run) candidate() Candidate {
 	tok := r.m.Tokenizer
 	span := append([]int32(nil), r.span()...)
 	end := len(span)
-	for end > 0 && (span[end-1] == tok.EOS() || span[end-1] == tok.PAD() || span[end-1] == tok.EOT()) {
+	for end > 0 && r.isEnd(span[end-1]) {
 		end--
 	}
 	var keep []int32

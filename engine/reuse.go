@@ -3,8 +3,10 @@ package engine
 import "sync"
 
 // keepBuffers is how many workspaces and how many cache buffers a Model
-// keeps for reuse between calls: enough for the spans of one batched call
-// (two lengths for invoked completions) and a call that overlaps it.
+// keeps for reuse between calls. A call takes one workspace and a cache
+// buffer per span: cmd/dfill denoises up to three lengths in one call (its
+// spanLengths), so the caches of one call and one more are kept; a call
+// that overlaps another allocates some of its own.
 const keepBuffers = 4
 
 // freeList keeps up to keepBuffers values for reuse. Unlike a sync.Pool it

@@ -1,4 +1,5 @@
-// Package gguf reads and writes GGUF v3 files, the model format of the
+// Package gguf reads and writes GGUF files, the model format of the
 // llama.cpp ecosystem: typed metadata key/values, tensor descriptions and
-// aligned tensor data, memory-mapped when read from disk.
+// aligned tensor data. It reads versions 2 and 3 (little-endian), a file
+// on disk memory-mapped where the platform allows, and writes version 3.
 package gguf

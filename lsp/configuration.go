@@ -53,7 +53,9 @@ func (c Config) completionOptions() completion.Options {
 
 // modelConfig returns the part of the settings that selects the model.
 func (c Config) modelConfig() ModelConfig {
-	return ModelConfig{Model: c.Model, Backend: c.Backend}
+	// An empty backend is the cpu one: a client that sends "" must not
+	// make the server load the same model again.
+	return ModelConfig{Model: c.Model, Backend: cmp.Or(c.Backend, "cpu")}
 }
 
 // A setting is one key of the dfill section: apply checks a value's type

@@ -19,6 +19,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# code-server 4.100.3 (the VS Code test's) runs on Node.js 20; Debian 12's
+# nodejs package is 18.
+major=$(node --version | sed 's/^v\([0-9]*\).*/\1/')
+if [ "$major" -lt 20 ]; then
+  echo "editors/deps.sh: Node.js $(node --version) is too old for the VS Code test (code-server needs 20 or newer)" >&2
+  exit 1
+fi
+
 for editor in nvim emacs vscode; do
   "./$editor/deps.sh"
 done

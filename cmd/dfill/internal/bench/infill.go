@@ -161,6 +161,7 @@ type infillFlags struct {
 	contextTokens int
 	endAnywhere   bool
 	asJSON        bool
+	oracle        string
 }
 
 func infillCommand(m Models) *cli.Command {
@@ -183,6 +184,7 @@ func (f *infillFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.contextTokens, "context-tokens", 0, "prompt budget in tokens (0: from the model)")
 	fs.BoolVar(&f.endAnywhere, "end-anywhere", false, "let end tokens appear anywhere in a span (engine.Options.EndAnywhere)")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+	fs.StringVar(&f.oracle, "oracle", "", "no model: propose each task's reference (plain), the reference and an overrun (overrun), or the reference with its last line cut short (cut), and report what the pipeline returns")
 }
 
 // infillReport is what `dfill bench infill` prints.
@@ -199,6 +201,11 @@ func (f *infillFlags) run(ctx context.Context, m Models) error {
 	if f.tasks == "" {
 		return cli.Usagef("--tasks is required")
 	}
+	switch f.oracle {
+	case "", oraclePlain, oracleOverrun, oracleCut:
+	default:
+		return cli.Usagef("--oracle %q: want plain, overrun or cut", f.oracle)
+	}
 	tasks, err := readTasks(f.tasks)
 	if err != nil {
 		return err
@@ -212,6 +219,9 @@ func (f *infillFlags) run(ctx context.Context, m Models) error {
 		return err
 	}
 	defer log.Sync()
+	if f.oracle != "" {
+		return f.runOracle(ctx, tasks, log)
+	}
 	gen, release, err := m.Generator(ctx, &f.shared, f.endAnywhere, log)
 	if err != nil {
 		return err

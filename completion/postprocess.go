@@ -37,6 +37,9 @@ func postprocess(cand, suffix string, single bool) string {
 	}
 	cand = cutRepeats(cand)
 	cand = trimBlankTail(cand)
+	if !single {
+		cand = cutPrematureCloser(cand, suffix)
+	}
 	if atLineEnd(suffix) {
 		// Nothing follows on the line: trailing blanks are noise.
 		cand = strings.TrimRight(cand, " \t\r")
@@ -173,6 +176,36 @@ func closesOwn(rest, ov string) bool {
 
 // atLineEnd reports whether suffix starts with the end of a line (blanks
 // then a newline, or nothing).
+// cutPrematureCloser drops the last line of a multi-line cand when it holds
+// only closing brackets and the code after the cursor goes on indented
+// deeper than it: the model closed a block whose body follows ("if n > 1
+// {" then "}" above "\t\tfact = append(fact, n)"). Formatted code never
+// has a line indented deeper right after a closing line, and a file
+// without the block's first line is already unbalanced, so validation
+// alone does not see it.
+func cutPrematureCloser(cand, suffix string) string {
+	nl, eol := strings.LastIndexByte(cand, '\n'), strings.IndexByte(suffix, '\n')
+	if nl < 0 || eol < 0 || !atLineEnd(suffix) {
+		return cand
+	}
+	last := cand[nl+1:]
+	indent := last[:len(last)-len(strings.TrimLeft(last, " \t"))]
+	if strings.Trim(last[len(indent):], "})], ;\t") != "" || strings.TrimSpace(last) == "" {
+		return cand
+	}
+	for line := range strings.Lines(suffix[eol+1:]) {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		next := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if len(next) > len(indent) && strings.HasPrefix(next, indent) {
+			return strings.TrimRight(cand[:nl], " \t")
+		}
+		break
+	}
+	return cand
+}
+
 func atLineEnd(suffix string) bool {
 	i := strings.IndexByte(suffix, '\n')
 	if i < 0 {

@@ -15,6 +15,10 @@ func TestPostprocess(t *testing.T) {
 		want   string
 	}{
 		{name: "plain", cand: "x + 1", want: "x + 1"},
+		{name: "a closer above the body it closes", cand: "if n > 1 {\n\t}", suffix: "\n\t\tfact = append(fact, n)\n\t}\n", want: "if n > 1 {"},
+		{name: "a closer above code at its own level kept", cand: "if x {\n\t\treturn\n\t}", suffix: "\n\treturn nil\n}\n", want: "if x {\n\t\treturn\n\t}"},
+		{name: "a closer before code on the cursor's line kept", cand: "f(a,\n\t)", suffix: " + g()\n\t\tx\n", want: "f(a,\n\t)"},
+		{name: "one line is not cut", cand: "}", suffix: "\n\t\tx\n", want: "}"},
 		{name: "trailing blanks at the end of a line", cand: "x + 1  ", suffix: "\nnext", single: true, want: "x + 1"},
 		{name: "trailing blank before code kept", cand: "x +", suffix: " 1\n", single: true, want: "x +"},
 		{name: "end token cuts", cand: "x + 1<|endoftext|>garbage", want: "x + 1"},

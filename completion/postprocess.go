@@ -17,6 +17,11 @@ const (
 	minRepeats     = 3
 	maxRepeatLen   = 32 // longest unit looked for within lines, in bytes
 	maxRepeatGroup = 4  // most lines in a repeated group
+	// A unit shorter than shortUnit bytes within a line must repeat
+	// shortRepeats times: code repeats short names ("n, n, n, n" in an
+	// argument list) where a model's loop repeats longer ones.
+	shortUnit    = 4
+	shortRepeats = 5
 )
 
 // postprocess cleans one raw candidate for a cursor followed by suffix (the
@@ -257,11 +262,18 @@ func cutRepeats(s string) string {
 			if !utf8.RuneStart(s[i+l]) || !hasLetter(unit) || strings.Count(unit, unit[:1]) == l {
 				continue
 			}
+			want := minRepeats
+			if l < shortUnit {
+				want = shortRepeats
+			}
+			if i+want*l > len(s) {
+				continue
+			}
 			n := 1
-			for n < minRepeats && s[i+n*l:i+(n+1)*l] == unit {
+			for n < want && s[i+n*l:i+(n+1)*l] == unit {
 				n++
 			}
-			if n == minRepeats {
+			if n == want {
 				return s[:i+l]
 			}
 		}

@@ -15,6 +15,8 @@ func TestPostprocess(t *testing.T) {
 		want   string
 	}{
 		{name: "plain", cand: "x + 1", want: "x + 1"},
+		{name: "a short name repeated in code kept", cand: `fmt.Sprintf("%d%d%d%d", n,n,n,n)`, single: true, want: `fmt.Sprintf("%d%d%d%d", n,n,n,n)`},
+		{name: "a short unit looping", cand: "x,x,x,x,x,x,x", single: true, want: "x,"},
 		{name: "a closer above the body it closes", cand: "if n > 1 {\n\t}", suffix: "\n\t\tfact = append(fact, n)\n\t}\n", want: "if n > 1 {"},
 		{name: "a closer above code at its own level kept", cand: "if x {\n\t\treturn\n\t}", suffix: "\n\treturn nil\n}\n", want: "if x {\n\t\treturn\n\t}"},
 		{name: "a closer before code on the cursor's line kept", cand: "f(a,\n\t)", suffix: " + g()\n\t\tx\n", want: "f(a,\n\t)"},

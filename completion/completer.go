@@ -236,7 +236,7 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	}
 
 	tVal := time.Now()
-	items, err := c.items(ctx, cands, prompt, m, off, chk, len(wanted(make([]Item, maxInvokedItems), req.Invoked)))
+	items, err := c.items(ctx, cands, prompt, m, off, chk, itemsWanted(req.Invoked))
 	res.Timings.Validate = time.Since(tVal)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -374,14 +374,18 @@ func rank(items []Item) []Item {
 	return out
 }
 
-// wanted returns the items a request gets of ranked items: the best for an
-// automatic request, up to maxInvokedItems for an invoked one.
+// wanted returns the items a request gets of ranked items (itemsWanted).
 func wanted(items []Item, invoked bool) []Item {
-	n := maxInvokedItems
-	if !invoked {
-		n = 1
+	return items[:min(len(items), itemsWanted(invoked))]
+}
+
+// itemsWanted is how many items a request gets: the best for an automatic
+// request, up to maxInvokedItems for an invoked one.
+func itemsWanted(invoked bool) int {
+	if invoked {
+		return maxInvokedItems
 	}
-	return items[:min(len(items), n)]
+	return 1
 }
 
 // trailingBlanks returns the spaces and tabs that end prefix.

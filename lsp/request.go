@@ -108,9 +108,10 @@ func (s *Server) prepare(ctx context.Context, method string, td protocol.TextDoc
 }
 
 // complete releases the read loop and asks the Completer. Without a model
-// the result is empty; a cancelled or superseded request returns an error
-// that answers RequestCancelled; other failures are logged and answer no
-// items, since an editor cannot do anything with them.
+// the result is empty, and so is that of a request a newer one superseded;
+// a request the client cancelled returns an error that answers
+// RequestCancelled; other failures are logged and answer no items, since
+// an editor cannot do anything with them.
 func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, error) {
 	async(ctx)
 	defer func() {

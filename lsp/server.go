@@ -395,7 +395,7 @@ var errSuperseded = errors.New("superseded by a newer request")
 var errCancelled = errors.New("cancelled by the client")
 
 // wireError maps a handler error to the JSON-RPC error the client sees:
-// cancelled and superseded requests answer RequestCancelled, params that
+// cancelled requests answer RequestCancelled, params that
 // do not decode InvalidParams.
 func wireError(ctx context.Context, method string, err error) error {
 	if err == nil {

@@ -181,8 +181,10 @@ func newServer(ctx context.Context, opts Options) *Server {
 	return s
 }
 
-// codec encodes params and results with go.lsp.dev/protocol's codec, which
-// knows LSP's union types; raw messages pass through.
+// codec encodes params and results with go.lsp.dev/protocol's Marshal and
+// Unmarshal, which know LSP's union types; raw messages pass through. (The
+// package's own codec is unexported: only its NewServer installs it, and
+// NewServer would take the dispatch chain out of the server's hands.)
 type codec struct{}
 
 func (codec) Marshal(v any) ([]byte, error) {

@@ -98,6 +98,24 @@ local function stop_timer(s)
 end
 
 --- Draws s.sugg (or removes the drawing when there is none).
+-- place_mark draws s's extmark at row, col (replacing the one shown): the
+-- virtual text over the rest of the line and the lines below it.
+local function place_mark(s, buf, row, col, virt_text, virt_lines)
+  local opts = {
+    virt_text = virt_text,
+    virt_text_pos = "overlay",
+    hl_mode = "combine",
+    priority = 200,
+  }
+  if #virt_lines > 0 then
+    opts.virt_lines = virt_lines
+  end
+  if s.mark then
+    pcall(api.nvim_buf_del_extmark, buf, M.ns, s.mark)
+  end
+  s.mark = api.nvim_buf_set_extmark(buf, M.ns, row, col, opts)
+end
+
 local function render(buf)
   local s = states[buf]
   if not s then
@@ -146,19 +164,7 @@ local function render(buf)
     table.insert(virt_text, { string.rep(" ", vcol + old_width - row_width), "Normal" })
   end
 
-  local opts = {
-    virt_text = virt_text,
-    virt_text_pos = "overlay",
-    hl_mode = "combine",
-    priority = 200,
-  }
-  if #virt_lines > 0 then
-    opts.virt_lines = virt_lines
-  end
-  if s.mark then
-    pcall(api.nvim_buf_del_extmark, buf, M.ns, s.mark)
-  end
-  s.mark = api.nvim_buf_set_extmark(buf, M.ns, g.row, g.col, opts)
+  place_mark(s, buf, g.row, g.col, virt_text, virt_lines)
 end
 
 local function show(buf, index)
@@ -580,19 +586,7 @@ function M.on_denoise(params)
   for i = 2, math.min(#lines, 8) do
     virt_lines[#virt_lines + 1] = { { util.expand_tabs(lines[i], 0, ts), "DfillDenoise" } }
   end
-  local opts = {
-    virt_text = { { util.expand_tabs(lines[1], vcol, ts), "DfillDenoise" } },
-    virt_text_pos = "overlay",
-    hl_mode = "combine",
-    priority = 200,
-  }
-  if #virt_lines > 0 then
-    opts.virt_lines = virt_lines
-  end
-  if s.mark then
-    pcall(api.nvim_buf_del_extmark, buf, M.ns, s.mark)
-  end
-  s.mark = api.nvim_buf_set_extmark(buf, M.ns, s.pending.row, s.pending.col, opts)
+  place_mark(s, buf, s.pending.row, s.pending.col, { { util.expand_tabs(lines[1], vcol, ts), "DfillDenoise" } }, virt_lines)
   M.status.denoise_steps = M.status.denoise_steps + 1
   if params.step == params.steps then
     -- The answer follows the last step; without one, the request was lost.

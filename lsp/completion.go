@@ -62,7 +62,8 @@ func completionItems(doc *document, items []completion.Item) []protocol.Completi
 		ws := wordStart(text, it.Start)
 		word := text[ws:it.Start]
 		newText := word + it.Insert
-		label := itemLabel(text, ws, it.End, newText)
+		result := resultingLines(text, ws, it.End, newText)
+		label := itemLabel(result, newText)
 		if label == "" {
 			continue
 		}
@@ -77,7 +78,7 @@ func completionItems(doc *document, items []completion.Item) []protocol.Completi
 			Detail: protocol.NewOptional(fmt.Sprintf("dfill %.0f%%", 100*it.Confidence)),
 			Documentation: &protocol.MarkupContent{
 				Kind:  protocol.MarkupKindMarkdown,
-				Value: "```" + doc.languageID + "\n" + resultingLines(text, ws, it.End, newText) + "\n```",
+				Value: "```" + doc.languageID + "\n" + result + "\n```",
 			},
 			TextEdit:         &protocol.TextEdit{Range: doc.mapper.Range(ws, it.End), NewText: newText},
 			InsertTextFormat: protocol.InsertTextFormatPlainText,
@@ -112,12 +113,12 @@ func resultingLines(text string, start, end int, insert string) string {
 	return strings.TrimRight(text[ls:start]+insert+text[end:le], "\r")
 }
 
-// itemLabel is how an item reads in a completion menu: its first line as
-// the line will read (the code before the cursor included), or its first
-// non-blank line when the insert starts a new line, and " …" when more
-// lines follow.
-func itemLabel(text string, start, end int, insert string) string {
-	lines := strings.Split(strings.TrimRight(resultingLines(text, start, end, insert), " \t\r\n"), "\n")
+// itemLabel is how an item inserting insert reads in a completion menu,
+// from the lines it results in (resultingLines): its first line as the line
+// will read (the code before the cursor included), or its first non-blank
+// line when the insert starts a new line, and " …" when more lines follow.
+func itemLabel(result, insert string) string {
+	lines := strings.Split(strings.TrimRight(result, " \t\r\n"), "\n")
 	label := ""
 	if strings.TrimSpace(firstLineRaw(insert)) != "" {
 		label = strings.TrimSpace(lines[0])

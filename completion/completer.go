@@ -44,10 +44,9 @@ const (
 	defaultContextTokens = 1024
 	maxInvokedItems      = 3
 	// windowBytes is how much text around the cursor is handed to the
-	// validator, enough for the window it parses (syntax.DefaultBytesBefore
-	// before the cursor; syntax.DefaultBytesAfter after it, and up to 3 KiB
-	// more to reach the end of the enclosing construct).
-	windowBytes = 6 << 10
+	// validator, enough for the widest window it parses (a construct of up
+	// to 16 KiB on each side of the cursor, see syntax.Session).
+	windowBytes = 24 << 10
 )
 
 // Completer answers completion requests. It is safe for concurrent use.
@@ -330,7 +329,7 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s := postprocess(cand.Text, prompt.Suffix, m.single)
+		s := postprocess(cand.Text, prompt.Suffix, m)
 		if s == "" {
 			continue
 		}

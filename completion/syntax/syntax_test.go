@@ -297,7 +297,7 @@ func TestWindowCutHidesNoError(t *testing.T) {
 	// range, so a balanced field is not accepted either (a string without
 	// its comma got through that way).
 	elem := "}, {\n\tName: \"b\",\n\tIn:   \"c\",\n"
-	elems := strings.Repeat(elem, 80)
+	elems := strings.Repeat(elem, 200) // longer than maxWideLines
 	lit := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n\tIn:   \"b\",\n\t\n" + elems + "}}\n"
 	at = strings.Index(lit, "\t\n") + 1
 	for insert, want := range map[string]bool{"{\"(\"": false, "Out:  \"c\",": false} {
@@ -310,11 +310,21 @@ func TestWindowCutHidesNoError(t *testing.T) {
 	// string leaves the rest of the window one error, which hides what a
 	// candidate does: an element left open is still rejected.
 	raw := "}, {\n\tName: \"r\",\n\tIn: `x\ny\nz\nw`,\n\tOut: [][]string{{\"a\"}},\n"
-	hid := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n" + strings.Repeat(elem, 6) + raw + "}, {\n\tName: \"b\",\n\t\n\tOut: [][]string{\n\t\t{\"a\"},\n\t},\n" + strings.Repeat(elem, 80) + "}}\n"
+	hid := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n" + strings.Repeat(elem, 6) + raw + "}, {\n\tName: \"b\",\n\t\n\tOut: [][]string{\n\t\t{\"a\"},\n\t},\n" + elems + "}}\n"
 	at = strings.Index(hid, "\"b\",\n\t\n") + len("\"b\",\n\t")
 	for insert, want := range map[string]bool{"{": false, "In: \"q\",": false} {
 		if got, err := v.Check(ctx, "go", []byte(hid), at, at, insert); err != nil || got.OK != want {
 			t.Errorf("%q after a raw string in a long composite literal: %+v, %v; want OK %v", insert, got, err, want)
+		}
+	}
+
+	// Where the whole literal is near enough to be parsed (see widen), a
+	// balanced field is accepted and an element left open is not.
+	short := "package p\n\nvar tests = []test{{\n\tName: \"a\",\n\tIn:   \"b\",\n\t\n" + strings.Repeat(elem, 60) + "}}\n"
+	at = strings.Index(short, "\t\n") + 1
+	for insert, want := range map[string]bool{"{\"(\"": false, "Out:  \"c\",": true} {
+		if got, err := v.Check(ctx, "go", []byte(short), at, at, insert); err != nil || got.OK != want {
+			t.Errorf("%q in a composite literal of 180 lines: %+v, %v; want OK %v", insert, got, err, want)
 		}
 	}
 

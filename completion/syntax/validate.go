@@ -105,13 +105,26 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	g := lookup(languageID)
 	we, ends := toTopLevel(doc, we, maxTopLevelLines, maxTopLevelBytes, g != nil && g.indented)
 	s, err := begin(ctx, languageID, doc, windowStart(doc, start, lines, bytesBefore), start, end, we)
+	if err != nil {
+		return nil, err
+	}
+	// A window that parses without errors holds whole constructs: a
+	// candidate that opens or closes one more leaves a visible error in it.
+	// So does one that starts and ends where constructs do, whatever
+	// errors the user's text has inside it (an open call the candidate is
+	// to close, or a block whose first line the candidate is to write).
+	s.closed = s.before.total() == 0 || ends && s.startsConstruct(doc, start)
+	if s.closed || s.g == nil {
+		s.hiddenRange = s.hidden()
+		return s, nil
+	}
 	// A window that starts inside a string or comment parses as a run of
 	// errors, and they hide the ones a candidate makes. When the window has
 	// errors, shorter heads (halving down to minLinesBefore) may start
 	// outside them: the window with the fewest errors is kept, unless that
 	// head hides the range (inside a string, a comment or an error node)
 	// and the longer one does not.
-	for l := lines / 2; err == nil && s.before.total() > 0 && s.g != nil && l >= minLinesBefore; l /= 2 {
+	for l := lines / 2; err == nil && s.before.total() > 0 && l >= minLinesBefore; l /= 2 {
 		var t *Session
 		t, err = begin(ctx, languageID, doc, windowStart(doc, start, l, bytesBefore), start, end, we)
 		switch {
@@ -127,14 +140,55 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	if err != nil {
 		return nil, err
 	}
-	// A window that parses without errors holds whole constructs: a
-	// candidate that opens or closes one more leaves a visible error in it.
-	// So does one that starts and ends where constructs do, whatever
-	// errors the user's text has inside it (an open call the candidate is
-	// to close).
 	s.closed = s.before.total() == 0 || ends && opensConstruct(doc, start-len(s.head))
+	if !s.closed {
+		if s, err = s.widen(ctx, doc, start, end); err != nil {
+			return nil, err
+		}
+	}
 	s.hiddenRange = s.hidden()
 	return s, nil
+}
+
+// A window that has errors and does not hold whole constructs is widened,
+// when that takes at most this many lines (and bytes) on each side, to
+// start and end where constructs do.
+const (
+	maxWideLines = 400
+	maxWideBytes = 16 << 10
+)
+
+// widen returns a session on a window of doc from the start of the
+// construct the range is in to its end, when both are near enough (see
+// maxWideLines) and that window parses better than s's: without the range
+// hidden (s's head may start inside a long composite literal's string)
+// and with no more errors. Then the window holds whole constructs, and a
+// candidate that opens a block whose body follows (the line "if n > 1 {"
+// the user left out) is checked by the whole block instead of refused for
+// changing the structure of a window cut inside it. Otherwise it returns
+// s.
+func (s *Session) widen(ctx context.Context, doc []byte, start, end int) (*Session, error) {
+	top := fromTopLevel(doc, start-len(s.head), maxWideLines, maxWideBytes)
+	next := len(doc) // the line after the range's
+	if i := bytes.IndexByte(doc[end:], '\n'); i >= 0 {
+		next = end + i + 1
+	}
+	we, ends := toTopLevel(doc, next, maxWideLines, maxWideBytes, s.g.indented)
+	if !ends || !opensConstruct(doc, top) {
+		return s, nil
+	}
+	t, err := begin(ctx, s.languageID, doc, top, start, end, we)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if !t.startsConstruct(doc, start) || t.before.total() > s.before.total() && !s.hidden() {
+		t.Close()
+		return s, nil
+	}
+	s.Close()
+	t.closed = true
+	return t, nil
 }
 
 // hidden reports whether the range starts strictly inside a string, a
@@ -678,6 +732,34 @@ func toTopLevel(doc []byte, we, maxLines, maxBytes int, indented bool) (end int,
 		return len(doc), true
 	}
 	return we, false
+}
+
+// startsConstruct reports whether the session's window (around the range
+// at doc[start]) starts where a construct does: at the document's start, or
+// at a line in column 0 (see opensConstruct) that is not inside a string or
+// comment, which would leave the range hidden in the window's errors. (At
+// the document's start, an error around the range is the user's own.)
+func (s *Session) startsConstruct(doc []byte, start int) bool {
+	ws := start - len(s.head)
+	return ws == 0 || opensConstruct(doc, ws) && !s.hidden()
+}
+
+// fromTopLevel returns where the line that starts a construct (see
+// opensConstruct) at or before ws begins, if there is one within maxLines
+// lines and maxBytes bytes before ws; otherwise it returns ws.
+func fromTopLevel(doc []byte, ws, maxLines, maxBytes int) int {
+	lo := max(0, ws-maxBytes)
+	i := ws
+	for line := 0; line <= maxLines && i >= lo; line++ {
+		if opensConstruct(doc, i) {
+			return i
+		}
+		if i == 0 {
+			break
+		}
+		i = bytes.LastIndexByte(doc[:i-1], '\n') + 1
+	}
+	return ws
 }
 
 // opensConstruct reports whether a line starting at i in doc begins in

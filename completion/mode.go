@@ -22,6 +22,13 @@ type mode struct {
 	// closers is text[cursor:end] (the closing characters the item
 	// replaces and so must put back).
 	closers string
+	// ahead is set when the cursor stands in a line's indentation with
+	// code after it (HumanEval's cursor, or the user's at the start of a
+	// line): the completion is whole lines inserted ahead of that code,
+	// so it ends in a newline and indent, the blanks before the cursor,
+	// which the code after the cursor keeps.
+	ahead  bool
+	indent string
 }
 
 // closingChars may follow the cursor on its line without forcing the
@@ -43,8 +50,14 @@ func decideMode(text string, off int, languageID string) mode {
 	rest := text[off:eol]
 	restCode := strings.TrimSpace(rest)
 
-	onlyClosers := restCode != "" && strings.Trim(restCode, closingChars+" \t") == ""
 	m := mode{end: off}
+	if restCode != "" && strings.TrimSpace(before) == "" {
+		// Lines ahead of the code on the cursor's line, closing brackets
+		// ("}" of a block the lines go in) included.
+		m.ahead, m.indent = true, before
+		return m
+	}
+	onlyClosers := restCode != "" && strings.Trim(restCode, closingChars+" \t") == ""
 	if onlyClosers {
 		m.end = eol
 		m.closers = rest
@@ -80,9 +93,13 @@ func opensBlock(before, languageID string) bool {
 
 // finish turns a post-processed candidate into the text that replaces
 // [cursor, m.end): when the item replaces closing characters, the ones the
-// candidate does not close itself are put back after it.
+// candidate does not close itself are put back after it; lines ahead of
+// code end in a newline and the cursor's indent.
 func finish(cand string, m mode) string {
-	if m.closers == "" {
+	switch {
+	case m.ahead:
+		return cand + "\n" + m.indent
+	case m.closers == "":
 		return cand
 	}
 	return cand + unclosed(cand, m.closers)

@@ -24,12 +24,13 @@ const (
 	shortRepeats = 5
 )
 
-// postprocess cleans one raw candidate for a cursor followed by suffix (the
-// prompt's suffix, LF line endings): it strips special tokens, cuts the
-// overlap with the suffix, keeps the first line in single-line mode, cuts
-// repetition loops and trailing blank lines. It returns "" when nothing
-// useful is left.
-func postprocess(cand, suffix string, single bool) string {
+// postprocess cleans one raw candidate for a cursor in mode m followed by
+// suffix (the prompt's suffix, LF line endings): it strips special tokens,
+// cuts the overlap with the suffix, keeps the first line in single-line
+// mode, cuts repetition loops and trailing blank lines. It returns "" when
+// nothing useful is left.
+func postprocess(cand, suffix string, m mode) string {
+	single := m.single
 	cand = stripSpecial(cand)
 	cand = strings.ReplaceAll(cand, "\r\n", "\n")
 	cand = trimBlankTail(cand)
@@ -42,11 +43,16 @@ func postprocess(cand, suffix string, single bool) string {
 	}
 	cand = cutRepeats(cand)
 	cand = trimBlankTail(cand)
-	if !single {
+	switch {
+	case m.ahead:
+		// The suffix starts with the code the lines go ahead of.
+		cand = cutPrematureCloser(cand, "\n"+m.indent+suffix)
+	case !single:
 		cand = cutPrematureCloser(cand, suffix)
 	}
-	if atLineEnd(suffix) {
-		// Nothing follows on the line: trailing blanks are noise.
+	if m.ahead || atLineEnd(suffix) {
+		// Nothing follows on the line (or the line is ended by finish):
+		// trailing blanks are noise.
 		cand = strings.TrimRight(cand, " \t\r")
 	}
 	if strings.TrimSpace(cand) == "" {

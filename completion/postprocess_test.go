@@ -8,11 +8,11 @@ import (
 
 func TestPostprocess(t *testing.T) {
 	tests := []struct {
-		name   string
-		cand   string
-		suffix string
-		single bool
-		want   string
+		name          string
+		cand          string
+		suffix        string
+		single, ahead bool
+		want          string
 	}{
 		{name: "plain", cand: "x + 1", want: "x + 1"},
 		{name: "a short name repeated in code kept", cand: `fmt.Sprintf("%d%d%d%d", n,n,n,n)`, single: true, want: `fmt.Sprintf("%d%d%d%d", n,n,n,n)`},
@@ -52,10 +52,13 @@ func TestPostprocess(t *testing.T) {
 		{name: "blank lines are not a loop", cand: "a\n\n\n\nb", want: "a\n\n\n\nb"},
 		{name: "closing brackets are not a loop", cand: "f(g(h(x)))", want: "f(g(h(x)))"},
 		{name: "colour is not a loop", cand: "c := \"#ffffff\"", want: "c := \"#ffffff\""},
+		{name: "lines ahead of code", cand: "    x = 1\n    return x\n", suffix: "    return x\n", ahead: true, want: "    x = 1"},
+		{name: "lines ahead: trailing blanks", cand: "    x = 1  \n", suffix: "    return x\n", ahead: true, want: "    x = 1"},
+		{name: "lines ahead: premature closer", cand: "\tif x {\n\t}", suffix: "\t\ty++\n\t}\n", ahead: true, want: "\tif x {"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := postprocess(tt.cand, tt.suffix, tt.single); got != tt.want {
+			if got := postprocess(tt.cand, tt.suffix, mode{single: tt.single, ahead: tt.ahead}); got != tt.want {
 				t.Errorf("postprocess(%q, %q, %v) = %q, want %q", tt.cand, tt.suffix, tt.single, got, tt.want)
 			}
 		})
@@ -69,10 +72,14 @@ func TestDecideMode(t *testing.T) {
 		lang       string
 		wantSingle bool
 		wantEnd    string // the text the item replaces
+		wantAhead  bool   // whole lines ahead of the code after the cursor
 	}{
 		{name: "empty line", doc: "func f() {\n\t|\n}\n", lang: "go", wantSingle: false},
 		{name: "empty document", doc: "|", lang: "go", wantSingle: false},
 		{name: "code follows", doc: "x := |foo()\n", lang: "go", wantSingle: true},
+		{name: "code follows at column 0", doc: "|    return x\n", lang: "python", wantAhead: true},
+		{name: "code follows the indent", doc: "\t|return x\n", lang: "go", wantAhead: true},
+		{name: "a closer follows at column 0", doc: "d = {\n    'a': 1,\n|    }\n", lang: "python", wantAhead: true},
 		{name: "end of a code line", doc: "x := |\n", lang: "go", wantSingle: true},
 		{name: "after a brace", doc: "func f() {|\n", lang: "go", wantSingle: false},
 		{name: "after a paren with a closer", doc: "f(|)\n", lang: "go", wantSingle: false, wantEnd: ")"},
@@ -90,8 +97,8 @@ func TestDecideMode(t *testing.T) {
 			at := strings.Index(tt.doc, "|")
 			text := tt.doc[:at] + tt.doc[at+1:]
 			m := decideMode(text, at, tt.lang)
-			if m.single != tt.wantSingle {
-				t.Errorf("single = %v, want %v", m.single, tt.wantSingle)
+			if m.single != tt.wantSingle || m.ahead != tt.wantAhead {
+				t.Errorf("single, ahead = %v, %v, want %v, %v", m.single, m.ahead, tt.wantSingle, tt.wantAhead)
 			}
 			if got := text[at:m.end]; got != tt.wantEnd || m.closers != tt.wantEnd {
 				t.Errorf("replaces %q (closers %q), want %q", got, m.closers, tt.wantEnd)
@@ -103,11 +110,14 @@ func TestDecideMode(t *testing.T) {
 func TestFinish(t *testing.T) {
 	tests := []struct {
 		name, cand, closers, want string
+		ahead                     bool
+		indent                    string
 	}{
 		{name: "no closers", cand: "x", want: "x"},
 		{name: "put back", cand: "a, b", closers: ")", want: "a, b)"},
 		{name: "candidate closes", cand: "a, b)", closers: ")", want: "a, b)"},
 		{name: "own parens do not close", cand: "g(x)", closers: ")", want: "g(x))"},
+		{name: "lines ahead end their line", cand: "x := 1", ahead: true, indent: "\t", want: "x := 1\n\t"},
 		{name: "partly closed", cand: `hello", x`, closers: `")`, want: `hello", x)`},
 		{name: "spacing kept when nothing closes", cand: "a", closers: ") );", want: "a) );"},
 		{name: "rest after partial close", cand: "a)", closers: ") );", want: "a) );"},
@@ -116,7 +126,7 @@ func TestFinish(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := finish(tt.cand, mode{closers: tt.closers}); got != tt.want {
+			if got := finish(tt.cand, mode{closers: tt.closers, ahead: tt.ahead, indent: tt.indent}); got != tt.want {
 				t.Errorf("finish(%q, %q) = %q, want %q", tt.cand, tt.closers, got, tt.want)
 			}
 		})
@@ -133,7 +143,7 @@ func FuzzPostprocess(f *testing.F) {
 	f.Add("é<|fim_pad|>é", "é", true)
 	f.Add("a\r\nb\r\n\r\n", "b", false)
 	f.Fuzz(func(t *testing.T, cand, suffix string, single bool) {
-		out := postprocess(cand, suffix, single)
+		out := postprocess(cand, suffix, mode{single: single})
 		if out == "" {
 			return
 		}

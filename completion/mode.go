@@ -25,10 +25,11 @@ type mode struct {
 	// ahead is set when the cursor stands in a line's indentation with
 	// code after it (HumanEval's cursor, or the user's at the start of a
 	// line): the completion is whole lines inserted ahead of that code,
-	// so it ends in a newline and indent, the blanks before the cursor,
-	// which the code after the cursor keeps.
-	ahead  bool
-	indent string
+	// so it ends in a newline and the blanks before the cursor, which the
+	// code after the cursor keeps.
+	ahead bool
+	// before is the cursor's line before the cursor.
+	before string
 }
 
 // closingChars may follow the cursor on its line without forcing the
@@ -50,11 +51,11 @@ func decideMode(text string, off int, languageID string) mode {
 	rest := text[off:eol]
 	restCode := strings.TrimSpace(rest)
 
-	m := mode{end: off}
+	m := mode{end: off, before: before}
 	if restCode != "" && strings.TrimSpace(before) == "" {
 		// Lines ahead of the code on the cursor's line, closing brackets
 		// ("}" of a block the lines go in) included.
-		m.ahead, m.indent = true, before
+		m.ahead = true
 		return m
 	}
 	onlyClosers := restCode != "" && strings.Trim(restCode, closingChars+" \t") == ""
@@ -98,7 +99,7 @@ func opensBlock(before, languageID string) bool {
 func finish(cand string, m mode) string {
 	switch {
 	case m.ahead:
-		return cand + "\n" + m.indent
+		return cand + "\n" + m.before
 	case m.closers == "":
 		return cand
 	}

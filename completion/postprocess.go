@@ -34,19 +34,19 @@ func postprocess(cand, suffix string, m mode) string {
 	cand = stripSpecial(cand)
 	cand = strings.ReplaceAll(cand, "\r\n", "\n")
 	cand = trimBlankTail(cand)
-	cand = cutOverlap(cand, suffix)
+	cand = cutOverlap(cand, suffix, m.before)
 	if single {
 		if i := strings.IndexByte(cand, '\n'); i >= 0 {
 			cand = cand[:i]
 		}
-		cand = cutOverlap(cand, suffix)
+		cand = cutOverlap(cand, suffix, m.before)
 	}
 	cand = cutRepeats(cand)
 	cand = trimBlankTail(cand)
 	switch {
 	case m.ahead:
 		// The suffix starts with the code the lines go ahead of.
-		cand = cutPrematureCloser(cand, "\n"+m.indent+suffix)
+		cand = cutPrematureCloser(cand, "\n"+m.before+suffix)
 	case !single:
 		cand = cutPrematureCloser(cand, suffix)
 	}
@@ -111,25 +111,32 @@ func trimBlankTail(s string) string {
 // cutOverlap removes the longest end of cand that repeats the start of the
 // suffix, or the start of the suffix's next non-blank line (the model wrote
 // the closing line that already follows). An overlap is cut only when it
-// holds more than whitespace, starts and ends on token boundaries, and
-// does not close a bracket or string that cand itself opened.
-func cutOverlap(cand, suffix string) string {
+// holds more than whitespace, starts and ends on token boundaries (not
+// inside a run of blanks either), and does not close a bracket or string
+// that cand itself opened; an overlap with the next line must also not
+// close one that the cursor's line (before, up to the cursor) opened, and
+// when it starts a line of cand it must be indented as that line is.
+func cutOverlap(cand, suffix, before string) string {
 	if cand == "" || suffix == "" {
 		return cand
 	}
-	if out, ok := cutOverlapWith(cand, suffix); ok {
+	if out, ok := cutOverlapWith(cand, suffix, "", false, ""); ok {
 		return out
 	}
 	next := strings.TrimLeft(suffix, " \t\r\n")
-	if next != suffix && strings.ContainsRune(suffix[:len(suffix)-len(next)], '\n') {
-		if out, ok := cutOverlapWith(cand, next); ok {
+	if gap := suffix[:len(suffix)-len(next)]; strings.ContainsRune(gap, '\n') {
+		indent := gap[strings.LastIndexByte(gap, '\n')+1:]
+		if out, ok := cutOverlapWith(cand, next, before, true, indent); ok {
 			return strings.TrimRight(out, " \t\r\n")
 		}
 	}
 	return cand
 }
 
-func cutOverlapWith(cand, suffix string) (string, bool) {
+// cutOverlapWith cuts the longest end of cand that suffix starts with (see
+// cutOverlap); nextLine says suffix is the next line's code, indented by
+// indent, and before is the cursor's line up to the cursor.
+func cutOverlapWith(cand, suffix, before string, nextLine bool, indent string) (string, bool) {
 	for k := min(len(cand), len(suffix)); k > 0; k-- {
 		ov := suffix[:k]
 		if !strings.HasSuffix(cand, ov) || strings.TrimSpace(ov) == "" {
@@ -139,14 +146,23 @@ func cutOverlapWith(cand, suffix string) (string, bool) {
 		if !utf8.RuneStart(ov[0]) {
 			continue
 		}
-		// Token boundaries: "fo"+"o bar" is not an overlap of "o".
-		if isWord(ov[0]) && rest != "" && isWord(rest[len(rest)-1]) {
+		// Token boundaries: "fo"+"o bar" is not an overlap of "o", nor
+		// "        "+"    return" one of "    return".
+		if isWord(ov[0]) && rest != "" && isWord(rest[len(rest)-1]) || isBlank(ov[0]) && rest != "" && isBlank(rest[len(rest)-1]) {
 			continue
 		}
 		if isWord(ov[k-1]) && k < len(suffix) && isWord(suffix[k]) {
 			continue
 		}
-		if closesOwn(rest, ov) {
+		if !nextLine {
+			if closesOwn(rest, ov) {
+				continue
+			}
+			return rest, true
+		}
+		line := before + rest
+		line = line[strings.LastIndexByte(line, '\n')+1:]
+		if strings.TrimSpace(line) == "" && line != indent || closesOwn(before+rest, ov) {
 			continue
 		}
 		return rest, true
@@ -156,30 +172,46 @@ func cutOverlapWith(cand, suffix string) (string, bool) {
 
 // closesOwn reports whether a closing bracket or quote in ov closes one
 // opened in rest: then ov is part of the candidate's own code ("g(x)"
-// before ")"), not a copy of the suffix.
+// before ")"), not a copy of the suffix. Brackets inside strings are not
+// counted; a string ends at its quote, or at the end of the line unless
+// it is a raw one.
 func closesOwn(rest, ov string) bool {
 	var stack []byte
 	base := -1 // brackets below this depth were opened in rest
+	var quote byte
+	quoteInRest := false // the string being read was opened in rest
 	s := rest + ov
 	for i := 0; i < len(s); i++ {
 		if i == len(rest) {
 			base = len(stack)
 		}
 		ch := s[i]
+		if quote != 0 {
+			switch {
+			case ch == '\\' && quote != '`':
+				i++ // an escaped quote does not close
+			case ch == quote:
+				if quoteInRest && i >= len(rest) {
+					return true
+				}
+				quote = 0
+			case ch == '\n' && quote != '`':
+				quote = 0
+			}
+			continue
+		}
 		switch ch {
 		case '(', '[', '{':
 			stack = append(stack, ch)
-		case ')', ']', '}', '"', '\'', '`':
+		case ')', ']', '}':
 			if len(stack) > 0 && stack[len(stack)-1] == opener(ch) {
 				if base >= 0 && len(stack) <= base {
 					return true
 				}
 				stack = stack[:len(stack)-1]
-			} else if ch == '"' || ch == '\'' || ch == '`' {
-				stack = append(stack, ch)
 			}
-		case '\\':
-			i++ // an escaped quote does not open or close
+		case '"', '\'', '`':
+			quote, quoteInRest = ch, i < len(rest)
 		}
 	}
 	return false
@@ -224,6 +256,8 @@ func atLineEnd(suffix string) bool {
 	}
 	return strings.TrimSpace(suffix[:i]) == ""
 }
+
+func isBlank(b byte) bool { return b == ' ' || b == '\t' }
 
 func isWord(b byte) bool {
 	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= 0x80

@@ -12,6 +12,7 @@ func TestPostprocess(t *testing.T) {
 		cand          string
 		suffix        string
 		single, ahead bool
+		before        string // the cursor's line before the cursor
 		want          string
 	}{
 		{name: "plain", cand: "x + 1", want: "x + 1"},
@@ -52,13 +53,18 @@ func TestPostprocess(t *testing.T) {
 		{name: "blank lines are not a loop", cand: "a\n\n\n\nb", want: "a\n\n\n\nb"},
 		{name: "closing brackets are not a loop", cand: "f(g(h(x)))", want: "f(g(h(x)))"},
 		{name: "colour is not a loop", cand: "c := \"#ffffff\"", want: "c := \"#ffffff\""},
+		{name: "a closer the cursor's line opened kept", cand: "4s[0], float64s[1]}", suffix: "\n\t\t}\n}\n", before: "\t\tp = [2]float64{float6", want: "4s[0], float64s[1]}"},
+		{name: "next line's closer cut", cand: "x++\n\t}", suffix: "\n\t}\n}\n", before: "\t\t", want: "x++"},
+		{name: "next line at another indent kept", cand: "    if a:\n        return False", suffix: "\n    return False\n", want: "    if a:\n        return False"},
+		{name: "brackets in strings do not count", cand: "        if c == '(':\n            x += 1\n        elif c == ')':", suffix: "        elif c == ')':\n", ahead: true, want: "        if c == '(':\n            x += 1"},
+		{name: "another indent is no overlap", cand: "            return True\n        return False", suffix: "    return False\n", ahead: true, want: "            return True\n        return False"},
 		{name: "lines ahead of code", cand: "    x = 1\n    return x\n", suffix: "    return x\n", ahead: true, want: "    x = 1"},
 		{name: "lines ahead: trailing blanks", cand: "    x = 1  \n", suffix: "    return x\n", ahead: true, want: "    x = 1"},
 		{name: "lines ahead: premature closer", cand: "\tif x {\n\t}", suffix: "\t\ty++\n\t}\n", ahead: true, want: "\tif x {"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := postprocess(tt.cand, tt.suffix, mode{single: tt.single, ahead: tt.ahead}); got != tt.want {
+			if got := postprocess(tt.cand, tt.suffix, mode{single: tt.single, ahead: tt.ahead, before: tt.before}); got != tt.want {
 				t.Errorf("postprocess(%q, %q, %v) = %q, want %q", tt.cand, tt.suffix, tt.single, got, tt.want)
 			}
 		})
@@ -126,7 +132,7 @@ func TestFinish(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := finish(tt.cand, mode{closers: tt.closers, ahead: tt.ahead, indent: tt.indent}); got != tt.want {
+			if got := finish(tt.cand, mode{closers: tt.closers, ahead: tt.ahead, before: tt.indent}); got != tt.want {
 				t.Errorf("finish(%q, %q) = %q, want %q", tt.cand, tt.closers, got, tt.want)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dfill/dfill/completion/syntax"
 	"github.com/dfill/dfill/fim"
 )
 
@@ -44,8 +45,9 @@ const (
 	defaultContextTokens = 1024
 	maxInvokedItems      = 3
 	// windowBytes is how much text around the cursor is handed to the
-	// validator, enough for the widest window it parses (a construct of up
-	// to 16 KiB on each side of the cursor, see syntax.Session).
+	// validator in a document too large to hand whole (validatorWindow),
+	// enough for the widest window it parses (a construct of up to 16 KiB
+	// on each side of the cursor, see syntax.Session).
 	windowBytes = 24 << 10
 )
 
@@ -214,7 +216,7 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	// runs.
 	var chk Checker
 	if !opts.SkipValidation && c.validator != nil {
-		wlo, whi := max(0, off-windowBytes), min(len(text), m.end+windowBytes)
+		wlo, whi := validatorWindow(len(text), off, m.end)
 		early := beginEarly(ctx, c.validator, lang, []byte(text[wlo:whi]), off-wlo, m.end-wlo)
 		defer early.Close()
 		chk = early
@@ -245,6 +247,23 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	}
 	res.Items = wanted(rank(items), req.Invoked)
 	return res, nil
+}
+
+// validatorWindow returns the part [wlo, whi) of a document of n bytes
+// handed to the validator for a range [off, end): all of it when it is
+// small enough to be parsed whole, otherwise windowBytes on each side of
+// the range, and more than syntax.MaxWholeBytes in all, so that a part is
+// never taken for a whole document.
+func validatorWindow(n, off, end int) (wlo, whi int) {
+	if n <= syntax.MaxWholeBytes {
+		return 0, n
+	}
+	wlo, whi = max(0, off-windowBytes), min(n, end+windowBytes)
+	if short := syntax.MaxWholeBytes + 1 - (whi - wlo); short > 0 {
+		whi = min(n, whi+short)
+		wlo = max(0, whi-syntax.MaxWholeBytes-1)
+	}
+	return wlo, whi
 }
 
 // spanTokens returns how many tokens to fill: Options.MaxTokens (or the

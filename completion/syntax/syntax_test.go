@@ -549,8 +549,9 @@ func TestIncrementalMatchesFresh(t *testing.T) {
 // literal hundreds of lines long, after an element with a multi-line raw
 // string (a short head then started inside it and the rest of the window
 // parsed as one error), and a string without its comma in another element.
-// No window short of the literal shows the range's syntax, so nothing is
-// accepted there. It reads the file from GOROOT.
+// No window short of the literal shows the range's syntax; the file is
+// small enough to be parsed whole (MaxWholeBytes), so a whole field is
+// accepted and the broken ones are not. It reads the file from GOROOT.
 func TestWindowInStdlibLiteral(t *testing.T) {
 	noLeaks(t)
 	src, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "encoding", "csv", "reader_test.go"))
@@ -564,10 +565,60 @@ func TestWindowInStdlibLiteral(t *testing.T) {
 	}
 	doc := append(bytes.Clone(src[:at+1]), src[at+len(line):]...)
 	var v Validator
-	for insert, want := range map[string]bool{"{": false, `" "`: false, `Input: "x",`: false} {
+	for insert, want := range map[string]bool{"{": false, `" "`: false, `Input: "x",`: true} {
 		if got, err := v.Check(context.Background(), "go", doc, at+1, at+1, insert); err != nil || got.OK != want {
 			t.Errorf("%q: %+v, %v; want OK %v", insert, got, err, want)
 		}
+	}
+}
+
+// BenchmarkCheckWhole measures a session that widens the window to the
+// whole document (TestWindowInStdlibLiteral's, 19 KiB) beside one in the
+// default window of the same file (a statement in a function): Begin (run
+// while the model generates) and one candidate's Check.
+func BenchmarkCheckWhole(b *testing.B) {
+	src, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "src", "encoding", "csv", "reader_test.go"))
+	if err != nil {
+		b.Skipf("no Go source tree: %v", err)
+	}
+	const line = `	Input: "§a,§b,§c\n\n¶§d,§e,§f\n\n",`
+	at := bytes.Index(src, []byte(line))
+	fn := bytes.Index(src, []byte("\tr := NewReader(&nTimes")) // in a function
+	if at < 0 || fn < 0 {
+		b.Skip("encoding/csv/reader_test.go has changed")
+	}
+	whole := append(bytes.Clone(src[:at+1]), src[at+len(line):]...)
+	for _, bc := range []struct {
+		name   string
+		doc    []byte
+		at     int
+		insert string
+	}{
+		{"whole", whole, at + 1, `Input: "x",`},
+		{"window", src, fn, "\tx := 1\n"},
+	} {
+		var v Validator
+		b.Run(bc.name+"/begin", func(b *testing.B) {
+			for b.Loop() {
+				s, err := v.Begin(context.Background(), "go", bc.doc, bc.at, bc.at)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+			}
+		})
+		b.Run(bc.name+"/check", func(b *testing.B) {
+			s, err := v.Begin(context.Background(), "go", bc.doc, bc.at, bc.at)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			for b.Loop() {
+				if got, err := s.Check(bc.insert); err != nil || !got.OK {
+					b.Fatal(got, err)
+				}
+			}
+		})
 	}
 }
 

@@ -114,6 +114,13 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 	// errors the user's text has inside it (an open call the candidate is
 	// to close, or a block whose first line the candidate is to write).
 	s.closed = s.before.total() == 0 || ends && s.startsConstruct(doc, start)
+	if !s.closed && s.g != nil {
+		var wide bool
+		if s, wide, err = s.widen(ctx, doc, start, end); err != nil {
+			return nil, err
+		}
+		s.closed = wide
+	}
 	if s.closed || s.g == nil {
 		s.hiddenRange = s.hidden()
 		return s, nil
@@ -141,11 +148,6 @@ func (v *Validator) Begin(ctx context.Context, languageID string, doc []byte, st
 		return nil, err
 	}
 	s.closed = s.before.total() == 0 || ends && opensConstruct(doc, start-len(s.head))
-	if !s.closed {
-		if s, err = s.widen(ctx, doc, start, end); err != nil {
-			return nil, err
-		}
-	}
 	s.hiddenRange = s.hidden()
 	return s, nil
 }
@@ -158,37 +160,55 @@ const (
 	maxWideBytes = 16 << 10
 )
 
-// widen returns a session on a window of doc from the start of the
+// MaxWholeBytes is the largest document that a Session parses whole when
+// no narrower window holds whole constructs (see widen). A caller that
+// hands Begin a part of a document must hand it more than this, or the
+// part's first byte is taken for the document's start.
+const MaxWholeBytes = 48 << 10
+
+// widen returns a session on a wider window of doc that holds whole
+// constructs, and true, when there is one: from the start of the
 // construct the range is in to its end, when both are near enough (see
-// maxWideLines) and that window parses better than s's: without the range
-// hidden (s's head may start inside a long composite literal's string)
-// and with no more errors. Then the window holds whole constructs, and a
-// candidate that opens a block whose body follows (the line "if n > 1 {"
-// the user left out) is checked by the whole block instead of refused for
-// changing the structure of a window cut inside it. Otherwise it returns
-// s.
-func (s *Session) widen(ctx context.Context, doc []byte, start, end int) (*Session, error) {
+// maxWideLines) and the window does not start inside a string or comment
+// (startsConstruct); otherwise the whole document, when it is small
+// enough (MaxWholeBytes). Then a candidate that opens a block whose body
+// follows (the line "if n > 1 {" the user left out) is checked by the
+// whole block instead of refused for changing the structure of a window
+// cut inside it. Otherwise it returns s and false. s is closed when a new
+// session is returned or on error.
+func (s *Session) widen(ctx context.Context, doc []byte, start, end int) (*Session, bool, error) {
 	top := fromTopLevel(doc, start-len(s.head), maxWideLines, maxWideBytes)
 	next := len(doc) // the line after the range's
 	if i := bytes.IndexByte(doc[end:], '\n'); i >= 0 {
 		next = end + i + 1
 	}
 	we, ends := toTopLevel(doc, next, maxWideLines, maxWideBytes, s.g.indented)
-	if !ends || !opensConstruct(doc, top) {
-		return s, nil
+	if ends && opensConstruct(doc, top) {
+		t, err := begin(ctx, s.languageID, doc, top, start, end, we)
+		if err != nil {
+			s.Close()
+			return nil, false, err
+		}
+		if t.startsConstruct(doc, start) {
+			s.Close()
+			return t, true, nil
+		}
+		t.Close()
 	}
-	t, err := begin(ctx, s.languageID, doc, top, start, end, we)
+	// Lines in column 0 inside multi-line strings (test tables) fool the
+	// search for a construct's start, and an error the user left may hide
+	// the range in a construct's parse; a document small enough is parsed
+	// whole instead.
+	if len(doc) > MaxWholeBytes || len(s.head) == start {
+		return s, false, nil
+	}
+	t, err := begin(ctx, s.languageID, doc, 0, start, end, len(doc))
 	if err != nil {
 		s.Close()
-		return nil, err
-	}
-	if !t.startsConstruct(doc, start) || t.before.total() > s.before.total() && !s.hidden() {
-		t.Close()
-		return s, nil
+		return nil, false, err
 	}
 	s.Close()
-	t.closed = true
-	return t, nil
+	return t, true, nil
 }
 
 // hidden reports whether the range starts strictly inside a string, a
@@ -734,6 +754,15 @@ func toTopLevel(doc []byte, we, maxLines, maxBytes int, indented bool) (end int,
 	return we, false
 }
 
+// declarationStart reports whether a line in column 0 that starts with b
+// may start a declaration, a statement or a comment: an ASCII word, a
+// decorator, a comment; not a quote, which ends a multi-line string more
+// often than it starts one, nor a number or an operator, which go on an
+// expression.
+func declarationStart(b byte) bool {
+	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b == '@' || b == '#' || b == '/'
+}
+
 // startsConstruct reports whether the session's window (around the range
 // at doc[start]) starts where a construct does: at the document's start, or
 // at a line in column 0 (see opensConstruct) that is not inside a string or
@@ -745,13 +774,14 @@ func (s *Session) startsConstruct(doc []byte, start int) bool {
 }
 
 // fromTopLevel returns where the line that starts a construct (see
-// opensConstruct) at or before ws begins, if there is one within maxLines
-// lines and maxBytes bytes before ws; otherwise it returns ws.
+// opensConstruct) with a declaration (see declarationStart) at or before
+// ws begins, if there is one within maxLines lines and maxBytes bytes
+// before ws; otherwise it returns ws.
 func fromTopLevel(doc []byte, ws, maxLines, maxBytes int) int {
 	lo := max(0, ws-maxBytes)
 	i := ws
 	for line := 0; line <= maxLines && i >= lo; line++ {
-		if opensConstruct(doc, i) {
+		if opensConstruct(doc, i) && (i == 0 || declarationStart(doc[i])) {
 			return i
 		}
 		if i == 0 {

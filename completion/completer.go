@@ -358,6 +358,15 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 			if s, err = trimValid(chk, s, m); err != nil {
 				return nil, err
 			}
+			if m.single && s == "" {
+				// Lines the middle of a line needs (an expression that
+				// goes on below, the start of a later line) are kept when
+				// its first line does not fit and the whole candidate
+				// adds no syntax error.
+				if s, err = acrossLines(chk, cand.Text, prompt.Suffix, m); err != nil {
+					return nil, err
+				}
+			}
 			if s == "" {
 				continue
 			}
@@ -372,6 +381,22 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 		})
 	}
 	return items, nil
+}
+
+// acrossLines returns cand post-processed as a multi-line candidate for a
+// cursor in the middle of a line (m.single) when it passes chk, or "".
+func acrossLines(chk Checker, cand, suffix string, m mode) (string, error) {
+	multi := m
+	multi.single = false
+	all := postprocess(cand, suffix, multi)
+	if !strings.Contains(all, "\n") {
+		return "", nil
+	}
+	ok, err := chk.Check(finish(all, m))
+	if err != nil || !ok {
+		return "", err
+	}
+	return all, nil
 }
 
 // rank orders items by confidence, then length (longer first), and drops

@@ -563,6 +563,27 @@ func BenchmarkCompleteLarge(b *testing.B) {
 	}
 }
 
+// TestAcrossLines checks that a cursor in the middle of a line gets a
+// candidate that goes on to later lines when its first line alone adds a
+// syntax error ("x := 1x") and the whole of it does not, and its first
+// line when that fits (TestComplete's "single line when code follows").
+func TestAcrossLines(t *testing.T) {
+	text, off := at("package p\n\nfunc f() int {\n\tx := |x\n}\n")
+	for _, tt := range []struct{ cand, want string }{
+		{"1\n\treturn ", "1\n\treturn "},
+		{"y + \n\t)", "y + "},
+	} {
+		c := New(&fakeGen{cands: cands(tt.cand)}, Options{}, zaptest.NewLogger(t))
+		res, err := c.Complete(context.Background(), Request{URI: "file:///a.go", LanguageID: "go", Text: text, Offset: off})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Items) != 1 || res.Items[0].Insert != tt.want {
+			t.Errorf("%q: items %+v, want one inserting %q", tt.cand, res.Items, tt.want)
+		}
+	}
+}
+
 func TestSkipValidation(t *testing.T) {
 	// "return )" breaks the Go buffer: validation drops it, SkipValidation
 	// keeps it.

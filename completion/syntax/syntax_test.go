@@ -698,3 +698,24 @@ func TestReservedNamesInValidCode(t *testing.T) {
 		})
 	}
 }
+
+// TestBracketsInBrokenCode checks a candidate that closes blocks early in
+// a function the user left broken (the line that opened a closure is
+// missing): error recovery keeps the error where it was, so only a
+// candidate that repairs the function may change its brackets.
+func TestBracketsInBrokenCode(t *testing.T) {
+	doc := "package p\n\nfunc A(b *testing.B) {\n\tfor i := 0; i < b.N; i++ {\n\t\tSplit(s, sep)\n\t}\n}\n\n" +
+		"func B(b *testing.B) {\n\ts := Repeat(\"@\", 8*1024)\n\tfor j := 8; j <= 30; j++ {\n\t\tfor _, k := range []int{1, 16, 4097} {\n\t\t\ts := s[:k]\n\t\t\tn := (1 << j) / k\n\t\t\tif n == 0 {\n\t\t\t\tcontinue\n\t\t\t}\n\t\t\t|\n" +
+		"\t\t\t\tfor i := 0; i < b.N; i++ {\n\t\t\t\t\tRepeat(s, n)\n\t\t\t\t}\n\t\t\t\tb.SetBytes(int64(n * len(s)))\n\t\t\t})\n\t\t}\n\t}\n}\n"
+	at := strings.Index(doc, "|")
+	doc = doc[:at] + doc[at+1:]
+	var v Validator
+	for insert, want := range map[string]bool{
+		"}\n\t\t\t}": false,
+		`b.Run(fmt.Sprintf("%d/%d", 1<<j, k), func(b *testing.B) {`: true,
+	} {
+		if got, err := v.Check(context.Background(), "go", []byte(doc), at, at, insert); err != nil || got.OK != want {
+			t.Errorf("%q: %+v, %v; want OK %v", insert, got, err, want)
+		}
+	}
+}

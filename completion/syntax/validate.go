@@ -282,8 +282,13 @@ func (s *Session) Check(insert string) (Verdict, error) {
 		// did changes the structure up to the end of the construct it is
 		// in; when the window stops short of that end, the error it makes
 		// there is out of sight (or falls on the error of the window's
-		// cut), so such a candidate is not accepted.
-		ok = ok && (s.closed || n.brackets == s.before.brackets)
+		// cut), so such a candidate is not accepted. Where the user's text
+		// is broken, error recovery may swallow the brackets a candidate
+		// adds (a "}" that closes a block early leaves the error of the
+		// line the user left out where it was, or lumps the errors after
+		// it into fewer), so there such a candidate must repair the
+		// window: leave no error in it.
+		ok = ok && (n.brackets == s.before.brackets || s.closed && n.total() == 0)
 		ok = ok && (s.closed || !s.hiddenRange)
 	}
 	return Verdict{

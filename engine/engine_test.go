@@ -263,6 +263,38 @@ func TestStripsTrailingEOS(t *testing.T) {
 	}
 }
 
+// TestCandidateSignals checks what a candidate says of each position: the
+// probability its token was committed with (mean: Confidence), the step it
+// was committed at (within the steps taken, the first step committing
+// some), and how many positions come before the trailing end run.
+func TestCandidateSignals(t *testing.T) {
+	m := loadRandom(t, testSpec(ArchLLaDA, gguf.TypeF32), 1)
+	cands, err := m.Denoise(context.Background(), []int32{5, 6, 7}, []int32{8, 9}, Options{Lengths: []int{8}, Steps: 4}, nil)
+	if err != nil || len(cands) != 1 {
+		t.Fatalf("Denoise = %v, %v", cands, err)
+	}
+	c := cands[0]
+	if len(c.Probs) != c.Length || len(c.FixedAt) != c.Length || c.Content < 0 || c.Content > c.Length {
+		t.Fatalf("signals of %d positions: %d probs, %d steps, content %d", c.Length, len(c.Probs), len(c.FixedAt), c.Content)
+	}
+	sum, first := 0.0, false
+	for i, p := range c.Probs {
+		sum += p
+		if p <= 0 || p > 1 || c.FixedAt[i] < 1 || c.FixedAt[i] > c.Steps {
+			t.Errorf("position %d: probability %v, fixed at step %d of %d", i, p, c.FixedAt[i], c.Steps)
+		}
+		first = first || c.FixedAt[i] == 1
+	}
+	if !first || math.Abs(sum/float64(c.Length)-c.Confidence) > 1e-12 {
+		t.Errorf("no position fixed at step 1 (%v), or mean probability %v != confidence %v", c.FixedAt, sum/float64(c.Length), c.Confidence)
+	}
+	for _, tok := range c.Tokens[c.Content:] {
+		if tok != m.Tokenizer.EOS() && !m.Tokenizer.IsSpecial(tok) {
+			t.Errorf("token %d after the content (%d of %v) is not an end token", tok, c.Content, c.Tokens)
+		}
+	}
+}
+
 // TestContexts checks that a span's Contexts entry caps its canvas: the
 // span sees only the prefix and suffix tokens nearest it, as if the model's
 // context were that long, and the other spans the whole prompt.

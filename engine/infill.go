@@ -22,6 +22,15 @@ type Candidate struct {
 	Length     int     // the span length it was denoised with
 	Confidence float64 // mean probability of the committed tokens
 	Steps      int     // denoising steps taken
+	// Probs and FixedAt are, for each position of Tokens, the
+	// probability its token had when it was committed and the step
+	// (1-based) it was committed at: what a score of the candidate's
+	// quality reads (see completion.Signals).
+	Probs   []float64
+	FixedAt []int
+	// Content is how many of Tokens come before the trailing EOS/pad run
+	// (the positions Text was decoded from, special tokens included).
+	Content int
 }
 
 // Step is one denoising step of one span, for streaming.
@@ -144,6 +153,7 @@ type run struct {
 	masked   []bool
 	nMasked  int
 	prob     []float64 // probability each committed token had when committed
+	fixedAt  []int     // the step (1-based) each token was committed at
 	step     int       // steps taken
 	steps    int       // planned steps
 	block    int       // current block
@@ -174,7 +184,7 @@ func newRun(m *Model, index int, prefix, suffix []int32, n int, opt Options) *ru
 		seq:   m.newSequence(tokens),
 		start: len(prefix), n: n,
 		masked: make([]bool, n), nMasked: n,
-		prob: make([]float64, n),
+		prob: make([]float64, n), fixedAt: make([]int, n),
 		rng:  rand.New(rand.NewPCG(opt.Seed, uint64(index))),
 		pred: make([]int32, n), score: make([]float64, n), pchose: make([]float64, n),
 	}
@@ -351,6 +361,7 @@ func (r *run) unmaskBest() {
 		r.masked[i] = false
 		r.nMasked--
 		r.prob[i] = r.pchose[i]
+		r.fixedAt[i] = r.step + 1
 		r.seq.tokens[r.start+i] = r.pred[i]
 	}
 }
@@ -575,5 +586,8 @@ func (r *run) candidate() Candidate {
 		Length:     r.n,
 		Confidence: sum / float64(r.n),
 		Steps:      r.step,
+		Probs:      slices.Clone(r.prob),
+		FixedAt:    slices.Clone(r.fixedAt),
+		Content:    end,
 	}
 }

@@ -36,8 +36,12 @@ type Item struct {
 	Insert     string
 	Start, End int // byte offsets in Request.Text; Start is the cursor
 	Confidence float64
-	Steps      int
-	Span       int // the Generator's span it comes from (Step.Span)
+	// Score estimates the probability that the user keeps the item (see
+	// Calibration), from Features; items are ranked by it.
+	Score    float64
+	Features Features
+	Steps    int
+	Span     int // the Generator's span it comes from (Step.Span)
 }
 
 // Timings says where the time of one request went.
@@ -80,6 +84,7 @@ type GenerateOptions struct {
 type Candidate struct {
 	Text       string
 	Confidence float64 // mean probability of the chosen tokens, 0..1
+	Signals    Signals // what the Generator read of its quality, if anything
 	Steps      int
 	Span       int // the span it was denoised in (Step.Span)
 }
@@ -94,4 +99,11 @@ type Generator interface {
 	ContextTokens() int
 	// Name names the model for logs and results.
 	Name() string
+}
+
+// Calibrated is a Generator whose model carries the Calibration of its
+// candidates' scores (a GGUF metadata key, or a catalog entry). The score
+// of another Generator's candidates is their mean token probability.
+type Calibrated interface {
+	Calibration() Calibration
 }

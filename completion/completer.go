@@ -29,6 +29,11 @@ type Options struct {
 	Threshold     float64       // confidence threshold (0: use the step schedule)
 	Debounce      time.Duration // wait this long for a newer request before generating
 	Languages     []string      // LSP language ids to complete (empty: all)
+	// MinScore is the least score (see Calibration) an automatic request's
+	// item needs to be shown; a negative value means the model's own
+	// threshold (Calibration.Threshold, 0 for a model without one). An
+	// invoked request shows lower-scored items too, ranked.
+	MinScore float64
 
 	// SkipValidation returns candidates without the syntax check, for
 	// measuring what validation adds (dfill bench infill); the server
@@ -143,8 +148,12 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	}
 	text := req.Text
 	off := fim.ClampOffset(text, req.Offset)
+	minScore := opts.MinScore
+	if minScore < 0 {
+		minScore = CalibrationOf(gen).Threshold
+	}
 	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
-		return Result{Items: wanted(items, req.Invoked), Cached: true, Model: model, Timings: Timings{Total: time.Since(t0)}}, nil
+		return Result{Items: shownItems(items, req.Invoked, minScore), Cached: true, Model: model, Timings: Timings{Total: time.Since(t0)}}, nil
 	}
 	if gen == nil {
 		return Result{}, ErrNoModel
@@ -171,7 +180,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	defer release()
 	wait := time.Since(tWait)
 	if items, model, ok := c.cache.lookup(req.URI, text, off, req.Invoked); ok {
-		return Result{Items: wanted(items, req.Invoked), Cached: true, Model: model, Timings: Timings{Wait: wait, Total: time.Since(t0)}}, nil
+		return Result{Items: shownItems(items, req.Invoked, minScore), Cached: true, Model: model, Timings: Timings{Wait: wait, Total: time.Since(t0)}}, nil
 	}
 	res, err := c.fill(ctx, req, gen, opts, lang, text, off)
 	if err != nil {
@@ -179,6 +188,7 @@ func (c *Completer) Complete(ctx context.Context, req Request) (Result, error) {
 	}
 	res.Timings.Wait = wait
 	c.cache.store(req.URI, text, off, res.Items, req.Invoked, res.Model)
+	res.Items = shownItems(res.Items, req.Invoked, minScore)
 	res.Timings.Total = time.Since(t0)
 	return res, nil
 }
@@ -237,7 +247,7 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	}
 
 	tVal := time.Now()
-	items, err := c.items(ctx, cands, prompt, m, off, chk, itemsWanted(req.Invoked))
+	items, err := c.items(ctx, cands, prompt, m, off, chk, CalibrationOf(gen), itemsWanted(req.Invoked))
 	res.Timings.Validate = time.Since(tVal)
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -245,8 +255,19 @@ func (c *Completer) fill(ctx context.Context, req Request, gen Generator, opts O
 	if err != nil {
 		return Result{}, fmt.Errorf("completion: validate %s at %d: %w", req.URI, off, err)
 	}
-	res.Items = wanted(rank(items), req.Invoked)
+	res.Items = rank(items)
 	return res, nil
+}
+
+// CalibrationOf returns the Calibration of gen's model (see Calibrated),
+// or the zero one.
+func CalibrationOf(gen Generator) Calibration {
+	if c, ok := gen.(Calibrated); ok {
+		if cal := c.Calibration(); cal.Check() == nil {
+			return cal
+		}
+	}
+	return Calibration{}
 }
 
 // validatorWindow returns the part [wlo, whi) of a document of n bytes
@@ -333,25 +354,37 @@ func (c *Completer) prompt(ctx context.Context, req Request, gen Generator, opts
 	}, b, gen.CountTokens)
 }
 
-// items post-processes candidates into items (not ranked), checking each
-// with chk when it is not nil. The candidates go most confident first,
-// and when one item is wanted the first that passes is the answer: the
-// others' checks (a parse or a few each) would only be thrown away.
-func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, off int, chk Checker, want int) ([]Item, error) {
-	cands = slices.Clone(cands)
-	slices.SortStableFunc(cands, func(a, b Candidate) int { return cmp.Compare(b.Confidence, a.Confidence) })
-	var items []Item
+// items post-processes candidates into items (not ranked), scored by cal,
+// checking each with chk when it is not nil. The candidates go best first
+// by their score before validation, and when one item is wanted the first
+// that passes is the answer: the others' checks (a parse or a few each)
+// would only be thrown away.
+func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Prompt, m mode, off int, chk Checker, cal Calibration, want int) ([]Item, error) {
+	type pending struct {
+		cand   Candidate
+		text   string
+		repeat bool
+		score  float64
+	}
+	var todo []pending
 	for _, cand := range cands {
+		s := postprocess(cand.Text, prompt.Suffix, m)
+		if s == "" {
+			continue
+		}
+		repeat := hasLoop(cand.Text)
+		todo = append(todo, pending{cand, s, repeat, cal.Score(features(cand, s, false, repeat))})
+	}
+	slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(b.score, a.score) })
+	var items []Item
+	for _, p := range todo {
 		if want == 1 && len(items) == 1 {
 			break
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		s := postprocess(cand.Text, prompt.Suffix, m)
-		if s == "" {
-			continue
-		}
+		s, trimmed := p.text, false
 		if chk != nil {
 			// Tree-sitter reads LF and CRLF alike: trim in LF, restore after.
 			var err error
@@ -363,21 +396,26 @@ func (c *Completer) items(ctx context.Context, cands []Candidate, prompt fim.Pro
 				// goes on below, the start of a later line) are kept when
 				// its first line does not fit and the whole candidate
 				// adds no syntax error.
-				if s, err = acrossLines(chk, cand.Text, prompt.Suffix, m); err != nil {
+				if s, err = acrossLines(chk, p.cand.Text, prompt.Suffix, m); err != nil {
 					return nil, err
 				}
 			}
 			if s == "" {
 				continue
 			}
+			trimmed = len(s) < len(p.text)
 		}
+		insert := finish(prompt.Restore(s), m)
+		f := features(p.cand, insert, trimmed, p.repeat)
 		items = append(items, Item{
-			Insert:     finish(prompt.Restore(s), m),
+			Insert:     insert,
 			Start:      off,
 			End:        m.end,
-			Confidence: cand.Confidence,
-			Steps:      cand.Steps,
-			Span:       cand.Span,
+			Confidence: p.cand.Confidence,
+			Score:      cal.Score(f),
+			Features:   f,
+			Steps:      p.cand.Steps,
+			Span:       p.cand.Span,
 		})
 	}
 	return items, nil
@@ -399,11 +437,11 @@ func acrossLines(chk Checker, cand, suffix string, m mode) (string, error) {
 	return all, nil
 }
 
-// rank orders items by confidence, then length (longer first), and drops
+// rank orders items by score, then length (longer first), and drops
 // repeated inserts.
 func rank(items []Item) []Item {
 	slices.SortStableFunc(items, func(a, b Item) int {
-		if c := cmp.Compare(b.Confidence, a.Confidence); c != 0 {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
 			return c
 		}
 		return cmp.Compare(len(b.Insert), len(a.Insert))
@@ -417,8 +455,13 @@ func rank(items []Item) []Item {
 	return out
 }
 
-// wanted returns the items a request gets of ranked items (itemsWanted).
-func wanted(items []Item, invoked bool) []Item {
+// shownItems returns the items a request gets of ranked items: for an
+// automatic request the best, if it scores at least minScore; for an
+// invoked one up to maxInvokedItems, whatever their scores.
+func shownItems(items []Item, invoked bool, minScore float64) []Item {
+	if !invoked && len(items) > 0 && items[0].Score < minScore {
+		return nil
+	}
 	return items[:min(len(items), itemsWanted(invoked))]
 }
 

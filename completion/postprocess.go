@@ -321,6 +321,13 @@ func cutRepeats(s string) string {
 	return s
 }
 
+// hasLoop reports whether a raw candidate holds a repetition loop that
+// post-processing cuts (see cutRepeats).
+func hasLoop(cand string) bool {
+	s := strings.ReplaceAll(stripSpecial(cand), "\r\n", "\n")
+	return cutRepeats(s) != s
+}
+
 func hasLetter(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]

@@ -75,7 +75,7 @@ func completionItems(doc *document, items []completion.Item) []protocol.Completi
 		out = append(out, protocol.CompletionItem{
 			Label:  label,
 			Kind:   protocol.CompletionItemKindText,
-			Detail: protocol.NewOptional(fmt.Sprintf("dfill %.0f%%", 100*it.Confidence)),
+			Detail: protocol.NewOptional(fmt.Sprintf("dfill %.0f%%", 100*it.Score)),
 			Documentation: &protocol.MarkupContent{
 				Kind:  protocol.MarkupKindMarkdown,
 				Value: "```" + doc.languageID + "\n" + result + "\n```",

@@ -36,6 +36,10 @@ type Config struct {
 	DenoiseNotifications bool     `json:"denoiseNotifications,omitempty"`
 	LogLevel             string   `json:"logLevel,omitempty"`
 	CompletionItems      string   `json:"completionItems,omitempty"` // auto (or empty), always, never
+	// MinScore is the least score an automatic completion needs to be
+	// shown (completion.Options.MinScore); nil means the model's own
+	// calibrated threshold.
+	MinScore *float64 `json:"minScore,omitempty"`
 }
 
 // completionOptions returns the completion policy the settings ask for.
@@ -48,7 +52,17 @@ func (c Config) completionOptions() completion.Options {
 		Threshold:     c.Threshold,
 		Debounce:      time.Duration(c.DebounceMs) * time.Millisecond,
 		Languages:     c.Languages,
+		MinScore:      minScoreOption(c.MinScore),
 	}
+}
+
+// minScoreOption is the completion.Options.MinScore of a minScore setting:
+// the model's threshold (negative) when it is not set.
+func minScoreOption(v *float64) float64 {
+	if v == nil {
+		return -1
+	}
+	return *v
 }
 
 // modelConfig returns the part of the settings that selects the model.
@@ -129,6 +143,20 @@ var settings = map[string]setting{
 			return oneOf(&c.LogLevel, def.LogLevel, raw, "", "debug", "info", "warn", "error")
 		},
 		func(c Config) any { return c.LogLevel }},
+	"minScore": {"a number from 0 (show every completion) to 1, or null for the model's calibrated threshold",
+		func(c *Config, raw json.RawMessage, def Config) error {
+			if isNull(raw) {
+				c.MinScore = def.MinScore
+				return nil
+			}
+			v := minScoreOption(c.MinScore)
+			if err := floatIn(&v, 0, raw, 0, 1); err != nil {
+				return err
+			}
+			c.MinScore = &v
+			return nil
+		},
+		func(c Config) any { return c.MinScore }},
 	"completionItems": {`"auto" (off when the editor shows inline completions), "always" or "never"`,
 		func(c *Config, raw json.RawMessage, def Config) error {
 			return oneOf(&c.CompletionItems, def.CompletionItems, raw, "", "auto", "always", "never")

@@ -321,6 +321,10 @@ func TestMergeSettings(t *testing.T) {
 			[]string{`"algorithm": "nope" is not "confidence", "margin" or "entropy"; keeping ""`,
 				`"completionItems": "sometimes"`, `"contextTokens": -1`, `"threshold": -5 is not a number from 0 (the step schedule) to 1; keeping 0.5`}},
 		{"a fraction of a step", `{"steps":2.5}`, false, Config{Steps: 8}, []string{`"steps": 2.5`}},
+		{"a min score", `{"minScore":0.25}`, false, Config{Steps: 6, MinScore: ptr(0.25)}, nil},
+		{"a min score of 0 shows everything", `{"minScore":0}`, false, Config{Steps: 6, MinScore: ptr(0.0)}, nil},
+		{"a min score out of range", `{"minScore":1.5}`, false, Config{Steps: 6},
+			[]string{`"minScore": 1.5 is not a number from 0 (show every completion) to 1, or null`}},
 		{"a backend this build lacks", `{"backend":"cuda"}`, false, Config{Steps: 6}, []string{`"backend": "cuda" is not "cpu"`}},
 		{"not an object", `[1]`, false, base, []string{"not a JSON object"}},
 	}

@@ -103,6 +103,14 @@ opened with its own language id (Eglot 1.9 sends one id per server)."
   :set #'dfill--set-and-reconfigure
   :initialize #'custom-initialize-default)
 
+(defcustom dfill-min-score nil
+  "Least score between 0 and 1 a completion needs to be shown as you type.
+The score estimates the chance that you keep the completion; nil uses
+the model's calibrated threshold, 0 shows every completion."
+  :type '(choice (const :tag "The model's threshold" nil) float)
+  :set #'dfill--set-and-reconfigure
+  :initialize #'custom-initialize-default)
+
 (defcustom dfill-max-tokens nil
   "Most tokens a completion may have; nil for the server's default."
   :type '(choice (const :tag "Server default" nil) natnum)
@@ -179,6 +187,7 @@ running server to its defaults."
                      (:steps ,dfill-steps 0)
                      (:algorithm ,dfill-algorithm "")
                      (:threshold ,dfill-threshold 0)
+                     (:minScore ,dfill-min-score nil)
                      (:maxTokens ,dfill-max-tokens 0)
                      (:contextTokens ,dfill-context-tokens 0)
                      (:debounceMs ,dfill-debounce-ms 0)

@@ -27,6 +27,8 @@ export interface ServerSection {
   languages: string[];
   denoiseNotifications: boolean;
   logLevel: string;
+  /** null: the model's calibrated threshold. */
+  minScore: number | null;
 }
 
 /** Reads one setting of the `dfill` section (vscode's WorkspaceConfiguration.get). */
@@ -36,7 +38,7 @@ export type Get = (key: string) => unknown;
  * serverSection builds the section the server receives from the user's
  * settings. The server overlays what it receives on its current settings
  * field by field, so every key is sent, with the server's "default" zero
- * value ("" or 0 or []) where the user set nothing: resetting a setting
+ * value ("" or 0 or [], null for minScore) where the user set nothing: resetting a setting
  * then resets it in the server too. Values are passed as they are, so a
  * malformed one reaches the server, whose message names the key.
  * Settings of the extension alone (path, enable) are not sent;
@@ -60,6 +62,7 @@ export function serverSection(get: Get, channelLevel = ""): ServerSection {
     languages: or<string[]>("languages", []),
     denoiseNotifications: or("recordDiffusion", true),
     logLevel: or("logLevel", "") || channelLevel,
+    minScore: or<number | null>("minScore", null),
   };
 }
 

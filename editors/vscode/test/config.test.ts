@@ -18,6 +18,7 @@ test("serverSection: nothing set sends every key with the server's defaults", ()
     languages: [],
     denoiseNotifications: true,
     logLevel: "",
+    minScore: null,
   });
 });
 
@@ -34,6 +35,7 @@ test("serverSection: user settings map key by key", () => {
       debounceMs: 75,
       languages: ["go", "rust"],
       logLevel: "debug",
+      minScore: 0.3,
       recordDiffusion: false,
       path: "/usr/local/bin/dfill",
       enable: false,
@@ -51,6 +53,7 @@ test("serverSection: user settings map key by key", () => {
     languages: ["go", "rust"],
     denoiseNotifications: false,
     logLevel: "debug",
+    minScore: 0.3,
   });
   // The extension's own settings stay in the extension.
   assert.ok(!("path" in s) && !("enable" in s) && !("recordDiffusion" in s));

@@ -7,7 +7,7 @@ M.defaults = {
   cmd = { "dfill", "serve" },
   -- The "dfill" settings section, sent as initializationOptions and answered
   -- to workspace/configuration: model, steps, algorithm, threshold,
-  -- maxTokens, contextTokens, debounceMs, languages, logLevel, ...
+  -- minScore, maxTokens, contextTokens, debounceMs, languages, logLevel, ...
   settings = {},
   -- Filetypes dfill attaches to (the languages the server validates).
   filetypes = { "go", "python", "javascript", "typescript", "typescriptreact", "rust", "c", "cpp", "java" },

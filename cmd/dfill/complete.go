@@ -25,6 +25,7 @@ type completeItem struct {
 	Text       string    `json:"text"`
 	Range      lineRange `json:"range"`
 	Confidence float64   `json:"confidence"`
+	Score      float64   `json:"score"`
 	Steps      int       `json:"steps"`
 }
 
@@ -46,6 +47,7 @@ type completeFlags struct {
 	maxTokens  int
 	n          int
 	threshold  float64
+	minScore   float64
 	noValidate bool
 }
 
@@ -67,6 +69,7 @@ func (f *completeFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxTokens, "max-tokens", 32, "longest span to fill, in tokens")
 	fs.IntVar(&f.n, "n", 1, "candidates to return (more than 1 acts as an explicit invocation)")
 	fs.Float64Var(&f.threshold, "threshold", 0, "confidence threshold (0: the default 0.9)")
+	fs.Float64Var(&f.minScore, "min-score", 0, "least score of the completion shown, as for an automatic request in an editor (negative: the model's calibrated threshold; 0: the best, whatever its score)")
 	fs.BoolVar(&f.noValidate, "no-validate", false, "return candidates without the syntax check (to see what a model proposes)")
 }
 
@@ -101,7 +104,7 @@ func (f *completeFlags) run(ctx context.Context, pos string) error {
 
 	c := completion.New(gen, completion.Options{
 		MaxTokens: f.maxTokens, Steps: f.shared.Steps, Algorithm: f.shared.Algorithm, Threshold: f.threshold,
-		SkipValidation: f.noValidate,
+		MinScore: f.minScore, SkipValidation: f.noValidate,
 	}, log)
 	abs, _ := filepath.Abs(path)
 	res, err := c.Complete(ctx, completion.Request{
@@ -117,7 +120,7 @@ func (f *completeFlags) run(ctx context.Context, pos string) error {
 		return cli.PrintJSON(completeJSON(gen.Name(), text, load, res))
 	}
 	if len(res.Items) == 0 {
-		fmt.Fprintln(os.Stderr, "dfill complete: no completion passed validation")
+		fmt.Fprintln(os.Stderr, "dfill complete: no completion passed validation (and --min-score)")
 		return cli.ExitCode(1)
 	}
 	for i, it := range res.Items {
@@ -144,6 +147,7 @@ func completeJSON(model, text string, load time.Duration, res completion.Result)
 			Text:       it.Insert,
 			Range:      lineRange{Start: lineColOf(text, it.Start), End: lineColOf(text, it.End)},
 			Confidence: it.Confidence,
+			Score:      it.Score,
 			Steps:      it.Steps,
 		})
 	}

@@ -8,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/bench"
 	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/engine"
@@ -40,7 +41,14 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 	}
 	log.Info("model loaded", zap.String("model", m.Name()), zap.String("arch", string(m.Config.Arch)),
 		zap.Int("layers", m.Config.Layers), zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
-	return &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere}, func() { m.Close() }, nil
+	cal, ok, err := readCalibration(m.File())
+	switch {
+	case err != nil:
+		log.Warn("model's score calibration ignored", zap.Error(err))
+	case !ok:
+		log.Info("model has no score calibration: candidates are scored by their mean token probability")
+	}
+	return &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere, cal: cal}, func() { m.Close() }, nil
 }
 
 // benchGenerator is newGenerator for the model the shared flags name, as
@@ -49,11 +57,18 @@ func benchGenerator(ctx context.Context, sf *cli.Shared, endAnywhere bool, log *
 	return newGenerator(ctx, generatorConfig{Model: sf.Model, Backend: sf.Backend, Threads: sf.Threads, EndAnywhere: endAnywhere}, log)
 }
 
+// benchModels wires the engine into the benchmarks and `dfill model
+// calibrate`.
+var benchModels = bench.Models{Generator: benchGenerator, Engine: loadModel, SaveCalibrated: writeCalibrated}
+
 // engineGenerator adapts the native engine to completion.Generator.
 type engineGenerator struct {
 	m           *engine.Model
 	endAnywhere bool
+	cal         completion.Calibration // from the model's GGUF, or the zero one
 }
+
+func (g *engineGenerator) Calibration() completion.Calibration { return g.cal }
 
 func (g *engineGenerator) Name() string             { return g.m.Name() }
 func (g *engineGenerator) ContextTokens() int       { return g.m.Config.Context }
@@ -80,10 +95,30 @@ func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completi
 	}
 	out := make([]completion.Candidate, len(cands))
 	for i, c := range cands {
-		out[i] = completion.Candidate{Text: c.Text, Confidence: c.Confidence, Steps: c.Steps,
+		out[i] = completion.Candidate{Text: c.Text, Confidence: c.Confidence, Signals: signals(c), Steps: c.Steps,
 			Span: max(0, slices.Index(eo.Lengths, c.Length))}
 	}
 	return out, nil
+}
+
+// signals reads a candidate's completion.Signals from its content tokens:
+// the probabilities they were committed with, and when.
+func signals(c engine.Candidate) completion.Signals {
+	n := min(c.Content, len(c.Probs), len(c.FixedAt))
+	if n == 0 {
+		return completion.Signals{Known: true}
+	}
+	s := completion.Signals{Known: true, MinProb: 1}
+	for i := range n {
+		s.MeanProb += c.Probs[i]
+		s.MinProb = min(s.MinProb, c.Probs[i])
+		if c.Steps > 1 {
+			s.Late += float64(c.FixedAt[i]-1) / float64(c.Steps-1)
+		}
+	}
+	s.MeanProb /= float64(n)
+	s.Late /= float64(n)
+	return s
 }
 
 // engineOptions turns the pipeline's sampler settings into engine options.

@@ -42,7 +42,7 @@ func commands() *cli.Command {
 	return &cli.Command{
 		Name: "dfill",
 		Commands: []*cli.Command{
-			bench.Command(bench.Models{Generator: benchGenerator, Engine: loadModel}),
+			bench.Command(benchModels),
 			completeCommand(),
 			modelCommand(),
 			serveCommand(),

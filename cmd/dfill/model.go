@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dfill/dfill/cmd/dfill/internal/bench"
 	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/engine/gguf"
@@ -18,11 +19,12 @@ import (
 func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "model",
-		Summary: "inspect or make models: model info|random|forward",
+		Summary: "inspect or make models: model info|random|forward|calibrate",
 		Commands: []*cli.Command{
 			modelInfoCommand(),
 			modelRandomCommand(),
 			modelForwardCommand(),
+			bench.CalibrateCommand(benchModels),
 		},
 	}
 }

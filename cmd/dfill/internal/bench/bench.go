@@ -29,6 +29,9 @@ type Models struct {
 	// Engine loads the GGUF at path (the embedded model when "") to run on
 	// threads.
 	Engine func(path string, threads int) (*engine.Model, error)
+	// SaveCalibrated writes the GGUF model at path (the embedded model
+	// when "") to out with cal as its score calibration.
+	SaveCalibrated func(ctx context.Context, path, out string, cal completion.Calibration) error
 }
 
 // Command returns `dfill bench` and its benchmarks.

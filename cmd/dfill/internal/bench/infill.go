@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -97,7 +98,30 @@ type infillScore struct {
 	Latency  time.Duration
 	Generate time.Duration
 	Tokens   int
+
+	// Item says the pipeline had an item for the automatic request, at any
+	// score; Score and Features are the item's, and Shown says it scored
+	// at least the threshold (the answer the user sees). Exact,
+	// Similarity, Valid, Clean, InError and Tokens are the item's too.
+	Item, Shown bool
+	Score       float64
+	Features    completion.Features
+	// EmptySim is the similarity of no answer (1 for a blank middle).
+	EmptySim float64
+	// Exact1 and Exact3: the invoked request's first item, or one of its
+	// up to three, is an exact match. Samples are its items with whether
+	// a user would keep each (Keep), for a calibration.
+	Exact1, Exact3 bool
+	Samples        []completion.Sample
 }
+
+// keepSimilarity is the edit similarity from which a user would keep an
+// answer (perhaps after a small edit): what the precision–coverage curve
+// and the calibration count as kept.
+const keepSimilarity = 0.8
+
+// kept reports whether an answer of similarity sim would be kept.
+func kept(sim float64) bool { return sim >= keepSimilarity }
 
 // scoreText compares a prediction with the reference middle: exact match
 // and edit similarity after trimming surrounding whitespace, on the first
@@ -148,6 +172,11 @@ type kindReport struct {
 	LatencyP50MS float64 `json:"latency_p50_ms"`
 	LatencyP95MS float64 `json:"latency_p95_ms"`
 	TokensPerS   float64 `json:"tokens_per_s"`
+	// ExactAt1 and ExactAt3 are the exact matches of an invoked request
+	// (up to three items ranked by score, shown whatever their score):
+	// its first item, and any of them.
+	ExactAt1 float64 `json:"exact_at_1"`
+	ExactAt3 float64 `json:"exact_at_3"`
 }
 
 // infillFlags are the flags of `dfill bench infill`.
@@ -162,6 +191,7 @@ type infillFlags struct {
 	endAnywhere   bool
 	asJSON        bool
 	oracle        string
+	minScore      float64
 }
 
 func infillCommand(m Models) *cli.Command {
@@ -184,6 +214,7 @@ func (f *infillFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.contextTokens, "context-tokens", 0, "prompt budget in tokens (0: from the model)")
 	fs.BoolVar(&f.endAnywhere, "end-anywhere", false, "let end tokens appear anywhere in a span (engine.Options.EndAnywhere)")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+	fs.Float64Var(&f.minScore, "min-score", -1, "least score of an answer shown (negative: the model's calibrated threshold)")
 	fs.StringVar(&f.oracle, "oracle", "", "no model: propose each task's reference (plain), the reference and an overrun (overrun), or the reference with its last line cut short (cut), and report what the pipeline returns")
 }
 
@@ -192,7 +223,10 @@ type infillReport struct {
 	Model    string       `json:"model"`
 	Tasks    string       `json:"tasks"`
 	Validate bool         `json:"validate"`
+	MinScore float64      `json:"min_score"` // the threshold of the answers counted
 	Kinds    []kindReport `json:"kinds"`
+	// Curve is the precision–coverage curve of all the tasks run.
+	Curve []curvePoint `json:"curve"`
 }
 
 // run completes every selected task with the model the shared flags name
@@ -227,41 +261,35 @@ func (f *infillFlags) run(ctx context.Context, m Models) error {
 		return err
 	}
 	defer release()
-	s := &infillScorer{
-		c: completion.New(gen, completion.Options{
-			MaxTokens: f.maxTokens, ContextTokens: f.contextTokens, Steps: f.shared.Steps, Algorithm: f.shared.Algorithm,
-			SkipValidation: f.noValidate,
-		}, log),
-		gen:        gen,
-		log:        log,
-		noValidate: f.noValidate,
-		whole:      syntax.Validator{LinesBefore: math.MaxInt32, BytesBefore: math.MaxInt32, LinesAfter: math.MaxInt32, BytesAfter: math.MaxInt32},
+	minScore := f.minScore
+	if minScore < 0 {
+		minScore = completion.CalibrationOf(gen).Threshold
 	}
-
-	scores := map[string][]infillScore{}
-	for i, t := range tasks {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		sc, err := s.score(ctx, i, t)
-		if err != nil {
-			return fmt.Errorf("task %s: %w", t.ID, err)
-		}
-		scores[t.Kind] = append(scores[t.Kind], sc)
-		if !f.asJSON {
-			fmt.Fprintf(os.Stderr, "\r%d/%d tasks", i+1, len(tasks))
-		}
+	s := newInfillScorer(gen, completion.Options{
+		MaxTokens: f.maxTokens, ContextTokens: f.contextTokens, Steps: f.shared.Steps, Algorithm: f.shared.Algorithm,
+		SkipValidation: f.noValidate,
+	}, minScore, log)
+	progress := func(i int) { fmt.Fprintf(os.Stderr, "\r%d/%d tasks", i, len(tasks)) }
+	if f.asJSON {
+		progress = func(int) {}
+	}
+	scores, err := s.run(ctx, tasks, progress)
+	if err != nil {
+		return err
 	}
 	if !f.asJSON {
 		fmt.Fprintln(os.Stderr)
 	}
 
 	var reports []kindReport
+	var all []infillScore
 	for kind, ss := range scores {
 		reports = append(reports, summarize(kind, ss))
+		all = append(all, ss...)
 	}
 	sort.Slice(reports, func(i, j int) bool { return reports[i].Kind < reports[j].Kind })
-	out := infillReport{gen.Name(), f.tasks, !f.noValidate, reports}
+	out := infillReport{Model: gen.Name(), Tasks: f.tasks, Validate: !f.noValidate, MinScore: minScore, Kinds: reports,
+		Curve: precisionCoverage(all, minScore)}
 	if f.asJSON {
 		return cli.PrintJSON(out)
 	}
@@ -269,36 +297,68 @@ func (f *infillFlags) run(ctx context.Context, m Models) error {
 	return nil
 }
 
+// newInfillScorer returns a scorer that completes tasks with gen under
+// opts (its MinScore set to 0: the scorer applies minScore itself, so
+// that every task's best item and its score are seen).
+func newInfillScorer(gen completion.Generator, opts completion.Options, minScore float64, log *zap.Logger) *infillScorer {
+	opts.MinScore = 0
+	return &infillScorer{
+		c:          completion.New(gen, opts, log),
+		gen:        gen,
+		log:        log,
+		minScore:   minScore,
+		noValidate: opts.SkipValidation,
+		whole:      syntax.Validator{LinesBefore: math.MaxInt32, BytesBefore: math.MaxInt32, LinesAfter: math.MaxInt32, BytesAfter: math.MaxInt32},
+	}
+}
+
+// run scores every task, by kind; progress is called with the number done.
+func (s *infillScorer) run(ctx context.Context, tasks []infillTask, progress func(int)) (map[string][]infillScore, error) {
+	scores := map[string][]infillScore{}
+	for i, t := range tasks {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sc, err := s.score(ctx, i, t)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.ID, err)
+		}
+		scores[t.Kind] = append(scores[t.Kind], sc)
+		progress(i + 1)
+	}
+	return scores, nil
+}
+
 // infillScorer completes tasks and scores the completions.
 type infillScorer struct {
 	c          *completion.Completer
 	gen        completion.Generator
 	log        *zap.Logger
+	minScore   float64 // least score of an answer shown
 	noValidate bool
 	validator  syntax.Validator // around the middle, as the pipeline checks
 	whole      syntax.Validator // the whole file
 }
 
-// score completes task t (the i-th) and scores the best completion.
+// score completes task t (the i-th) and scores the best completion of an
+// automatic request, then the items of an invoked one.
 func (s *infillScorer) score(ctx context.Context, i int, t infillTask) (infillScore, error) {
 	start := time.Now()
 	text := t.Prefix + t.Suffix
-	res, err := s.c.Complete(ctx, completion.Request{
-		URI: fmt.Sprintf("bench:///%d", i), LanguageID: t.Lang,
-		Text: text, Offset: len(t.Prefix),
-	})
+	req := completion.Request{URI: fmt.Sprintf("bench:///%d", i), LanguageID: t.Lang, Text: text, Offset: len(t.Prefix)}
+	res, err := s.c.Complete(ctx, req)
 	if err != nil {
 		return infillScore{}, err
 	}
 	sc := infillScore{Latency: time.Since(start), Generate: res.Timings.Generate}
+	_, sc.EmptySim = scoreText("", t.Middle, t.SingleLine)
 	answer := ""
 	if len(res.Items) > 0 {
 		it := res.Items[0]
 		answer = it.Insert
-		pred := it.Insert
-		if t.SingleLine {
-			pred, _, _ = strings.Cut(pred, "\n")
-		}
+		sc.Item, sc.Score, sc.Features = true, it.Score, it.Features
+		sc.Shown = it.Score >= s.minScore
+		pred := firstLineIf(it.Insert, t.SingleLine)
 		sc.Exact, sc.Similarity = scoreText(pred, t.Middle, t.SingleLine)
 		sc.Tokens = s.gen.CountTokens(pred)
 		// Validity against the reference file: the completion in the
@@ -318,28 +378,128 @@ func (s *infillScorer) score(ctx context.Context, i int, t infillTask) (infillSc
 		if !clean.OK && !s.noValidate {
 			s.log.Warn("the completion adds a syntax error to the file", zap.String("task", t.ID), zap.String("insert", it.Insert))
 		}
-	} else {
-		_, sc.Similarity = scoreText("", t.Middle, t.SingleLine)
+	}
+	req.Invoked = true
+	inv, err := s.c.Complete(ctx, req)
+	if err != nil {
+		return sc, err
+	}
+	for k, it := range inv.Items {
+		exact, sim := scoreText(firstLineIf(it.Insert, t.SingleLine), t.Middle, t.SingleLine)
+		sc.Exact1 = sc.Exact1 || exact && k == 0
+		sc.Exact3 = sc.Exact3 || exact
+		sc.Samples = append(sc.Samples, completion.Sample{Features: it.Features, Kept: kept(sim)})
 	}
 	if s.log.Core().Enabled(zap.DebugLevel) {
 		s.log.Debug("task", zap.String("task", t.ID), zap.String("kind", t.Kind), zap.String("middle", t.Middle),
-			zap.String("answer", answer), zap.Bool("exact", sc.Exact), zap.Float64("similarity", sc.Similarity))
+			zap.String("answer", answer), zap.Float64("score", sc.Score), zap.Bool("shown", sc.Shown),
+			zap.Bool("exact", sc.Exact), zap.Float64("similarity", sc.Similarity))
 	}
 	return sc, nil
+}
+
+// firstLineIf returns the first line of s when single is set, else s.
+func firstLineIf(s string, single bool) string {
+	if single {
+		s, _, _ = strings.Cut(s, "\n")
+	}
+	return s
+}
+
+// curvePoint is one threshold of the precision–coverage curve: the share
+// of tasks answered when answers scoring below it are not shown, and of
+// the answered, the share exactly right, the mean edit similarity and the
+// share a user would keep (keepSimilarity).
+type curvePoint struct {
+	Threshold float64 `json:"threshold"`
+	Answered  float64 `json:"answered"`
+	Exact     float64 `json:"exact"`
+	EditSim   float64 `json:"edit_similarity"`
+	Kept      float64 `json:"kept"`
+	// Chosen marks the threshold the report counts (the model's, or
+	// --min-score).
+	Chosen bool `json:"chosen,omitempty"`
+}
+
+// curveCoverage are the shares of the tasks with an item that the curve's
+// thresholds answer, from all of them down.
+var curveCoverage = []float64{1, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01}
+
+// precisionCoverage returns the curve over the scores ss: a threshold for
+// each of curveCoverage, and chosen, in decreasing order of coverage.
+func precisionCoverage(ss []infillScore, chosen float64) []curvePoint {
+	var items []infillScore
+	for _, s := range ss {
+		if s.Item {
+			items = append(items, s)
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].Score > items[j].Score })
+	thresholds := []float64{chosen}
+	for _, c := range curveCoverage {
+		if n := int(math.Ceil(c * float64(len(items)))); n > 0 {
+			thresholds = append(thresholds, items[n-1].Score)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.Float64Slice(thresholds)))
+	var out []curvePoint
+	for _, th := range thresholds {
+		if len(out) > 0 && out[len(out)-1].Threshold == th {
+			out[len(out)-1].Chosen = out[len(out)-1].Chosen || th == chosen
+			continue
+		}
+		p := curvePoint{Threshold: th, Chosen: th == chosen}
+		n := 0
+		for _, s := range items {
+			if s.Score < th {
+				break
+			}
+			n++
+			p.Exact += b2f(s.Exact)
+			p.EditSim += s.Similarity
+			p.Kept += b2f(kept(s.Similarity))
+		}
+		if n > 0 {
+			p.Exact, p.EditSim, p.Kept = p.Exact/float64(n), p.EditSim/float64(n), p.Kept/float64(n)
+		}
+		p.Answered = float64(n) / float64(max(len(ss), 1))
+		out = append(out, p)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func printInfillReport(out infillReport) {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
-	fmt.Fprintf(w, "model %s, tasks %s, validation %v\n", out.Model, out.Tasks, out.Validate)
-	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "clean %", "error %", "p50 ms", "p95 ms", "tok/s")
+	fmt.Fprintf(w, "model %s, tasks %s, validation %v, min score %.3f\n", out.Model, out.Tasks, out.Validate, out.MinScore)
+	fmt.Fprintf(w, "%-22s %6s %8s %7s %7s %7s %7s %7s %7s %7s %9s %9s %9s\n", "kind", "tasks", "answered", "EM %", "ES", "valid %", "clean %", "error %", "EM@1 %", "EM@3 %", "p50 ms", "p95 ms", "tok/s")
 	for _, r := range out.Kinds {
-		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %7.1f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
-			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, 100*r.NoNewErrors, 100*r.InErrorNode, r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
+		fmt.Fprintf(w, "%-22s %6d %8d %7.1f %7.3f %7.1f %7.1f %7.1f %7.1f %7.1f %9.1f %9.1f %9.1f\n", r.Kind, r.Tasks, r.Answered,
+			100*r.ExactMatch, r.EditSim, 100*r.SyntaxValid, 100*r.NoNewErrors, 100*r.InErrorNode, 100*r.ExactAt1, 100*r.ExactAt3,
+			r.LatencyP50MS, r.LatencyP95MS, r.TokensPerS)
 	}
+	fmt.Fprintln(w, "answered: an answer scoring at least the min score; EM, ES: over all tasks, of the answers shown;")
 	fmt.Fprintln(w, "valid: the reference file with the completion in the middle's place adds no syntax error;")
 	fmt.Fprintln(w, "clean: the completion adds no syntax error to the whole file as the pipeline saw it;")
-	fmt.Fprintln(w, "error: the completion's own text lies in an error node of that file (junk on a broken line; target 0).")
+	fmt.Fprintln(w, "error: the completion's own text lies in an error node of that file (junk on a broken line; target 0);")
+	fmt.Fprintln(w, "EM@1, EM@3: an invoked request's first item, or one of its up to three, is exact (whatever the scores).")
+	fmt.Fprintln(w, "\nprecision-coverage (all tasks run; kept: edit similarity >= 0.8; * the min score)")
+	fmt.Fprintf(w, "%10s %10s %7s %7s %7s\n", "threshold", "answered %", "EM %", "ES", "kept %")
+	for _, p := range out.Curve {
+		mark := ""
+		if p.Chosen {
+			mark = " *"
+		}
+		fmt.Fprintf(w, "%10.4f %10.1f %7.1f %7.3f %7.1f%s\n", p.Threshold, 100*p.Answered, 100*p.Exact, p.EditSim, 100*p.Kept, mark)
+	}
 }
 
 // selectTasks keeps the tasks of kind (all when empty), at most limit of
@@ -363,28 +523,26 @@ func summarize(kind string, ss []infillScore) kindReport {
 	var gen time.Duration
 	tokens, valid, clean, inError := 0, 0, 0, 0
 	for _, s := range ss {
-		if s.Tokens > 0 {
-			r.Answered++
-		}
-		if s.Exact {
-			r.ExactMatch++
-		}
-		if s.Valid && s.Tokens > 0 {
-			valid++
-		}
-		if s.Clean && s.Tokens > 0 {
-			clean++
-		}
-		if s.InError && s.Tokens > 0 {
-			inError++
-		}
-		r.EditSim += s.Similarity
+		r.ExactAt1 += b2f(s.Exact1)
+		r.ExactAt3 += b2f(s.Exact3)
 		lat = append(lat, s.Latency)
 		gen += s.Generate
-		tokens += s.Tokens
+		tokens += s.Tokens // generated, shown or not
+		if !s.Shown || s.Tokens == 0 {
+			r.EditSim += s.EmptySim
+			continue
+		}
+		r.Answered++
+		r.ExactMatch += b2f(s.Exact)
+		valid += int(b2f(s.Valid))
+		clean += int(b2f(s.Clean))
+		inError += int(b2f(s.InError))
+		r.EditSim += s.Similarity
 	}
 	n := float64(len(ss))
 	r.ExactMatch /= n
+	r.ExactAt1 /= n
+	r.ExactAt3 /= n
 	r.SyntaxValid, r.NoNewErrors = 1, 1
 	if r.Answered > 0 {
 		r.SyntaxValid = float64(valid) / float64(r.Answered)

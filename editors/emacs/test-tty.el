@@ -25,7 +25,8 @@
       eglot-sync-connect t
       eglot-connect-timeout 20
       dfill-executable (getenv "DFILL")
-      dfill-server-args (list "--log-file" (getenv "DFILL_TEST_LOG")))
+      dfill-server-args (list "--log-file" (getenv "DFILL_TEST_LOG"))
+      dfill-min-score 0.0)
 (dfill-eglot-setup)
 
 (add-hook 'emacs-startup-hook

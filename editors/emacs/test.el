@@ -172,7 +172,10 @@ the cursor as |."
           ;; Eglot sends didChange only after this idle time, which never
           ;; comes in batch: the client must flush changes itself.
           eglot-send-changes-idle-time 3600
-          dfill-inline-idle-delay 3600)
+          dfill-inline-idle-delay 3600
+          ;; Every suggestion is shown, whatever its score: the checks
+          ;; test the client, not the embedded model's threshold.
+          dfill-min-score 0.0)
     (dfill-eglot-setup)
     (dfill-test-check "dfill's entry comes first in `eglot-server-programs'"
       (eq (cdr (car eglot-server-programs)) 'dfill--contact))

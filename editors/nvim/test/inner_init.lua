@@ -25,12 +25,15 @@ vim.o.termguicolors = false
 
 local mode = os.getenv("DFILL_GHOST")
 local cmd = { dfill, "serve", "--log-file", dir .. "/server.log", "--log-level", "debug" }
+-- Every suggestion is shown, whatever its score: the scenarios test the
+-- client, not the embedded model's threshold (minScore).
+local settings = { minScore = 0 }
 if os.getenv("DFILL_SETUP") == "lsp-enable" then
   -- Neovim 0.11+ without setup(): lsp/dfill.lua from the runtimepath.
-  vim.lsp.config("dfill", { cmd = cmd })
+  vim.lsp.config("dfill", { cmd = cmd, settings = { dfill = settings } })
   vim.lsp.enable("dfill")
 else
-  require("dfill").setup({ cmd = cmd, ghost_text = (mode and mode ~= "") and mode or "auto" })
+  require("dfill").setup({ cmd = cmd, settings = settings, ghost_text = (mode and mode ~= "") and mode or "auto" })
 end
 
 local api = vim.api

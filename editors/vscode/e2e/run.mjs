@@ -193,6 +193,9 @@ async function main() {
     "workbench.secondarySideBar.defaultVisibility": "hidden",
     "window.commandCenter": false,
     "dfill.path": DFILL,
+    // Every suggestion is shown, whatever its score: the test is of the
+    // extension, not of the embedded model's threshold.
+    "dfill.minScore": 0,
   };
   fs.writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify(settings, null, 2));
   const config = path.join(tmp, "config.yaml");

@@ -141,12 +141,5 @@ func printCalibration(model, tasks, out string, cal completion.Calibration, reac
 			cal.Threshold, minShown, 100*completion.KeptPrecision)
 	}
 	fmt.Fprintf(w, "\nprecision-coverage on the fitting tasks (kept: edit similarity >= %.1f; * the threshold)\n", keepSimilarity)
-	fmt.Fprintf(w, "%10s %10s %7s %7s %7s\n", "threshold", "answered %", "EM %", "ES", "kept %")
-	for _, p := range precisionCoverage(ss, cal.Threshold) {
-		mark := ""
-		if p.Chosen {
-			mark = " *"
-		}
-		fmt.Fprintf(w, "%10.4f %10.1f %7.1f %7.3f %7.1f%s\n", p.Threshold, 100*p.Answered, 100*p.Exact, p.EditSim, 100*p.Kept, mark)
-	}
+	printCurve(w, precisionCoverage(ss, cal.Threshold))
 }

@@ -491,9 +491,14 @@ func printInfillReport(out infillReport) {
 	fmt.Fprintln(w, "clean: the completion adds no syntax error to the whole file as the pipeline saw it;")
 	fmt.Fprintln(w, "error: the completion's own text lies in an error node of that file (junk on a broken line; target 0);")
 	fmt.Fprintln(w, "EM@1, EM@3: an invoked request's first item, or one of its up to three, is exact (whatever the scores).")
-	fmt.Fprintln(w, "\nprecision-coverage (all tasks run; kept: edit similarity >= 0.8; * the min score)")
+	fmt.Fprintf(w, "\nprecision-coverage (all tasks run; kept: edit similarity >= %.1f; * the min score)\n", keepSimilarity)
+	printCurve(w, out.Curve)
+}
+
+// printCurve prints a precision-coverage curve, a row per threshold.
+func printCurve(w io.Writer, curve []curvePoint) {
 	fmt.Fprintf(w, "%10s %10s %7s %7s %7s\n", "threshold", "answered %", "EM %", "ES", "kept %")
-	for _, p := range out.Curve {
+	for _, p := range curve {
 		mark := ""
 		if p.Chosen {
 			mark = " *"

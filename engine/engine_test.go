@@ -387,3 +387,16 @@ func TestFitContext(t *testing.T) {
 		})
 	}
 }
+
+// TestRandomPreTokenizer checks that random models name their
+// pre-tokenizer as llama.cpp does (it refuses a file with a name it does not
+// know): qwen2 for dream, llama-bpe for llada.
+func TestRandomPreTokenizer(t *testing.T) {
+	for arch, want := range map[Arch]string{ArchDream: "qwen2", ArchLLaDA: "llama-bpe"} {
+		m := loadRandom(t, testSpec(arch, gguf.TypeF32), 1)
+		if pre, _ := m.File().String("tokenizer.ggml.pre"); pre != want {
+			t.Errorf("%s: tokenizer.ggml.pre = %q, want %q", arch, pre, want)
+		}
+		m.Close()
+	}
+}

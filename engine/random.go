@@ -125,7 +125,7 @@ func WriteRandom(w io.Writer, s Spec) error {
 	}
 	vocab.Pre = "qwen2"
 	if s.Arch == ArchLLaDA {
-		vocab.Pre = "llada"
+		vocab.Pre = "llama-bpe" // LLaDA's LLaMA-3 split, a name llama.cpp knows
 	}
 	cfg := Config{
 		Arch: s.Arch, Name: s.Name, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads,

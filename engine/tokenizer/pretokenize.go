@@ -39,11 +39,11 @@ var preKinds = map[string]preKind{
 	"llama3":           preLlama3,
 	"qwen2":            preQwen2,
 	"deepseek-r1-qwen": preQwen2, // llama.cpp gives it the qwen2 split
-	// "llada": it is not certain which tokenizer.ggml.pre value llama.cpp's
-	// converter writes for LLaDA-8B (its pre-tokenizer hash may map to an
-	// existing name). LLaDA-8B's tokenizer.json uses the LLaMA-3 split, so
-	// "llada" is accepted and given the llama-bpe rules, ignore_merges
-	// included.
+	// "llada" is no name of llama.cpp's (it refuses such a file), but dfill
+	// wrote it for its trained and random llada vocabularies before it
+	// wrote "llama-bpe", the LLaMA-3 split they use (LLaDA-8B's
+	// tokenizer.json uses it too); such files still load, with the
+	// llama-bpe rules, ignore_merges included.
 	"llada": preLlama3,
 }
 

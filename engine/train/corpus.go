@@ -71,9 +71,10 @@ func ReadCorpus(root string, heldOut []string) (*Corpus, error) {
 	return c, nil
 }
 
-// VocabPre is the pre-tokenizer of the trained vocabularies: llada's name
-// for the LLaMA-3 split.
-const VocabPre = "llada"
+// VocabPre is the pre-tokenizer of the trained vocabularies: the LLaMA-3
+// split, under the name llama.cpp gives it (it refuses a name it does not
+// know, such as the "llada" dfill wrote before, which dfill still reads).
+const VocabPre = "llama-bpe"
 
 // TrainVocab learns a byte-level BPE vocabulary of size tokens (dfill's
 // special tokens included, tokenizer.DefaultSpecials) from texts, reading

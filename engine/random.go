@@ -110,6 +110,95 @@ func RandomVocab(size int) (tokenizer.Config, error) {
 	return cfg.WithSpecialIDs(), nil
 }
 
+// randomTensor is one tensor of a random model: its name, shape, type, and
+// the distribution of its values.
+type randomTensor struct {
+	name   string
+	dims   []uint64
+	typ    gguf.Type
+	sigma  float64 // standard deviation of the random values
+	center float64 // mean (1 for norm weights)
+}
+
+// randomTensors lists the tensors of a random model of shape s, in file
+// order.
+func randomTensors(s Spec) []randomTensor {
+	qDim, kvDim := s.Heads*(s.Dim/s.Heads), s.KVHeads*(s.Dim/s.Heads)
+	mat := func(name string, cols, rows int, sigma float64) randomTensor {
+		return randomTensor{name, []uint64{uint64(cols), uint64(rows)}, typeFor(s.Type, cols), sigma, 0}
+	}
+	vec := func(name string, n int, sigma, center float64) randomTensor {
+		return randomTensor{name, []uint64{uint64(n)}, gguf.TypeF32, sigma, center}
+	}
+	in := 1 / math.Sqrt(float64(s.Dim))
+	ts := []randomTensor{mat("token_embd.weight", s.Dim, s.Vocab, 2*in), vec("output_norm.weight", s.Dim, 0.1, 1)}
+	if !s.Tied {
+		out := mat("output.weight", s.Dim, s.Vocab, 2*in)
+		if s.Type == gguf.TypeQ4_K && out.typ == gguf.TypeQ4_K {
+			out.typ = gguf.TypeQ6_K // llama.cpp keeps the output at Q6_K in Q4_K_M files
+		}
+		ts = append(ts, out)
+	}
+	for l := 0; l < s.Layers; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		ts = append(ts,
+			vec(p+"attn_norm.weight", s.Dim, 0.1, 1),
+			mat(p+"attn_q.weight", s.Dim, qDim, in),
+			mat(p+"attn_k.weight", s.Dim, kvDim, in),
+			mat(p+"attn_v.weight", s.Dim, kvDim, in))
+		if s.Arch == ArchDream {
+			ts = append(ts, vec(p+"attn_q.bias", qDim, 0.1, 0), vec(p+"attn_k.bias", kvDim, 0.1, 0), vec(p+"attn_v.bias", kvDim, 0.1, 0))
+		}
+		ts = append(ts,
+			mat(p+"attn_output.weight", qDim, s.Dim, 1/math.Sqrt(float64(qDim))),
+			vec(p+"ffn_norm.weight", s.Dim, 0.1, 1),
+			mat(p+"ffn_gate.weight", s.Dim, s.FFN, in),
+			mat(p+"ffn_up.weight", s.Dim, s.FFN, in),
+			mat(p+"ffn_down.weight", s.FFN, s.Dim, 1/math.Sqrt(float64(s.FFN))))
+	}
+
+	return ts
+}
+
+// RandomSize returns how many bytes the tensors of a random model of shape
+// s take, and the largest of them with its name: WriteRandom holds one
+// tensor at a time, so a shape whose largest tensor does not fit in memory
+// must be refused before writing (a 400 GB token_embd is a runtime
+// out-of-memory crash, not an error). Sizes that overflow are an error.
+func RandomSize(s Spec) (total, largest uint64, name string, err error) {
+	if err := s.validate(); err != nil {
+		return 0, 0, "", err
+	}
+	for _, t := range randomTensors(s) {
+		n, ok := tensorBytes(t.typ, t.dims)
+		if !ok || total+n < total {
+			return 0, 0, "", fmt.Errorf("%w: tensor %s of shape %v is too large to count", ErrBadOptions, t.name, t.dims)
+		}
+		total += n
+		if n > largest {
+			largest, name = n, t.name
+		}
+	}
+	return total, largest, name, nil
+}
+
+// tensorBytes returns the bytes of a tensor of type typ and shape dims
+// (innermost first), and false when that overflows.
+func tensorBytes(typ gguf.Type, dims []uint64) (uint64, bool) {
+	rows := uint64(1)
+	for _, d := range dims[1:] {
+		if d != 0 && rows > math.MaxUint64/d {
+			return 0, false
+		}
+		rows *= d
+	}
+	row := uint64(mustRowSize(typ, int(dims[0])))
+	if row != 0 && rows > math.MaxUint64/row {
+		return 0, false
+	}
+	return rows * row, true
+}
+
 // WriteRandom writes a GGUF model of shape s with random weights (seeded by
 // s.Seed) and a working vocabulary of s.Vocab tokens. 2-D weights use
 // s.Type where their rows are a whole number of its blocks, else the
@@ -144,47 +233,7 @@ func WriteRandom(w io.Writer, s Spec) error {
 	meta := append(cfg.metadata(), tokenizerMetadata(vocab)...)
 	meta = append(meta, gguf.KV{Key: "general.alignment", Value: gguf.Val(uint32(32))})
 
-	qDim, kvDim := s.Heads*(s.Dim/s.Heads), s.KVHeads*(s.Dim/s.Heads)
-	type tensor struct {
-		name   string
-		dims   []uint64
-		typ    gguf.Type
-		sigma  float64 // standard deviation of the random values
-		center float64 // mean (1 for norm weights)
-	}
-	mat := func(name string, cols, rows int, sigma float64) tensor {
-		return tensor{name, []uint64{uint64(cols), uint64(rows)}, typeFor(s.Type, cols), sigma, 0}
-	}
-	vec := func(name string, n int, sigma, center float64) tensor {
-		return tensor{name, []uint64{uint64(n)}, gguf.TypeF32, sigma, center}
-	}
-	in := 1 / math.Sqrt(float64(s.Dim))
-	ts := []tensor{mat("token_embd.weight", s.Dim, s.Vocab, 2*in), vec("output_norm.weight", s.Dim, 0.1, 1)}
-	if !s.Tied {
-		out := mat("output.weight", s.Dim, s.Vocab, 2*in)
-		if s.Type == gguf.TypeQ4_K && out.typ == gguf.TypeQ4_K {
-			out.typ = gguf.TypeQ6_K // llama.cpp keeps the output at Q6_K in Q4_K_M files
-		}
-		ts = append(ts, out)
-	}
-	for l := 0; l < s.Layers; l++ {
-		p := fmt.Sprintf("blk.%d.", l)
-		ts = append(ts,
-			vec(p+"attn_norm.weight", s.Dim, 0.1, 1),
-			mat(p+"attn_q.weight", s.Dim, qDim, in),
-			mat(p+"attn_k.weight", s.Dim, kvDim, in),
-			mat(p+"attn_v.weight", s.Dim, kvDim, in))
-		if s.Arch == ArchDream {
-			ts = append(ts, vec(p+"attn_q.bias", qDim, 0.1, 0), vec(p+"attn_k.bias", kvDim, 0.1, 0), vec(p+"attn_v.bias", kvDim, 0.1, 0))
-		}
-		ts = append(ts,
-			mat(p+"attn_output.weight", qDim, s.Dim, 1/math.Sqrt(float64(qDim))),
-			vec(p+"ffn_norm.weight", s.Dim, 0.1, 1),
-			mat(p+"ffn_gate.weight", s.Dim, s.FFN, in),
-			mat(p+"ffn_up.weight", s.Dim, s.FFN, in),
-			mat(p+"ffn_down.weight", s.FFN, s.Dim, 1/math.Sqrt(float64(s.FFN))))
-	}
-
+	ts := randomTensors(s)
 	specs := make([]gguf.TensorSpec, len(ts))
 	for i, t := range ts {
 		specs[i] = gguf.TensorSpec{Name: t.name, Type: t.typ, Dims: t.dims}

@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dfill/dfill/cmd/dfill/internal/cli"
+	"github.com/dfill/dfill/engine"
+	"github.com/dfill/dfill/engine/gguf"
 )
 
 // TestEveryCommandHelps runs each command with -h: every one prints its
@@ -77,6 +81,7 @@ func TestCommandLinesE2E(t *testing.T) {
 		{"unknown command", []string{"nope"}, 2, nil},
 		{"a group without its command", []string{"bench"}, 2, nil},
 		{"model random without --out", []string{"model", "random", "-preset", "tiny"}, 2, nil},
+		{"bench ar-vs-diffusion past the model's context", []string{"bench", "ar-vs-diffusion", "--contexts", "512", "--canvases", "32"}, 1, nil},
 		{"no arguments, stdin a pipe at EOF: serve, which exits 1 without shutdown", nil, 1, nil},
 	}
 	for _, tt := range tests {
@@ -94,5 +99,42 @@ func TestCommandLinesE2E(t *testing.T) {
 				t.Errorf("dfill %q: exit %d and nothing on stderr", tt.args, code)
 			}
 		})
+	}
+}
+
+// TestModelRandomTooLarge asks for a shape whose embedding alone is 372
+// GiB: it is refused with a message before anything is allocated, and no
+// file is left; a model that fits is written whole, readable by all.
+func TestModelRandomTooLarge(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "huge.gguf")
+	spec := engine.Presets["tiny"]
+	spec.Arch, spec.Type = engine.ArchLLaDA, gguf.TypeF32
+	spec.Dim, spec.FFN, spec.Vocab = 100000, 100000, 1000000
+	total, largest, name, err := engine.RandomSize(spec)
+	if err != nil || name != "token_embd.weight" || largest != 100000*1000000*4 || total < largest {
+		t.Fatalf("RandomSize = %d, %d, %q, %v", total, largest, name, err)
+	}
+	if mem, ok := physicalMemory(); !ok || largest <= mem/2 {
+		t.Skipf("memory %d (known %v): the shape is not too large here", mem, ok)
+	}
+	f := &randomFlags{out: out, arch: "llada", typ: "f32", seed: 1}
+	f.sizes.Dim, f.sizes.FFN, f.sizes.Vocab = spec.Dim, spec.FFN, spec.Vocab
+	if err := f.run(); err == nil || !strings.Contains(err.Error(), "token_embd.weight") {
+		t.Errorf("run = %v, want an error naming token_embd.weight", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("files left: %v", left)
+	}
+
+	f = &randomFlags{out: filepath.Join(dir, "tiny.gguf"), arch: "llada", typ: "f32", seed: 1}
+	if err := f.run(); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 1 {
+		t.Errorf("files left: %v, want tiny.gguf alone", left)
+	}
+	if st, err := os.Stat(f.out); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("tiny.gguf: %v, %v; want mode 0644", st, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/engine"
+	"github.com/dfill/dfill/engine/gguf"
 )
 
 // TestEmbeddedModel loads the model compiled into the binary and runs the
@@ -49,5 +50,23 @@ func TestEmbeddedModel(t *testing.T) {
 	}
 	if len(res.Items) == 0 || strings.TrimSpace(res.Items[0].Insert) == "" {
 		t.Errorf("the embedded model proposed nothing: %+v", res.Items)
+	}
+}
+
+// TestEmbeddedModelFile checks what the embedded model's file says of
+// itself: a pre-tokenizer name llama.cpp knows (it refuses a file with one
+// it does not), and the calibration of its answer score (MODEL.md).
+func TestEmbeddedModelFile(t *testing.T) {
+	data, _ := embeddedModel()
+	f, err := gguf.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pre, _ := f.String("tokenizer.ggml.pre"); pre != "llama-bpe" {
+		t.Errorf("tokenizer.ggml.pre = %q, want llama-bpe", pre)
+	}
+	cal, ok, err := readCalibration(f)
+	if err != nil || !ok || cal.Threshold <= 0 {
+		t.Errorf("calibration %+v, %v, %v; want one with a threshold", cal, ok, err)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -175,21 +177,61 @@ func (f *randomFlags) run() error {
 	if err != nil {
 		return err
 	}
-	out, err := os.Create(f.out)
+	total, largest, name, err := engine.RandomSize(spec)
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(out, 1<<20)
-	if err := engine.WriteRandom(w, spec); err != nil {
-		out.Close()
-		os.Remove(f.out)
+	if mem, ok := physicalMemory(); ok && largest > mem/2 {
+		return fmt.Errorf("the shape needs %s for tensor %s alone (%s in all), more than half of this machine's %s of memory",
+			humanBytes(int64(largest)), name, humanBytes(int64(total)), humanBytes(int64(mem)))
+	}
+	return writeFileAtomic(f.out, func(w io.Writer) error { return engine.WriteRandom(w, spec) })
+}
+
+// writeFileAtomic writes path through write, into a temporary file beside
+// it renamed to path only when complete: a failed or interrupted write
+// (a full disk, an error, a kill) never leaves a partial file at path.
+func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
 		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	if err := write(w); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	if err := w.Flush(); err != nil {
-		out.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
 		return err
 	}
-	return out.Close()
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// physicalMemory returns the machine's memory in bytes, from
+// /proc/meminfo; false where that is not known.
+func physicalMemory() (uint64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }
 
 // spec returns the model the flags describe: the preset (tiny by default)

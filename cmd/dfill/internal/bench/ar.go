@@ -89,6 +89,9 @@ func (f *arFlags) run(ctx context.Context, models Models) error {
 		return err
 	}
 	defer m.Close()
+	if err := fitsContext(m.Name(), m.Config.Context, f.contextLen, f.span, ctxs, cans); err != nil {
+		return err
+	}
 
 	res := arResult{Model: m.Name(), Threads: m.Threads(), Span: f.span, Context: f.contextLen, TokensPerStep: f.perStep}
 	pre, suf := randomContext(m, f.contextLen)
@@ -112,15 +115,30 @@ func (f *arFlags) run(ctx context.Context, models Models) error {
 	return nil
 }
 
+// fitsContext returns an error naming the first canvas that does not fit a
+// model's context of limit tokens: the fill's context and span, then each
+// context of the step table with each canvas. A benchmark that skipped them
+// would print an empty table and succeed.
+func fitsContext(model string, limit, fillContext, span int, contexts, canvases []int) error {
+	if fillContext+span > limit {
+		return fmt.Errorf("%s: --context %d + --span %d = %d tokens, more than the model's context of %d", model, fillContext, span, fillContext+span, limit)
+	}
+	for _, c := range contexts {
+		for _, n := range canvases {
+			if c+n > limit {
+				return fmt.Errorf("%s: --contexts %d + --canvases %d = %d tokens, more than the model's context of %d", model, c, n, c+n, limit)
+			}
+		}
+	}
+	return nil
+}
+
 // stepTable times a denoising step, with and without the cache, for each
-// context and canvas size that fits the model's context.
+// context and canvas size (fitsContext checked they fit).
 func stepTable(ctx context.Context, m *engine.Model, canvases, contexts []int, samples int) ([]stepTimes, error) {
 	var table []stepTimes
 	for _, c := range contexts {
 		for _, n := range canvases {
-			if c+n > m.Config.Context {
-				continue
-			}
 			pre, suf := randomContext(m, c)
 			st := stepTimes{Canvas: n, Context: c}
 			var err error

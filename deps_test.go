@@ -19,6 +19,9 @@ var allowed = map[string][]string{
 	"engine/kernel":    {"engine/gguf", "golang.org/x/sys/cpu"},
 	"engine":           {"engine/gguf", "engine/kernel", "engine/tokenizer"},
 	"engine/train":     {"engine", "engine/gguf", "engine/kernel", "engine/tokenizer"},
+	// Model references, the Hugging Face Hub client, the local cache, the
+	// catalog of diffusion coders.
+	"engine/hub": {"engine/gguf"},
 
 	// Prompts are pure: the standard library's pure packages only (pure).
 	"fim": {},
@@ -28,13 +31,19 @@ var allowed = map[string][]string{
 	"completion": {"fim", "completion/syntax", "go.uber.org/zap"},
 	// The server: protocol types stop here; never the engine.
 	"lsp": {"completion", "go.lsp.dev/jsonrpc2", "go.lsp.dev/protocol", "go.lsp.dev/uri", "go.uber.org/zap/..."},
+	// dfill http: the engine as a service (FIM API, SSE, metrics, limits).
+	"api": {"engine", "fim", "completion/syntax", "github.com/prometheus/client_golang/...", "go.uber.org/zap/..."},
+	// Clients of served models (Mercury, OpenAI-style FIM, SGLang,
+	// llama.cpp, another dfill): prompts in, candidates out.
+	"remote": {"fim"},
 
 	// The command and its wiring: everything below.
 	"cmd/dfill/internal/cli": {"go.uber.org/zap/..."},
 	"cmd/dfill/internal/bench": {"cmd/dfill/internal/cli", "completion", "completion/syntax", "engine", "engine/gguf",
 		"engine/kernel", "fim", "lsp", "go.lsp.dev/jsonrpc2", "go.lsp.dev/protocol", "go.lsp.dev/uri", "go.uber.org/zap"},
-	"cmd/dfill": {"cmd/dfill/internal/bench", "cmd/dfill/internal/cli", "completion", "engine", "engine/gguf",
-		"engine/kernel", "engine/tokenizer", "engine/train", "fim", "lsp", "go.uber.org/zap/...", "golang.org/x/term"},
+	"cmd/dfill": {"api", "cmd/dfill/internal/bench", "cmd/dfill/internal/cli", "completion", "engine", "engine/gguf",
+		"engine/hub", "engine/kernel", "engine/tokenizer", "engine/train", "fim", "lsp", "remote",
+		"github.com/schollz/progressbar/v3", "go.uber.org/zap/...", "golang.org/x/term"},
 
 	"": {}, // this file's package
 }

@@ -7,8 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/url"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +44,26 @@ type Config struct {
 	// shown (completion.Options.MinScore); nil means the model's own
 	// calibrated threshold.
 	MinScore *float64 `json:"minScore,omitempty"`
+	// Remote is the served model the remote backend asks.
+	Remote RemoteConfig `json:"remote"`
+}
+
+// RemoteConfig is the "remote" setting: which served model the remote
+// backend asks, and how.
+type RemoteConfig struct {
+	URL      string `json:"url,omitempty"`      // the server's base URL, http or https
+	Protocol string `json:"protocol,omitempty"` // one of RemoteProtocols
+	Model    string `json:"model,omitempty"`    // the model's name, for servers that serve several
+	// APIKeyEnv names the environment variable that holds the API key;
+	// the key itself never travels in settings.
+	APIKeyEnv string `json:"apiKeyEnv,omitempty"`
+}
+
+// RemoteProtocols returns the protocols the remote backend speaks. The
+// remote package owns the list (remote.Protocols), which lsp may not
+// import; a test in cmd/dfill keeps the two equal.
+func RemoteProtocols() []string {
+	return []string{"mercury", "openai-fim", "sglang", "llamacpp", "dfill"}
 }
 
 // completionOptions returns the completion policy the settings ask for.
@@ -69,7 +93,11 @@ func minScoreOption(v *float64) float64 {
 func (c Config) modelConfig() ModelConfig {
 	// An empty backend is the cpu one: a client that sends "" must not
 	// make the server load the same model again.
-	return ModelConfig{Model: c.Model, Backend: cmp.Or(c.Backend, "cpu")}
+	backend := cmp.Or(c.Backend, "cpu")
+	if backend != "remote" {
+		return ModelConfig{Model: c.Model, Backend: backend}
+	}
+	return ModelConfig{Model: cmp.Or(c.Remote.Model, c.Remote.URL), Backend: backend, Remote: c.Remote}
 }
 
 // A setting is one key of the dfill section: apply checks a value's type
@@ -79,6 +107,13 @@ type setting struct {
 	apply   func(c *Config, raw json.RawMessage, def Config) error
 	show    func(c Config) any // the value kept when a new one is refused
 }
+
+// quietRefusal is an apply error whose message says why the value was
+// refused without repeating it: the value may hold a secret pasted into the
+// wrong field (the remote object's apiKeyEnv or url).
+type quietRefusal struct{ why string }
+
+func (q *quietRefusal) Error() string { return q.why }
 
 // Limits of the numeric settings.
 const (
@@ -93,11 +128,15 @@ var settings = map[string]setting{
 	"model": {"a path to a GGUF file, or empty for the embedded model",
 		func(c *Config, raw json.RawMessage, def Config) error { return decodeInto(&c.Model, def.Model, raw) },
 		func(c Config) any { return c.Model }},
-	"backend": {`"cpu" (the one backend of this build)`,
+	"backend": {`"cpu" or "remote" (a served model: see the remote setting)`,
 		func(c *Config, raw json.RawMessage, def Config) error {
-			return oneOf(&c.Backend, def.Backend, raw, "", "cpu")
+			return oneOf(&c.Backend, def.Backend, raw, "", "cpu", "remote")
 		},
 		func(c Config) any { return c.Backend }},
+	"remote": {`an object {"url": an http or https URL without credentials, "protocol": ` + strings.Join(quoted(RemoteProtocols()), ", ") +
+		`, "model": a model name, "apiKeyEnv": the name of the environment variable holding the API key (upper-case letters, digits and _)}`,
+		func(c *Config, raw json.RawMessage, def Config) error { return remoteIn(&c.Remote, def.Remote, raw) },
+		func(c Config) any { return c.Remote }},
 	"steps": {fmt.Sprintf("an integer from 0 (the model's default) to %d", maxSteps),
 		func(c *Config, raw json.RawMessage, def Config) error {
 			return intIn(&c.Steps, def.Steps, raw, 0, maxSteps)
@@ -220,6 +259,73 @@ func floatIn(dst *float64, def float64, raw json.RawMessage, lo, hi float64) err
 	return nil
 }
 
+// remoteIn sets *dst to the remote object in raw: a key it lacks, or sets
+// to null, takes its value in def. It refuses a value with a quietRefusal,
+// which never repeats the URL or the variable's name: either might hold a
+// pasted key.
+func remoteIn(dst *RemoteConfig, def RemoteConfig, raw json.RawMessage) error {
+	if isNull(raw) {
+		*dst = def
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return refuse("not an object")
+	}
+	next := def
+	fields := map[string]*string{"url": &next.URL, "protocol": &next.Protocol, "model": &next.Model, "apiKeyEnv": &next.APIKeyEnv}
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
+		v := obj[k]
+		f, ok := fields[k]
+		if !ok {
+			return refuse("unknown key %q", k)
+		}
+		if isNull(v) {
+			continue
+		}
+		if err := json.Unmarshal(v, f); err != nil {
+			return refuse("%s is not a string", k)
+		}
+	}
+	if next.URL != "" {
+		u, err := url.Parse(next.URL)
+		switch {
+		case err != nil:
+			return refuse("url is not a URL")
+		case u.User != nil:
+			return refuse("url holds credentials")
+		case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+			return refuse("url is not an http or https URL with a host")
+		}
+	}
+	if next.Protocol != "" && !slices.Contains(RemoteProtocols(), next.Protocol) {
+		return refuse("protocol %q is unknown", next.Protocol)
+	}
+	if next.APIKeyEnv != "" && !envName.MatchString(next.APIKeyEnv) {
+		return refuse("apiKeyEnv is not the name of an environment variable")
+	}
+	*dst = next
+	return nil
+}
+
+// refuse returns a quietRefusal saying why, formatted as fmt.Sprintf does.
+func refuse(format string, args ...any) error {
+	return &quietRefusal{why: fmt.Sprintf(format, args...)}
+}
+
+// envName is what remote.apiKeyEnv may be (remote.ValidEnvName): a
+// variable's name, never the key.
+var envName = regexp.MustCompile(`^[A-Z_][A-Z0-9_]{0,127}$`)
+
+// quoted returns each of ss in double quotes.
+func quoted(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}
+
 // isNull reports whether raw holds no settings: nothing, null, or an empty
 // array (how Neovim encodes an empty Lua table).
 func isNull(raw json.RawMessage) bool {
@@ -273,6 +379,10 @@ func mergeSettings(cfg, def Config, raw []byte, wrapped bool) (next Config, prob
 		}
 		if err := st.apply(&next, section[k], def); err != nil {
 			kept, _ := json.Marshal(st.show(next))
+			if q := (*quietRefusal)(nil); errors.As(err, &q) {
+				problems = append(problems, fmt.Sprintf("setting %q: refused (%s); it must be %s; keeping %s", k, q.why, st.accepts, kept))
+				continue
+			}
 			problems = append(problems, fmt.Sprintf("setting %q: %s is not %s; keeping %s",
 				k, strings.TrimSpace(string(section[k])), st.accepts, kept))
 		}

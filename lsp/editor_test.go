@@ -440,10 +440,15 @@ type fakeGen struct {
 	calls   atomic.Int32
 	// more are further candidates, less confident than text.
 	more []string
+	// fail, when it holds an error, is what Infill returns.
+	fail atomic.Pointer[error]
 }
 
 func (g *fakeGen) Infill(ctx context.Context, p fim.Prompt, opt completion.GenerateOptions, onStep func(completion.Step)) ([]completion.Candidate, error) {
 	g.calls.Add(1)
+	if err := g.fail.Load(); err != nil {
+		return nil, *err
+	}
 	if g.panics {
 		panic("fake generator panics")
 	}

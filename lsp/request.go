@@ -107,6 +107,45 @@ func (s *Server) prepare(ctx context.Context, method string, td protocol.TextDoc
 	return p
 }
 
+// completionFailed tells the user once of a failure a completion ended in
+// (a remote server unreachable, refusing the key, overloaded), and again
+// only after a completion has succeeded or the failure has changed: the
+// same failure on every keystroke is logged at debug level.
+func (s *Server) completionFailed(p *prepared, err error) {
+	key := failureKey(err)
+	s.mu.Lock()
+	told := s.failure == key
+	s.failure = key
+	s.mu.Unlock()
+	if told {
+		s.log.Debug("completion failed", zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Error(err))
+		return
+	}
+	s.log.Warn("completion failed", zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Error(err))
+	s.showMessage(protocol.MessageTypeWarning, "dfill: completion failed: "+err.Error())
+}
+
+// failureKey returns what err comes down to: the message of the error at
+// the end of its chain, taking the last of several wrapped errors (a remote
+// backend waiting after a failure wraps the wait and then the failure).
+func failureKey(err error) string {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			if next := u.Unwrap(); next != nil {
+				err = next
+				continue
+			}
+		case interface{ Unwrap() []error }:
+			if es := u.Unwrap(); len(es) > 0 {
+				err = es[len(es)-1]
+				continue
+			}
+		}
+		return err.Error()
+	}
+}
+
 // complete releases the read loop and asks the Completer. Without a model
 // the result is empty, and so is that of a request a newer one superseded;
 // a request the client cancelled returns an error that answers
@@ -142,9 +181,12 @@ func (s *Server) complete(ctx context.Context, p *prepared) (completion.Result, 
 	case errors.Is(err, completion.ErrNoModel):
 		return completion.Result{}, nil
 	case err != nil:
-		s.log.Warn("completion failed", zap.String("uri", p.req.URI), zap.Int("offset", p.req.Offset), zap.Error(err))
+		s.completionFailed(p, err)
 		return completion.Result{}, nil
 	}
+	s.mu.Lock()
+	s.failure = ""
+	s.mu.Unlock()
 	s.stats.add(took, res.Timings.Generate+res.Timings.Wait, res.Cached)
 	s.stats.last(took)
 	if p.req.OnStep != nil && !res.Cached {

@@ -24,8 +24,15 @@ import (
 
 // ModelConfig says which model a Loader should load.
 type ModelConfig struct {
-	Model   string // GGUF path; empty means the default (embedded) model
-	Backend string // cpu
+	// Model is the GGUF path (empty: the embedded model) for the cpu
+	// backend; for the remote one, the name messages give the served
+	// model (Remote.Model, or Remote.URL).
+	Model   string
+	Backend string // cpu or remote
+	// Remote says which served model the remote backend asks; it is the
+	// zero value for the other backends, so that a remote setting changed
+	// while they run loads nothing again.
+	Remote RemoteConfig
 }
 
 // Loader loads the model cfg names. release frees what the generator holds;
@@ -99,6 +106,9 @@ type Server struct {
 	calls       map[jsonrpc2.ID]context.CancelCauseFunc // in-flight incoming calls
 	latest      map[pendingKey]*pendingCompletion       // newest completion request per document and method
 	progressSeq int
+	// failure is what the last completion failure the user was told of
+	// comes down to (failureKey); "" after a completion succeeds.
+	failure string
 
 	// genMu is held for reading by each completion while it runs and for
 	// writing while a model swap waits to release the old generator.

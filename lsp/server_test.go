@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -326,6 +327,15 @@ func TestMergeSettings(t *testing.T) {
 		{"a min score out of range", `{"minScore":1.5}`, false, Config{Steps: 6},
 			[]string{`"minScore": 1.5 is not a number from 0 (show every completion) to 1, or null`}},
 		{"a backend this build lacks", `{"backend":"cuda"}`, false, Config{Steps: 6}, []string{`"backend": "cuda" is not "cpu"`}},
+		{"a remote backend", `{"backend":"remote","remote":{"url":"https://api.inceptionlabs.ai","protocol":"mercury","model":"mercury-coder","apiKeyEnv":"INCEPTION_API_KEY"}}`, false,
+			Config{Steps: 6, Backend: "remote", Remote: RemoteConfig{URL: "https://api.inceptionlabs.ai", Protocol: "mercury", Model: "mercury-coder", APIKeyEnv: "INCEPTION_API_KEY"}}, nil},
+		{"a remote protocol dfill does not speak", `{"remote":{"url":"http://gpu:30000","protocol":"vllm"}}`, false, Config{Steps: 6},
+			[]string{`setting "remote": refused (protocol "vllm" is unknown); it must be an object {"url": an http or https URL`}},
+		{"a misspelt remote key", `{"backend":"remote","remote":{"url":"http://gpu:8080","apikeyEnv":"KEY"}}`, false, Config{Steps: 6, Backend: "remote"},
+			[]string{`setting "remote": refused (unknown key "apikeyEnv")`}},
+		{"a remote URL that is not http", `{"remote":{"url":"gpu:8080"}}`, false, Config{Steps: 6},
+			[]string{`refused (url is not an http or https URL with a host)`}},
+		{"a remote that is not an object", `{"remote":"http://gpu:8080"}`, false, Config{Steps: 6}, []string{`refused (not an object)`}},
 		{"not an object", `[1]`, false, base, []string{"not a JSON object"}},
 	}
 	for _, tt := range tests {
@@ -346,6 +356,90 @@ func TestMergeSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRemoteSettings: the keys a remote object lacks take the command
+// line's values, and a refused value never repeats what might be a key
+// pasted into the wrong field.
+func TestRemoteSettings(t *testing.T) {
+	def := Config{Backend: "remote", Remote: RemoteConfig{URL: "http://flag:8080", Protocol: "dfill", APIKeyEnv: "DFILL_KEY"}}
+	base := Config{Backend: "remote", Remote: RemoteConfig{URL: "http://old:8080", Protocol: "sglang"}}
+	const secret = "sk_live_51HxQ2eZvKYlo2C"
+	tests := []struct {
+		name    string
+		raw     string
+		want    RemoteConfig
+		problem string // a substring of the one problem, or "" for none
+	}{
+		{"lacking keys take the command line's", `{"backend":"remote","remote":{"url":"https://gpu.example.com"}}`,
+			RemoteConfig{URL: "https://gpu.example.com", Protocol: "dfill", APIKeyEnv: "DFILL_KEY"}, ""},
+		{"null keys too", `{"backend":"remote","remote":{"protocol":"llamacpp","apiKeyEnv":null}}`,
+			RemoteConfig{URL: "http://flag:8080", Protocol: "llamacpp", APIKeyEnv: "DFILL_KEY"}, ""},
+		{"no remote object: the command line's", `{"backend":"remote"}`, def.Remote, ""},
+		{"an empty Lua table: the command line's", `{"backend":"remote","remote":[]}`, def.Remote, ""},
+		{"the key pasted as the variable's name", `{"backend":"remote","remote":{"apiKeyEnv":"` + secret + `"}}`,
+			base.Remote, "refused (apiKeyEnv is not the name of an environment variable)"},
+		{"credentials in the URL", `{"backend":"remote","remote":{"url":"https://me:` + secret + `@gpu.example.com"}}`,
+			base.Remote, "refused (url holds credentials)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, problems := mergeSettings(base, def, []byte(tt.raw), false)
+			if got.Remote != tt.want {
+				t.Errorf("remote %+v, want %+v", got.Remote, tt.want)
+			}
+			if tt.problem == "" && len(problems) != 0 || tt.problem != "" && (len(problems) != 1 || !strings.Contains(problems[0], tt.problem)) {
+				t.Fatalf("problems %q, want %q", problems, tt.problem)
+			}
+			if len(problems) == 1 && strings.Contains(problems[0], secret) {
+				t.Errorf("the problem %q repeats the secret", problems[0])
+			}
+		})
+	}
+}
+
+// TestSwitchToRemoteBackend: settings that switch the backend to remote
+// load the served model the remote object names; a remote object changed
+// while the cpu backend runs loads nothing again.
+func TestSwitchToRemoteBackend(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		configs []ModelConfig
+	)
+	loader := func(ctx context.Context, cfg ModelConfig) (completion.Generator, func(), error) {
+		mu.Lock()
+		configs = append(configs, cfg)
+		mu.Unlock()
+		return &fakeGen{name: cfg.Backend + ":" + cfg.Model, text: "return err", steps: 1}, func() {}, nil
+	}
+	loaded := func() []ModelConfig {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(configs)
+	}
+	e := startEditor(t, Options{Loader: loader})
+	caps := map[string]any{"window": map[string]any{"workDoneProgress": true}}
+	e.initialize(caps, map[string]any{"dfill": map[string]any{"remote": map[string]any{"url": "http://gpu:8080", "protocol": "dfill"}}})
+	e.modelReady()
+	if got := loaded(); len(got) != 1 || got[0] != (ModelConfig{Backend: "cpu"}) {
+		t.Fatalf("loaded %+v, want the embedded model on cpu, the remote object set aside", got)
+	}
+	remote := RemoteConfig{URL: "https://api.inceptionlabs.ai", Protocol: "mercury", Model: "mercury-coder", APIKeyEnv: "INCEPTION_API_KEY"}
+	e.notify("workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{
+		"backend": "remote", "remote": remote}}})
+	e.waitFor("$/progress", func(m *wireMsg) bool {
+		return strings.Contains(string(m.Params), "dfill-2") && strings.Contains(string(m.Params), `"end"`)
+	})
+	want := ModelConfig{Model: "mercury-coder", Backend: "remote", Remote: remote}
+	if got := loaded(); len(got) != 2 || got[1] != want {
+		t.Fatalf("loaded %+v, want %+v last", got, want)
+	}
+	if st := e.stats(); st.Model != "remote:mercury-coder" {
+		t.Errorf("stats.model = %q, want the remote generator", st.Model)
+	}
+	e.call("shutdown", nil)
+	e.notify("exit", nil)
+	e.exitStatus()
 }
 
 func TestModelLoadFailure(t *testing.T) {
@@ -428,4 +522,37 @@ func TestClientClosesMidCompletion(t *testing.T) {
 	waitStarted(t, gen)
 	e.start("textDocument/inlineCompletion", inlineParams("file:///w/main.go", line, col+2, automaticInline))
 	e.stats()
+}
+
+// TestCompletionFailureShown checks that a completion failing in the
+// generator (a remote server that refuses) is shown to the user once, not
+// on every keystroke, and again after a success.
+func TestCompletionFailureShown(t *testing.T) {
+	gen := &fakeGen{text: "fmt.Println()"}
+	refused := errors.New("POST http://gpu:8080/v1/fim/completions: 503 Service Unavailable: overloaded")
+	gen.fail.Store(ptr(fmt.Errorf("completion: remote: %w", refused)))
+	e := ready(t, testOptions(t, gen), nil)
+	for range 3 {
+		if got := e.inline("file:///w/main.go", 5, 1, invokedInline); len(got.Items) != 0 {
+			t.Errorf("a failing generator gave items %+v", got.Items)
+		}
+	}
+	m := e.waitFor("window/showMessage", nil)
+	if !strings.Contains(string(m.Params), "503 Service Unavailable: overloaded") {
+		t.Errorf("showMessage %s, want it to say why", m.Params)
+	}
+	e.stats() // every message sent before this answer has arrived
+	if n := e.count("window/showMessage"); n != 1 {
+		t.Errorf("%d messages for one failure three times, want 1", n)
+	}
+	gen.fail.Store(nil)
+	if got := e.inline("file:///w/main.go", 5, 1, invokedInline); len(got.Items) == 0 {
+		t.Fatal("no items once the generator answers")
+	}
+	gen.fail.Store(ptr(fmt.Errorf("remote: waiting after a failure (asking again in 1s): %w", refused)))
+	e.inline("file:///w/main.go", 5, 0, automaticInline) // elsewhere: not the cached answer
+	e.stats()
+	if n := e.count("window/showMessage"); n != 2 {
+		t.Errorf("%d messages, want 2: the failure again after a success", n)
+	}
 }

@@ -95,7 +95,7 @@ func (f *completeFlags) run(ctx context.Context, pos string) error {
 	}
 	defer log.Sync()
 	start := time.Now()
-	gen, release, err := newGenerator(ctx, generatorConfig{Model: f.shared.Model, Backend: f.shared.Backend, Threads: f.shared.Threads}, log)
+	gen, release, err := newGenerator(ctx, generatorConfig{Model: f.shared.Model, Backend: f.shared.Backend, Threads: f.shared.Threads, Remote: remoteFlags(&f.shared)}, log)
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,16 @@ import (
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/fim"
+	"github.com/dfill/dfill/remote"
 )
 
 // generatorConfig says which model to load and how to run it.
 type generatorConfig struct {
-	Model   string // GGUF path; empty means the embedded model
-	Backend string // cpu
+	Model   string // GGUF path; empty means the embedded model (cpu)
+	Backend string // cpu or remote
 	Threads int
+	// Remote is the served model the remote backend asks.
+	Remote remote.Config
 
 	// EndAnywhere lets end tokens appear anywhere in a span (see
 	// engine.Options.EndAnywhere); for measuring the default against it.
@@ -32,8 +35,10 @@ type generatorConfig struct {
 func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (gen completion.Generator, release func(), err error) {
 	switch cfg.Backend {
 	case "", "cpu":
+	case "remote":
+		return newRemoteGenerator(cfg.Remote, log)
 	default:
-		return nil, nil, fmt.Errorf("unknown backend %q: this build has only cpu", cfg.Backend)
+		return nil, nil, fmt.Errorf("unknown backend %q: cpu or remote", cfg.Backend)
 	}
 	m, err := loadModelCtx(ctx, cfg.Model, cfg.Threads)
 	if err != nil {
@@ -54,7 +59,7 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 // benchGenerator is newGenerator for the model the shared flags name, as
 // the benchmarks load it (bench.Models).
 func benchGenerator(ctx context.Context, sf *cli.Shared, endAnywhere bool, log *zap.Logger) (completion.Generator, func(), error) {
-	return newGenerator(ctx, generatorConfig{Model: sf.Model, Backend: sf.Backend, Threads: sf.Threads, EndAnywhere: endAnywhere}, log)
+	return newGenerator(ctx, generatorConfig{Model: sf.Model, Backend: sf.Backend, Threads: sf.Threads, Remote: remoteFlags(sf), EndAnywhere: endAnywhere}, log)
 }
 
 // benchModels wires the engine into the benchmarks and `dfill model

@@ -24,6 +24,12 @@ type Shared struct {
 	LogFile    string
 	LogLevel   string
 	CPUProfile string // the file --cpuprofile names, or ""
+
+	// The served model --backend remote asks (remote.Config).
+	RemoteURL       string
+	RemoteProtocol  string
+	RemoteModel     string
+	RemoteAPIKeyEnv string // the name of the variable holding the key, never the key
 }
 
 // Register declares the shared flags on fs. A Command whose Shared field
@@ -32,7 +38,11 @@ type Shared struct {
 // to the server it starts) declares them itself.
 func (s *Shared) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.Model, "model", "", "GGUF model `path` (default: the embedded model)")
-	fs.StringVar(&s.Backend, "backend", "cpu", "inference backend: cpu (the one this build has)")
+	fs.StringVar(&s.Backend, "backend", "cpu", "inference backend: cpu, or remote (a served model: --remote-url, --remote-protocol)")
+	fs.StringVar(&s.RemoteURL, "remote-url", "", "the served model's base `URL` (http or https) for --backend remote")
+	fs.StringVar(&s.RemoteProtocol, "remote-protocol", "dfill", "what the server at --remote-url speaks: mercury, openai-fim, sglang, llamacpp or dfill")
+	fs.StringVar(&s.RemoteModel, "remote-model", "", "the served model's `name` (mercury and openai-fim need one)")
+	fs.StringVar(&s.RemoteAPIKeyEnv, "remote-api-key-env", "", "the environment `variable` holding the server's API key, sent as a bearer token")
 	fs.IntVar(&s.Threads, "threads", runtime.NumCPU(), "CPU threads for the model")
 	fs.IntVar(&s.Steps, "steps", 0, "denoising steps (0: the default for the span)")
 	fs.StringVar(&s.Algorithm, "algorithm", "confidence", "confidence score: confidence, margin or entropy")

@@ -44,6 +44,7 @@ func commands() *cli.Command {
 		Commands: []*cli.Command{
 			bench.Command(benchModels),
 			completeCommand(),
+			httpCommand(),
 			modelCommand(),
 			serveCommand(),
 			trainCommand(),

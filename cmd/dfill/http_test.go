@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestHTTPE2E starts `dfill http` with the embedded model on a free
+// loopback port, completes the sample file's empty if body through
+// POST /v1/fim/completions with an API key, and stops it with SIGTERM,
+// after which it exits 0.
+func TestHTTPE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	bin, err := buildDfill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "http", "--addr", "127.0.0.1:0", "--api-key-env", "DFILL_TEST_KEY", "--threads", "2")
+	cmd.Env = append(os.Environ(), "DFILL_TEST_KEY=test-key")
+	cmd.Stderr = &testWriter{t: t}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the address: %v", err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "dfill http: listening on ")
+	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("stdout %q does not give a loopback address", line)
+	}
+
+	data, err := os.ReadFile("testdata/sample.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix, suffix, _ := strings.Cut(string(data), "\tif err != nil {\n")
+	body, _ := json.Marshal(map[string]any{
+		"prompt": prefix + "\tif err != nil {\n", "suffix": suffix, "max_tokens": 6, "stop": []string{"\n"},
+	})
+	// The server listens before the model has loaded, and answers 503
+	// until it has.
+	var resp *http.Response
+	for {
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url+"/v1/fim/completions", strings.NewReader(string(body)))
+		req.Header.Set("Authorization", "Bearer test-key")
+		if resp, err = http.DefaultClient.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			break
+		}
+		resp.Body.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Model   string
+		Choices []struct {
+			Text         string
+			FinishReason string `json:"finish_reason"`
+		}
+		Usage struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, decoding: %v", resp.StatusCode, err)
+	}
+	if len(got.Choices) != 1 || got.Choices[0].Text != "\t\treturn err" || got.Choices[0].FinishReason != "stop" || got.Model == "" {
+		t.Errorf("answer %+v, want \"\\t\\treturn err\" cut at the stop sequence", got)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v, want exit status 0", err)
+	}
+}

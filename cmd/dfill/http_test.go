@@ -92,3 +92,44 @@ func TestHTTPE2E(t *testing.T) {
 		t.Errorf("after SIGTERM: %v, want exit status 0", err)
 	}
 }
+
+// TestServeRemoteToHTTPE2E runs the path a team uses: an editor's dfill
+// serve with the remote backend asks a dfill http (the embedded model, an
+// API key) on loopback; the completion goes editor → server → HTTP →
+// engine and back, and is post-processed and validated on the way.
+func TestServeRemoteToHTTPE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	bin, err := buildDfill()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("DFILL_TEST_KEY", "test-key")
+	cmd := exec.Command(bin, "http", "--addr", "127.0.0.1:0", "--api-key-env", "DFILL_TEST_KEY", "--threads", "2", "--log-level", "debug")
+	cmd.Stderr = &testWriter{t: t}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the address: %v", err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "dfill http: listening on ")
+	if !ok {
+		t.Fatalf("stdout %q does not give the address", line)
+	}
+	// A span of 4 tokens: a remote server fills the one span it is asked
+	// for, and the embedded model fills a long one with more than the line
+	// (the local engine denoises spans of 4, 8 and the setting at once).
+	serveAndCompleteWith(t, map[string]any{"maxTokens": 4}, "return err", "--backend", "remote", "--remote-url", url,
+		"--remote-protocol", "dfill", "--remote-api-key-env", "DFILL_TEST_KEY", "--log-level", "debug")
+}

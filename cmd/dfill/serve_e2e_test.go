@@ -148,6 +148,12 @@ func (p *lspProcess) wait(t *testing.T) int {
 }
 
 func (p *lspProcess) initialize(t *testing.T) {
+	p.initializeWith(t, nil)
+}
+
+// initializeWith initializes with opts as initializationOptions (the
+// dfill settings section) when it is not nil.
+func (p *lspProcess) initializeWith(t *testing.T, opts map[string]any) {
 	t.Helper()
 	var res struct {
 		Capabilities struct {
@@ -155,10 +161,14 @@ func (p *lspProcess) initialize(t *testing.T) {
 			InlineCompletionProvider bool   `json:"inlineCompletionProvider"`
 		} `json:"capabilities"`
 	}
-	err := p.call(t, "initialize", map[string]any{
+	params := map[string]any{
 		"processId":    os.Getpid(),
 		"capabilities": map[string]any{"window": map[string]any{"workDoneProgress": true}},
-	}, &res)
+	}
+	if opts != nil {
+		params["initializationOptions"] = opts
+	}
+	err := p.call(t, "initialize", params, &res)
 	if err != nil {
 		t.Fatalf("initialize: %v", err)
 	}
@@ -249,8 +259,14 @@ func TestServeE2EEmbeddedModel(t *testing.T) {
 // want; with want "" (a model that proposes nothing useful) only the
 // items' shape is checked.
 func serveAndComplete(t *testing.T, want string, args ...string) {
+	serveAndCompleteWith(t, nil, want, args...)
+}
+
+// serveAndCompleteWith is serveAndComplete with the settings opts sent as
+// initializationOptions.
+func serveAndCompleteWith(t *testing.T, opts map[string]any, want string, args ...string) {
 	p := startServe(t, args...)
-	p.initialize(t)
+	p.initializeWith(t, opts)
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
 		var st struct {
 			Model      string `json:"model"`

@@ -6,20 +6,21 @@ BIN     := bin/dfill
 SAMPLE  ?= cmd/dfill/testdata/sample.go:8:1
 GOFILES  = $$(git ls-files '*.go' | grep -v /testdata/)
 
-.PHONY: build test deps test-editors run bench fuzz model vet clean
+.PHONY: build test deps test-editors test-playground run bench fuzz model vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/dfill
 
 # What CI runs: installs what the tests need beyond Go (editors/deps.sh:
 # Node.js, Neovim, Emacs, Chromium, code-server...), then vet, formatting,
-# every Go test, a few seconds of every fuzzer beyond its seed corpus, and
-# each editor client's end-to-end test in the real editor. Race detector
-# off: 2-core CI budget.
+# every Go test, a few seconds of every fuzzer beyond its seed corpus, each
+# editor client's end-to-end test in the real editor, and the playground's
+# in Chromium. Race detector off: 2-core CI budget.
 test: deps vet build
 	$(GO) test -count=1 ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 	$(MAKE) --no-print-directory test-editors
+	$(MAKE) --no-print-directory test-playground
 
 # What the tests need beyond Go and gcc, installed when missing (sudo when
 # not root).
@@ -29,6 +30,10 @@ deps:
 # The editor clients' end-to-end tests against bin/dfill.
 test-editors: build
 	DFILL=$(CURDIR)/$(BIN) editors/test.sh
+
+# dfill http's /playground in Chromium against bin/dfill.
+test-playground: build
+	DFILL=$(CURDIR)/$(BIN) api/playground/test.sh
 
 vet:
 	@test -z "$$(gofmt -l $(GOFILES))" || { gofmt -l $(GOFILES); echo "gofmt: files above need formatting"; exit 1; }

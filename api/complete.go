@@ -62,7 +62,11 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request) error {
 		return s.failed(ctx, err)
 	}
 	s.counted(res, time.Since(start))
-	writeJSON(w, http.StatusOK, a.final(res))
+	c := a.final(res)
+	if c.Dfill, err = extend(ctx, j, res); err != nil {
+		return s.failed(ctx, err)
+	}
+	writeJSON(w, http.StatusOK, c)
 	return nil
 }
 
@@ -141,7 +145,13 @@ func (s *Server) stream(ctx context.Context, w http.ResponseWriter, m Model, j j
 			rest = ""
 		}
 	}
-	ev.send(a.chunk(rest, res.finish))
+	last := a.chunk(rest, res.finish)
+	if last.Dfill, err = extend(ctx, j, res); err != nil {
+		err = s.failed(ctx, err)
+		ev.send(envelope{asAPIError(err)})
+		return err
+	}
+	ev.send(last)
 	if j.includeUsage {
 		c := a.head
 		c.Choices, c.Usage = []choice{}, a.totals(res)

@@ -22,6 +22,14 @@ type result struct {
 	finish string
 	tokens int // completion tokens
 	steps  int // denoising steps taken
+	// pieces are the answer's tokens as text (see tokenTexts), or its
+	// runes for a model that cannot say.
+	pieces []string
+}
+
+// tokenTexts is a Model that can give each token of an answer as text.
+type tokenTexts interface {
+	TokenTexts(ids []int32) []string
 }
 
 // errStopSequence cancels a generation whose committed text already holds
@@ -56,7 +64,7 @@ func generate(ctx context.Context, m Model, j job, onStep func(st engine.Step, c
 	}
 	cands, err := m.Infill(ctx, j.prompt, j.opt, step)
 	if stopped { // Infill returned the cancellation, or ended at that step
-		return result{text: stopText, finish: finishStop, tokens: m.CountTokens(stopText), steps: steps}, nil
+		return result{text: stopText, finish: finishStop, tokens: m.CountTokens(stopText), steps: steps, pieces: runePieces(stopText)}, nil
 	}
 	if err != nil {
 		return result{}, err
@@ -72,7 +80,39 @@ func generate(ctx context.Context, m Model, j job, onStep func(st engine.Step, c
 	if i, ok := indexStop(res.text, j.stops); ok {
 		res.text, res.finish, res.tokens = res.text[:i], finishStop, m.CountTokens(res.text[:i])
 	}
+	res.pieces = runePieces(res.text)
+	if tt, ok := m.(tokenTexts); ok {
+		res.pieces = cutPieces(tt.TokenTexts(c.Tokens[:c.Content]), len(res.text))
+	}
 	return res, nil
+}
+
+// runePieces returns s split into runes.
+func runePieces(s string) []string {
+	var out []string
+	for _, r := range s {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+// cutPieces returns the pieces that make up the first n bytes of their
+// concatenation, the last one cut short where n falls inside it.
+func cutPieces(pieces []string, n int) []string {
+	var out []string
+	for _, p := range pieces {
+		if n <= 0 {
+			break
+		}
+		if len(p) > n {
+			p = p[:n]
+		}
+		if p != "" {
+			out = append(out, p)
+		}
+		n -= len(p)
+	}
+	return out
 }
 
 // committed returns the text of a denoising step up to its first masked

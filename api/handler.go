@@ -34,6 +34,11 @@ func (s *Server) routes() http.Handler {
 		"/v1/completions":     {name: "completions", method: http.MethodPost, handle: s.complete},
 		"/v1/models":          {name: "models", method: http.MethodGet, handle: s.models},
 		"/healthz":            {name: "healthz", method: http.MethodGet, public: true, handle: s.healthz},
+		// The playground's files need no key: the page asks for it, and
+		// sends it with its API requests.
+		"/playground":           {name: "playground", method: http.MethodGet, public: true, handle: playground("index.html", "text/html; charset=utf-8")},
+		"/playground/app.js":    {name: "playground", method: http.MethodGet, public: true, handle: playground("app.js", "text/javascript; charset=utf-8")},
+		"/playground/style.css": {name: "playground", method: http.MethodGet, public: true, handle: playground("style.css", "text/css; charset=utf-8")},
 		"/metrics": {name: "metrics", method: http.MethodGet, handle: func(w http.ResponseWriter, r *http.Request) error {
 			metrics.ServeHTTP(w, r)
 			return nil
@@ -47,7 +52,7 @@ func (s *Server) routes() http.Handler {
 		if !known {
 			rt = route{name: "other", public: true, handle: func(http.ResponseWriter, *http.Request) error {
 				return &apiError{Status: http.StatusNotFound, Type: typeNotFound, Code: "unknown_url",
-					Message: "no such path: the API has POST /v1/fim/completions, POST /v1/completions, GET /v1/models, /healthz and /metrics"}
+					Message: "no such path: the API has POST /v1/fim/completions, POST /v1/completions, GET /v1/models, /healthz, /metrics and /playground"}
 			}}
 		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}

@@ -34,6 +34,17 @@ type request struct {
 	Seed       *uint64 `json:"seed"`
 	RandomSeed *uint64 `json:"random_seed"`
 
+	// dfill's own: the sampler (denoising steps, 0: the default for the
+	// span; the confidence score, "confidence", "margin" or "entropy"; the
+	// confidence threshold, 0: the default), and a language (an LSP
+	// language id; one without a grammar gets the bracket-balance check) in
+	// which to check the answer's syntax, which adds the "dfill" object to
+	// the answer (see extension).
+	Steps     *int     `json:"steps"`
+	Algorithm string   `json:"algorithm"`
+	Threshold *float64 `json:"threshold"`
+	Language  string   `json:"language"`
+
 	// Options of OpenAI's legacy completions that change the answer's
 	// shape, refused unless they ask for the default.
 	N        *int `json:"n"`
@@ -154,6 +165,7 @@ type job struct {
 	stream       bool
 	includeUsage bool
 	diffusing    bool
+	language     string // check the answer's syntax in it ("": do not)
 }
 
 // validate checks req against the server's limits and model m, and
@@ -175,6 +187,7 @@ func (s *Server) validate(req request, m Model) (job, error) {
 		stream:       req.Stream,
 		includeUsage: req.Stream && req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
 		diffusing:    req.Diffusing,
+		language:     req.Language,
 	}
 	limit := min(s.opt.MaxTokens, m.ContextTokens()-1)
 	j.maxTokens = min(j.maxTokens, limit)
@@ -206,6 +219,9 @@ func (s *Server) validate(req request, m Model) (job, error) {
 		}
 		j.opt.TopP = *p
 	}
+	if err := samplerOptions(req, &j); err != nil {
+		return job{}, err
+	}
 	switch {
 	case req.Seed != nil:
 		j.opt.Seed = *req.Seed
@@ -215,6 +231,40 @@ func (s *Server) validate(req request, m Model) (job, error) {
 		j.opt.Seed = rand.Uint64()
 	}
 	return j, nil
+}
+
+// samplerOptions sets the sampler settings req asks for (dfill's
+// extension) in j, over the server's defaults.
+func samplerOptions(req request, j *job) error {
+	if n := req.Steps; n != nil {
+		if *n < 0 || *n > j.maxTokens {
+			return badRequest("steps", "invalid_value", "steps must be between 0 (the default) and max_tokens (%d), not %d", j.maxTokens, *n)
+		}
+		if *n > 0 {
+			j.opt.Steps = *n
+			// Blocks split the steps among them: at least one per block.
+			if bs := j.opt.BlockSize; bs > 0 && (j.maxTokens+bs-1)/bs > *n {
+				j.opt.BlockSize = 0
+			}
+		}
+	}
+	if req.Algorithm != "" {
+		score, err := engine.ParseScore(req.Algorithm)
+		if err != nil {
+			return badRequest("algorithm", "invalid_value", "algorithm must be confidence, margin or entropy, not %q", req.Algorithm)
+		}
+		j.opt.Score = score
+	}
+	if t := req.Threshold; t != nil {
+		if *t < 0 || *t > 1 {
+			return badRequest("threshold", "invalid_value", "threshold must be between 0 (the default) and 1, not %g", *t)
+		}
+		j.opt.Threshold = *t
+	}
+	if len(req.Language) > 64 {
+		return badRequest("language", "invalid_value", "language must be an LSP language id (\"go\", \"python\", …)")
+	}
+	return nil
 }
 
 // refuseShapeOptions answers 400 to options that would change the

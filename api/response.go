@@ -21,6 +21,23 @@ type completion struct {
 	// chunk with no choices, when the request asks for it
 	// (stream_options.include_usage), as OpenAI streams it.
 	Usage *usage `json:"usage,omitempty"`
+	// Dfill is dfill's addition to a whole answer, or to a stream's
+	// chunk with the finish reason, when the request names a language.
+	Dfill *extension `json:"dfill,omitempty"`
+}
+
+// extension is what dfill adds to an answer: the syntax check of the
+// answer where it goes, and what the playground shows of the fill.
+type extension struct {
+	// Validation is "accepted" (the answer adds no syntax error between
+	// prompt and suffix), "trimmed" (its first lines do not: Validated
+	// holds them) or "rejected" (no line of it passes).
+	Validation string `json:"validation"`
+	Validated  string `json:"validated"`
+	Steps      int    `json:"steps"` // denoising steps taken
+	// Tokens are the answer's tokens as text, in order: a left-to-right
+	// model would write one per step.
+	Tokens []string `json:"tokens"`
 }
 
 // choice is one completion. In a stream, Text is the new text after the

@@ -51,7 +51,19 @@ func FromEngine(m *engine.Model) Model { return engineModel{m} }
 type engineModel struct{ *engine.Model }
 
 func (m engineModel) CountTokens(s string) int { return len(m.Tokenizer.EncodePlain(s)) }
-func (m engineModel) ContextTokens() int       { return m.Config.Context }
+
+// TokenTexts decodes each token of ids on its own; special tokens (end,
+// pad) are left out.
+func (m engineModel) TokenTexts(ids []int32) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !m.Tokenizer.IsSpecial(id) {
+			out = append(out, m.Tokenizer.Decode([]int32{id}))
+		}
+	}
+	return out
+}
+func (m engineModel) ContextTokens() int { return m.Config.Context }
 
 // Defaults of the Options fields whose zero value means "the default".
 const (

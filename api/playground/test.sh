@@ -4,8 +4,8 @@
 # needs when missing (chromium with apt, sudo when not root; the npm
 # package with `npm ci`, kept in a cache folder keyed by the lockfile),
 # starts the dfill binary in $DFILL (default: bin/dfill) as `dfill http` on
-# a free loopback port with the embedded model, and runs e2e/run.mjs
-# against it. Screenshots and the server's log go under $ARTIFACTS (default:
+# a free loopback port with the embedded model and an API key (the page
+# must ask for it), and runs e2e/run.mjs against it. Screenshots and the server's log go under $ARTIFACTS (default:
 # a new temporary folder), named in the output.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,7 +42,9 @@ fi
 
 # dfill http on a free port; it prints its address first on stdout.
 out=$ARTIFACTS/http.out
-"$DFILL" http --addr 127.0.0.1:0 --log-file "$ARTIFACTS/http.log" --log-level debug >"$out" &
+DFILL_PLAYGROUND_KEY=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export DFILL_PLAYGROUND_KEY
+"$DFILL" http --addr 127.0.0.1:0 --api-key-env DFILL_PLAYGROUND_KEY --log-file "$ARTIFACTS/http.log" --log-level debug >"$out" &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 url=""

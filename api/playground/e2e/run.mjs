@@ -5,8 +5,11 @@
 // before the answer, that the answer is what /v1/fim/completions returns
 // for the same request without streaming, that the left-to-right lane
 // replayed it one token per step, that the page asked nothing of another
-// origin, and that with reduced motion the steps are a list. Screenshots
-// go to $ARTIFACTS (or a temporary folder), named in the output.
+// origin, and that with reduced motion the steps are a list. When the
+// server wants a key ($DFILL_PLAYGROUND_KEY), a fill without it shows the
+// server's refusal, and the key typed once is kept for the tab.
+// Screenshots go to $ARTIFACTS (or a temporary folder), named in the
+// output.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +21,8 @@ if (!base) {
   process.exit(2);
 }
 const origin = new URL(base).origin;
+const key = process.env.DFILL_PLAYGROUND_KEY || "";
+const auth = key ? { Authorization: `Bearer ${key}` } : {};
 const artifacts = process.env.ARTIFACTS || fs.mkdtempSync(path.join(os.tmpdir(), "dfill-playground-"));
 fs.mkdirSync(artifacts, { recursive: true });
 
@@ -37,9 +42,13 @@ const browser = await chromium.launch({
 // fill loads the page in a new context, puts the cursor on the blank line
 // of `if err != nil {` (the marker taken out), sets the span, clicks Fill
 // and returns what the page recorded and the requests it made.
-async function fill(contextOptions, shot) {
+async function fill(contextOptions, shot, withKey = true) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...contextOptions });
   const page = await context.newPage();
+  const reloaded = async () => {
+    await page.reload();
+    return page.inputValue("#apikey");
+  };
   const requests = [];
   page.on("request", (r) => requests.push(r.url()));
   const errors = [];
@@ -54,13 +63,16 @@ async function fill(contextOptions, shot) {
     area.setSelectionRange(at, at);
   });
   await page.fill("#span", "8");
+  if (withKey) await page.fill("#apikey", key);
   await page.click("#fill");
   await page.waitForFunction(() => ["done", "error"].includes(window.__dfillPlayground.state), null, { timeout: 60_000 });
   const rec = await page.evaluate(() => window.__dfillPlayground);
+  rec.status = await page.locator("#status").innerText();
   const listItems = await page.locator("#diffusion-list li").count();
   const summary = await page.locator("#summary").innerText();
   const file = path.join(artifacts, shot);
   await page.screenshot({ path: file, fullPage: true });
+  rec.keptKey = withKey && key ? (await reloaded()) === key : null;
   await context.close();
   return { rec, requests, errors, listItems, summary, file };
 }
@@ -78,7 +90,7 @@ try {
   // The same request, whole: greedy decoding gives the same answer.
   const body = { ...rec.request, stream: false, diffusing: false };
   delete body.stream_options;
-  const resp = await fetch(`${base}/v1/fim/completions`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const resp = await fetch(`${base}/v1/fim/completions`, { method: "POST", headers: { "Content-Type": "application/json", ...auth }, body: JSON.stringify(body) });
   const whole = await resp.json();
   const text = whole.choices && whole.choices[0] && whole.choices[0].text;
   check(resp.ok && text === rec.final, "the answer equals /v1/fim/completions without streaming", `${JSON.stringify(text)} vs ${JSON.stringify(rec.final)}`);
@@ -92,6 +104,12 @@ try {
   const foreign = requests.filter((u) => new URL(u).origin !== origin);
   check(foreign.length === 0, `all ${requests.length} requests went to ${origin}`, foreign.join(", "));
   console.log(`screenshot: ${file}`);
+
+  if (key) {
+    check(rec.keptKey === true, "the key typed once is still there after a reload (session storage)");
+    const refused = await fill({}, "playground-no-key.png", false);
+    check(refused.rec.state === "error" && /API key/.test(refused.rec.status), "without the key the page shows the server's refusal", refused.rec.status);
+  }
 
   const reduced = await fill({ reducedMotion: "reduce" }, "playground-reduced-motion.png");
   check(reduced.rec.state === "done" && reduced.listItems >= 2 && reduced.listItems === reduced.rec.rendered.length,

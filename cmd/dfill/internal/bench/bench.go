@@ -1,6 +1,7 @@
 // Package bench is `dfill bench`: measurements of the matrix kernels, of
-// infill quality on task files, of the language server under typing, and
-// of filling a span left to right against filling it by diffusion. Each
+// infill quality on task files, of the language server under typing, of
+// `dfill http` under concurrent clients, and of filling a span left to
+// right against filling it by diffusion. Each
 // prints a table, or JSON with --json. Measurements are not tests: nothing
 // here asserts a time.
 package bench
@@ -38,11 +39,12 @@ type Models struct {
 func Command(m Models) *cli.Command {
 	return &cli.Command{
 		Name:    "bench",
-		Summary: "measure: bench kernels | infill | lsp | ar-vs-diffusion (a table, or JSON with --json)",
+		Summary: "measure: bench kernels | infill | lsp | http | ar-vs-diffusion (a table, or JSON with --json)",
 		Commands: []*cli.Command{
 			kernelsCommand(),
 			infillCommand(m),
 			lspCommand(),
+			httpCommand(),
 			arCommand(m),
 		},
 	}

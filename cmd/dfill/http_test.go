@@ -127,6 +127,20 @@ func TestServeRemoteToHTTPE2E(t *testing.T) {
 	if !ok {
 		t.Fatalf("stdout %q does not give the address", line)
 	}
+	// The server listens before its model has loaded (503 until then).
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz still %d after a minute", resp.StatusCode)
+		}
+	}
 	// A span of 4 tokens: a remote server fills the one span it is asked
 	// for, and the embedded model fills a long one with more than the line
 	// (the local engine denoises spans of 4, 8 and the setting at once).

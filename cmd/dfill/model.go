@@ -27,6 +27,10 @@ func modelCommand() *cli.Command {
 			modelRandomCommand(),
 			modelForwardCommand(),
 			bench.CalibrateCommand(benchModels),
+			modelPullCommand(),
+			modelListCommand(),
+			modelRmCommand(),
+			modelCatalogCommand(),
 		},
 	}
 }

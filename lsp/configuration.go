@@ -125,7 +125,7 @@ const (
 
 // settings are the keys of the dfill section.
 var settings = map[string]setting{
-	"model": {"a path to a GGUF file, or empty for the embedded model",
+	"model": {"a path to a GGUF file, a catalog name or a Hugging Face reference (OWNER/REPO[:QUANT]; pulled when not cached), or empty for the embedded model",
 		func(c *Config, raw json.RawMessage, def Config) error { return decodeInto(&c.Model, def.Model, raw) },
 		func(c Config) any { return c.Model }},
 	"backend": {`"cpu" or "remote" (a served model: see the remote setting)`,

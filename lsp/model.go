@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"go.lsp.dev/protocol"
 	"go.uber.org/zap"
@@ -37,8 +38,8 @@ func (s *Server) loadOne(ctx context.Context, cfg ModelConfig) {
 	if name == "" {
 		name = "the embedded model"
 	}
-	end := s.beginProgress(ctx, "dfill: loading model", name)
-	gen, release, err := s.callLoader(ctx, cfg)
+	report, end := s.beginProgress(ctx, "dfill: loading model", name)
+	gen, release, err := s.callLoader(withLoadProgress(ctx, name, report), cfg)
 	if err == nil && gen == nil {
 		err = errors.New("the loader returned no model")
 	}
@@ -118,7 +119,7 @@ func (s *Server) unload() {
 
 // beginProgress starts a $/progress report, when the client supports it,
 // and returns the function that ends it.
-func (s *Server) beginProgress(ctx context.Context, title, message string) (end func(message string)) {
+func (s *Server) beginProgress(ctx context.Context, title, message string) (report func(message string, percent uint32), end func(message string)) {
 	s.mu.Lock()
 	w := s.caps.Window
 	supported := w != nil && w.WorkDoneProgress != nil && *w.WorkDoneProgress
@@ -126,7 +127,7 @@ func (s *Server) beginProgress(ctx context.Context, title, message string) (end 
 	token := fmt.Sprintf("dfill-%d", s.progressSeq)
 	s.mu.Unlock()
 	if !supported {
-		return func(string) {}
+		return func(string, uint32) {}, func(string) {}
 	}
 	// The report starts once the client has answered the create request,
 	// on a goroutine of its own: a client that answers late, or never,
@@ -142,13 +143,83 @@ func (s *Server) beginProgress(ctx context.Context, title, message string) (end 
 		s.progress(ctx, token, &protocol.WorkDoneProgressBegin{Kind: "begin", Title: title, Message: &message})
 		begun <- true
 	}()
-	return func(message string) {
-		go func() {
-			if <-begun {
-				s.progress(context.WithoutCancel(ctx), token, &protocol.WorkDoneProgressEnd{Kind: "end", Message: &message})
+	// Reports and the end wait for the begin, in order: one goroutine
+	// sends them all.
+	sends := make(chan func(), 64)
+	go func() {
+		ok := <-begun
+		for send := range sends {
+			if ok {
+				send()
 			}
-		}()
+		}
+	}()
+	var once sync.Once
+	ended := false
+	var mu sync.Mutex
+	report = func(message string, percent uint32) {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended {
+			return
+		}
+		select {
+		case sends <- func() {
+			s.progress(context.WithoutCancel(ctx), token, &protocol.WorkDoneProgressReport{Kind: "report", Message: &message, Percentage: &percent})
+		}:
+		default: // a client that reads slowly misses a report, not the end
+		}
 	}
+	end = func(message string) {
+		once.Do(func() {
+			mu.Lock()
+			ended = true // no report is sent after this
+			mu.Unlock()
+			go func() { // the buffer may be full of reports a slow client has not taken
+				sends <- func() {
+					s.progress(context.WithoutCancel(ctx), token, &protocol.WorkDoneProgressEnd{Kind: "end", Message: &message})
+				}
+				close(sends)
+			}()
+		})
+	}
+	return report, end
+}
+
+// loadProgressKey is the context key of withLoadProgress's reporter.
+type loadProgressKey struct{}
+
+// withLoadProgress returns ctx carrying a reporter of a download the
+// Loader makes (LoadProgress), shown in the load's $/progress as the
+// share of name done, at most once per percent.
+func withLoadProgress(ctx context.Context, name string, report func(string, uint32)) context.Context {
+	var mu sync.Mutex
+	last := -1
+	f := func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		pct := int(min(done*100/total, 100))
+		mu.Lock()
+		defer mu.Unlock()
+		if pct == last {
+			return
+		}
+		last = pct
+		report(fmt.Sprintf("downloading %s: %d of %d MB", name, done>>20, total>>20), uint32(pct))
+	}
+	return context.WithValue(ctx, loadProgressKey{}, f)
+}
+
+// LoadProgress returns the reporter a Loader calls with the bytes done and
+// in all of a download it makes (a model pulled from the Hugging Face
+// Hub): the server shows it in the load's $/progress. Outside a load it
+// does nothing.
+func LoadProgress(ctx context.Context) func(done, total int64) {
+	if f, ok := ctx.Value(loadProgressKey{}).(func(done, total int64)); ok {
+		return f
+	}
+	return func(int64, int64) {}
 }
 
 // progress sends one $/progress notification.

@@ -23,6 +23,9 @@ type generatorConfig struct {
 	Threads int
 	// Remote is the served model the remote backend asks.
 	Remote remote.Config
+	// Progress is told how a download of Model (a catalog name or Hub
+	// reference not yet cached) goes; nil: a bar or lines on stderr.
+	Progress func(done, total int64)
 
 	// EndAnywhere lets end tokens appear anywhere in a span (see
 	// engine.Options.EndAnywhere); for measuring the default against it.
@@ -40,7 +43,11 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 	default:
 		return nil, nil, fmt.Errorf("unknown backend %q: cpu or remote", cfg.Backend)
 	}
-	m, err := loadModelCtx(ctx, cfg.Model, cfg.Threads)
+	progress := cfg.Progress
+	if progress == nil {
+		progress = cliProgress(cfg.Model)
+	}
+	m, err := loadModelCtx(ctx, cfg.Model, cfg.Threads, progress)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,9 +211,18 @@ func spanLengths(n int) (lengths, contexts []int) {
 // cancelled (a signal, the end of a session): reading a model from a
 // stale network mount can block, and no command may wait for it. A model
 // that loads after that is closed.
-func loadModelCtx(ctx context.Context, path string, threads int) (*engine.Model, error) {
+func loadModelCtx(ctx context.Context, ref string, threads int, progress func(done, total int64)) (*engine.Model, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	path := ref
+	if ref != "" {
+		// A catalog name or a Hub reference: the cached file, pulled when
+		// missing.
+		var err error
+		if path, err = resolveModel(ctx, ref, progress); err != nil {
+			return nil, err
+		}
 	}
 	type loaded struct {
 		m   *engine.Model
@@ -233,6 +249,12 @@ func loadModelCtx(ctx context.Context, path string, threads int) (*engine.Model,
 // loadModel loads the GGUF at path, or the embedded model when path is "",
 // to run on threads (0: all the CPUs).
 func loadModel(path string, threads int) (*engine.Model, error) {
+	if path != "" {
+		var err error
+		if path, err = resolveModel(context.Background(), path, cliProgress(path)); err != nil {
+			return nil, err
+		}
+	}
 	opt := engine.LoadOptions{Threads: threadCount(threads)}
 	if path == "" {
 		data, name := embeddedModel()

@@ -91,7 +91,7 @@ func (f *httpFlags) run(ctx context.Context) error {
 	loaded := make(chan struct{})
 	go func() {
 		defer close(loaded)
-		m, err := loadModelCtx(serveCtx, f.shared.Model, f.shared.Threads)
+		m, err := loadModelCtx(serveCtx, f.shared.Model, f.shared.Threads, cliProgress(f.shared.Model))
 		if err != nil {
 			stop(fmt.Errorf("loading the model: %w", err))
 			return

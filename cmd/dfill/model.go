@@ -21,7 +21,7 @@ import (
 func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "model",
-		Summary: "inspect or make models: model info|random|forward|calibrate",
+		Summary: "inspect, get or make models: model info|random|forward|calibrate|pull|list|rm|catalog",
 		Commands: []*cli.Command{
 			modelInfoCommand(),
 			modelRandomCommand(),

@@ -142,6 +142,12 @@ func resolveModel(ctx context.Context, ref string, progress func(done, total int
 	return c.Pull(ctx, r, progress)
 }
 
+// cliProgress is the progress of pulling ref for a command that loads a
+// model: on stderr, a bar on a terminal, lines otherwise.
+func cliProgress(ref string) func(done, total int64) {
+	return pullProgress(os.Stderr, term.IsTerminal(int(os.Stderr.Fd())), "pulling "+ref)
+}
+
 // looksLikePath reports whether ref is written as a file path rather than
 // a model reference.
 func looksLikePath(ref string) bool {

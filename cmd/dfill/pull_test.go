@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -325,5 +326,73 @@ func TestCatalogDefaultsParse(t *testing.T) {
 				t.Errorf("model catalog does not list %s: %v", m.Name, err)
 			}
 		})
+	}
+}
+
+// TestServePullsModelE2E starts dfill serve whose settings name a model on
+// the (fake) Hub: it pulls it, reporting the download in the load's
+// $/progress, and completes with it; a reference that does not exist is
+// shown to the user, and the server keeps serving with the model it had.
+func TestServePullsModelE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dfill binary")
+	}
+	h := newMiniHub(t, map[string]map[string][]byte{"owner/tiny-GGUF": {"tiny.Q8_0.gguf": tinyGGUF(t)}}, nil)
+	cache := hubEnv(t, h)
+	p := startServe(t)
+	p.initializeWith(t, map[string]any{"model": "owner/tiny-GGUF:Q8_0"})
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		var st struct {
+			Model      string `json:"model"`
+			ModelError string `json:"modelError"`
+		}
+		if err := p.call(t, "dfill/stats", nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.ModelError != "" {
+			t.Fatalf("model error: %s", st.ModelError)
+		}
+		if st.Model != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the model was not pulled and loaded")
+		}
+	}
+	// The load's progress: begin, the download's reports, end.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		notes := slices.Clone(p.notes["$/progress"])
+		p.mu.Unlock()
+		var all []string
+		for _, n := range notes {
+			all = append(all, string(n))
+		}
+		joined := strings.Join(all, "\n")
+		if strings.Contains(joined, `"end"`) {
+			if !strings.Contains(joined, `"report"`) || !strings.Contains(joined, "downloading owner/tiny-GGUF:Q8_0") {
+				t.Errorf("the load's progress has no download report: %s", joined)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no end of the load's progress: %s", joined)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(cache, "models--owner--tiny-GGUF", "snapshots", "*", "tiny.Q8_0.gguf")); len(m) != 1 {
+		t.Errorf("the pulled file is not in the cache: %v", m)
+	}
+
+	p.notify(t, "workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{"model": "owner/missing-GGUF"}}})
+	msg := p.waitNote(t, "window/showMessage")
+	if !strings.Contains(string(msg), "owner/missing-GGUF") {
+		t.Errorf("showMessage %s, want it to name the reference", msg)
+	}
+	if err := p.call(t, "shutdown", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.notify(t, "exit", nil)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit status %d", code)
 	}
 }

@@ -40,7 +40,8 @@ func serve(ctx context.Context, sf *cli.Shared) error {
 	}
 	defer log.Sync()
 	loader := func(ctx context.Context, mc lsp.ModelConfig) (completion.Generator, func(), error) {
-		return newGenerator(ctx, generatorConfig{Model: mc.Model, Backend: mc.Backend, Threads: sf.Threads, Remote: remoteSetting(mc.Remote)}, log.Named("engine"))
+		return newGenerator(ctx, generatorConfig{Model: mc.Model, Backend: mc.Backend, Threads: sf.Threads, Remote: remoteSetting(mc.Remote),
+			Progress: lsp.LoadProgress(ctx)}, log.Named("engine"))
 	}
 	code, err := lsp.Serve(ctx, stdio(), lsp.Options{
 		Logger: log.Named("lsp"),

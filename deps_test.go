@@ -22,6 +22,9 @@ var allowed = map[string][]string{
 	// Model references, the Hugging Face Hub client, the local cache, the
 	// catalog of diffusion coders.
 	"engine/hub": {"engine/gguf"},
+	// Hugging Face checkpoints (safetensors, config.json, tokenizer.json)
+	// to GGUF.
+	"engine/convert": {"engine/gguf", "engine/kernel", "engine/tokenizer"},
 
 	// Prompts are pure: the standard library's pure packages only (pure).
 	"fim": {},
@@ -42,7 +45,7 @@ var allowed = map[string][]string{
 	"cmd/dfill/internal/bench": {"cmd/dfill/internal/cli", "completion", "completion/syntax", "engine", "engine/gguf",
 		"engine/kernel", "fim", "lsp", "go.lsp.dev/jsonrpc2", "go.lsp.dev/protocol", "go.lsp.dev/uri", "go.uber.org/zap"},
 	"cmd/dfill": {"api", "cmd/dfill/internal/bench", "cmd/dfill/internal/cli", "completion", "engine", "engine/gguf",
-		"engine/hub", "engine/kernel", "engine/tokenizer", "engine/train", "fim", "lsp", "remote",
+		"engine/convert", "engine/hub", "engine/kernel", "engine/tokenizer", "engine/train", "fim", "lsp", "remote",
 		"github.com/schollz/progressbar/v3", "go.uber.org/zap/...", "golang.org/x/term"},
 
 	"": {}, // this file's package

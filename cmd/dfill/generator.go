@@ -12,6 +12,7 @@ import (
 	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/engine"
+	"github.com/dfill/dfill/engine/hub"
 	"github.com/dfill/dfill/fim"
 	"github.com/dfill/dfill/remote"
 )
@@ -60,7 +61,27 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 	case !ok:
 		log.Info("model has no score calibration: candidates are scored by their mean token probability")
 	}
-	return &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere, cal: cal}, func() { m.Close() }, nil
+	g := &engineGenerator{m: m, endAnywhere: cfg.EndAnywhere, cal: cal}
+	if d, ok := catalogDefaults(cfg.Model); ok {
+		g.defaults = &d
+		log.Info("the catalog's sampler settings are the defaults", zap.String("model", cfg.Model), zap.Any("defaults", d))
+	}
+	return g, func() { m.Close() }, nil
+}
+
+// catalogDefaults returns the sampler settings the catalog gives for the
+// model ref names (a catalog name, or a Hub reference to a repository of
+// the catalog), when it gives some.
+func catalogDefaults(ref string) (hub.Defaults, bool) {
+	if ref == "" {
+		return hub.Defaults{}, false
+	}
+	r, err := hub.ParseRef(ref)
+	if err != nil {
+		return hub.Defaults{}, false
+	}
+	m, ok := r.Model()
+	return m.Defaults, ok
 }
 
 // benchGenerator is newGenerator for the model the shared flags name, as
@@ -78,6 +99,9 @@ type engineGenerator struct {
 	m           *engine.Model
 	endAnywhere bool
 	cal         completion.Calibration // from the model's GGUF, or the zero one
+	// defaults are the sampler settings the catalog gives for the model,
+	// used where the request leaves one to the default; nil: dfill's.
+	defaults *hub.Defaults
 }
 
 func (g *engineGenerator) Calibration() completion.Calibration { return g.cal }
@@ -93,6 +117,11 @@ func (g *engineGenerator) Infill(ctx context.Context, p fim.Prompt, opt completi
 	eo, err := engineOptions(opt)
 	if err != nil {
 		return nil, err
+	}
+	if g.defaults != nil {
+		if eo, err = withDefaults(eo, opt, *g.defaults); err != nil {
+			return nil, err
+		}
 	}
 	eo.EndAnywhere = g.endAnywhere
 	var stepFn func(engine.Step)
@@ -131,6 +160,33 @@ func signals(c engine.Candidate) completion.Signals {
 	s.MeanProb /= float64(n)
 	s.Late /= float64(n)
 	return s
+}
+
+// withDefaults returns eo with the catalog's sampler settings d where the
+// request opt leaves them to the default: steps (d's, or one per token when
+// d says 0, the authors' setting), the schedule and block length (unless
+// the request sets a confidence threshold), the score (unless it names an
+// algorithm), and the temperature and top-p.
+func withDefaults(eo engine.Options, opt completion.GenerateOptions, d hub.Defaults) (engine.Options, error) {
+	if opt.Steps == 0 {
+		eo.Steps = d.Steps // 0: one per token of each span, as the engine takes it
+	}
+	if opt.Threshold == 0 && d.Schedule != "" {
+		s, err := engine.ParseSchedule(d.Schedule)
+		if err != nil {
+			return eo, err
+		}
+		eo.Schedule, eo.BlockSize, eo.Threshold = s, d.BlockLength, d.Threshold
+	}
+	if opt.Algorithm == "" && d.Score != "" {
+		s, err := engine.ParseScore(d.Score)
+		if err != nil {
+			return eo, err
+		}
+		eo.Score = s
+	}
+	eo.Temperature, eo.TopP = d.Temperature, d.TopP
+	return eo, nil
 }
 
 // engineOptions turns the pipeline's sampler settings into engine options.

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dfill/dfill/completion"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/hub"
@@ -394,5 +395,39 @@ func TestServePullsModelE2E(t *testing.T) {
 	p.notify(t, "exit", nil)
 	if code := p.wait(t); code != 0 {
 		t.Errorf("exit status %d", code)
+	}
+}
+
+// TestCatalogDefaultsApply checks that a catalog model's sampler settings
+// become the engine's options where the request leaves them to the
+// default, and that what the request sets wins.
+func TestCatalogDefaultsApply(t *testing.T) {
+	d, ok := catalogDefaults("llada-8b")
+	if !ok {
+		t.Fatal("no catalog defaults for llada-8b")
+	}
+	if _, ok := catalogDefaults("/models/some.gguf"); ok {
+		t.Error("a path has catalog defaults")
+	}
+	base, err := engineOptions(completion.GenerateOptions{MaxTokens: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := withDefaults(base, completion.GenerateOptions{MaxTokens: 32}, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSched, _ := engine.ParseSchedule(d.Schedule)
+	if got.Steps != d.Steps || got.Schedule != wantSched || got.BlockSize != d.BlockLength || got.Temperature != d.Temperature {
+		t.Errorf("options %+v, want the catalog's %+v", got, d)
+	}
+	set := completion.GenerateOptions{MaxTokens: 32, Steps: 5, Threshold: 0.8, Algorithm: "margin"}
+	base, _ = engineOptions(set)
+	got, err = withDefaults(base, set, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Steps != 5 || got.Schedule != engine.ScheduleThreshold || got.Threshold != 0.8 || got.Score != engine.ScoreMargin {
+		t.Errorf("options %+v: the request's settings must win", got)
 	}
 }

@@ -45,7 +45,7 @@ func (s *Shared) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.RemoteAPIKeyEnv, "remote-api-key-env", "", "the environment `variable` holding the server's API key, sent as a bearer token")
 	fs.IntVar(&s.Threads, "threads", runtime.NumCPU(), "CPU threads for the model")
 	fs.IntVar(&s.Steps, "steps", 0, "denoising steps (0: the default for the span)")
-	fs.StringVar(&s.Algorithm, "algorithm", "confidence", "confidence score: confidence, margin or entropy")
+	fs.StringVar(&s.Algorithm, "algorithm", "", "confidence score: confidence, margin or entropy (default: the catalog's for the model, else confidence)")
 	fs.StringVar(&s.LogFile, "log-file", "", "write logs to this `file` instead of stderr")
 	fs.StringVar(&s.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&s.CPUProfile, "cpuprofile", "", "write a CPU profile of the command to this `file` (for go tool pprof)")

@@ -24,25 +24,9 @@ func TestHTTPE2E(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "http", "--addr", "127.0.0.1:0", "--api-key-env", "DFILL_TEST_KEY", "--threads", "2")
-	cmd.Env = append(os.Environ(), "DFILL_TEST_KEY=test-key")
-	cmd.Stderr = &testWriter{t: t}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	t.Setenv("DFILL_TEST_KEY", "test-key")
+	cmd, url := startHTTP(t, bin, "--api-key-env", "DFILL_TEST_KEY", "--threads", "2")
 	defer cmd.Process.Kill()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the address: %v", err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "dfill http: listening on ")
-	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
-		t.Fatalf("stdout %q does not give a loopback address", line)
-	}
 
 	data, err := os.ReadFile("testdata/sample.go")
 	if err != nil {
@@ -106,27 +90,11 @@ func TestServeRemoteToHTTPE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DFILL_TEST_KEY", "test-key")
-	cmd := exec.Command(bin, "http", "--addr", "127.0.0.1:0", "--api-key-env", "DFILL_TEST_KEY", "--threads", "2", "--log-level", "debug")
-	cmd.Stderr = &testWriter{t: t}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, url := startHTTP(t, bin, "--api-key-env", "DFILL_TEST_KEY", "--threads", "2", "--log-level", "debug")
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading the address: %v", err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "dfill http: listening on ")
-	if !ok {
-		t.Fatalf("stdout %q does not give the address", line)
-	}
 	// The server listens before its model has loaded (503 until then).
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
 		resp, err := http.Get(url + "/healthz")
@@ -146,4 +114,30 @@ func TestServeRemoteToHTTPE2E(t *testing.T) {
 	// (the local engine denoises spans of 4, 8 and the setting at once).
 	serveAndCompleteWith(t, map[string]any{"maxTokens": 4}, "return err", "--backend", "remote", "--remote-url", url,
 		"--remote-protocol", "dfill", "--remote-api-key-env", "DFILL_TEST_KEY", "--log-level", "debug")
+}
+
+// startHTTP starts bin's dfill http on a free loopback port with args and
+// returns it and the URL it prints.
+func startHTTP(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"http", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Stderr = &testWriter{t: t}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("reading the address: %v", err)
+	}
+	url, ok := strings.CutPrefix(strings.TrimSpace(line), "dfill http: listening on ")
+	if !ok || !strings.HasPrefix(url, "http://127.0.0.1:") {
+		cmd.Process.Kill()
+		t.Fatalf("stdout %q does not give a loopback address", line)
+	}
+	return cmd, url
 }

@@ -342,24 +342,7 @@ func TestServePullsModelE2E(t *testing.T) {
 	cache := hubEnv(t, h)
 	p := startServe(t)
 	p.initializeWith(t, map[string]any{"model": "owner/tiny-GGUF:Q8_0"})
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		var st struct {
-			Model      string `json:"model"`
-			ModelError string `json:"modelError"`
-		}
-		if err := p.call(t, "dfill/stats", nil, &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.ModelError != "" {
-			t.Fatalf("model error: %s", st.ModelError)
-		}
-		if st.Model != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the model was not pulled and loaded")
-		}
-	}
+	p.waitModel(t, "")
 	// The load's progress: begin, the download's reports, end.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		p.mu.Lock()

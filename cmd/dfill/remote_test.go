@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/zap/zaptest"
 
@@ -197,33 +196,12 @@ func TestServeSwitchToRemoteE2E(t *testing.T) {
 	p := startServe(t, "--log-level", "debug")
 	p.initialize(t)
 	u, _ := url.Parse(srv.URL)
-	waitModel := func(want string) {
-		t.Helper()
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-			var st struct {
-				Model      string `json:"model"`
-				ModelError string `json:"modelError"`
-			}
-			if err := p.call(t, "dfill/stats", nil, &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.ModelError != "" {
-				t.Fatalf("model error: %s", st.ModelError)
-			}
-			if want == "" && st.Model != "" || want != "" && st.Model == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("model %q did not load (serving %q)", want, st.Model)
-			}
-		}
-	}
-	waitModel("") // the embedded model
+	p.waitModel(t, "") // the embedded model
 	p.notify(t, "workspace/didChangeConfiguration", map[string]any{"settings": map[string]any{"dfill": map[string]any{
 		"backend": "remote",
 		"remote":  map[string]any{"url": srv.URL, "protocol": "openai-fim", "model": "codestral-latest"},
 	}}})
-	waitModel("codestral-latest@" + u.Host)
+	p.waitModel(t, "codestral-latest@"+u.Host)
 
 	text, err := os.ReadFile("testdata/sample.go")
 	if err != nil {

@@ -147,6 +147,30 @@ func (p *lspProcess) wait(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// waitModel waits (a minute at most) until the server serves the model
+// named want, or any model when want is "", and fails at a load error.
+func (p *lspProcess) waitModel(t *testing.T, want string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		var st struct {
+			Model      string `json:"model"`
+			ModelError string `json:"modelError"`
+		}
+		if err := p.call(t, "dfill/stats", nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.ModelError != "" {
+			t.Fatalf("model error: %s", st.ModelError)
+		}
+		if want == "" && st.Model != "" || want != "" && st.Model == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("model %q did not load (serving %q)", want, st.Model)
+		}
+	}
+}
+
 func (p *lspProcess) initialize(t *testing.T) {
 	p.initializeWith(t, nil)
 }
@@ -267,24 +291,7 @@ func serveAndComplete(t *testing.T, want string, args ...string) {
 func serveAndCompleteWith(t *testing.T, opts map[string]any, want string, args ...string) {
 	p := startServe(t, args...)
 	p.initializeWith(t, opts)
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
-		var st struct {
-			Model      string `json:"model"`
-			ModelError string `json:"modelError"`
-		}
-		if err := p.call(t, "dfill/stats", nil, &st); err != nil {
-			t.Fatal(err)
-		}
-		if st.ModelError != "" {
-			t.Fatalf("model error: %s", st.ModelError)
-		}
-		if st.Model != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("model did not load")
-		}
-	}
+	p.waitModel(t, "")
 	if msg := p.waitNote(t, "$/progress"); !strings.Contains(string(msg), "begin") {
 		t.Errorf("first progress %s, want begin", msg)
 	}

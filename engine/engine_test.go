@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"math"
 	"os"
 	"path/filepath"
@@ -398,5 +399,50 @@ func TestRandomPreTokenizer(t *testing.T) {
 			t.Errorf("%s: tokenizer.ggml.pre = %q, want %q", arch, pre, want)
 		}
 		m.Close()
+	}
+}
+
+// TestDenoiseBatch checks that prompts denoised together give each the
+// tokens it gets alone (greedy), that a job cancelled by its own context
+// fails alone, and that a job with options refused fails alone.
+func TestDenoiseBatch(t *testing.T) {
+	m := loadRandom(t, testSpec(ArchLLaDA, gguf.TypeF32), 2)
+	opt := Options{Lengths: []int{4, 8}, Steps: 4, Cache: true}
+	jobs := []Job{
+		{Prefix: []int32{5, 6, 7}, Suffix: []int32{8, 9}, Options: opt},
+		{Prefix: []int32{20, 21, 22, 23, 24}, Suffix: []int32{30}, Options: opt},
+		{Prefix: []int32{40}, Suffix: []int32{41, 42, 43}, Options: Options{Lengths: []int{6}, Steps: 3}},
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	jobs = append(jobs, Job{Ctx: cancelled, Prefix: []int32{50}, Suffix: []int32{51}, Options: opt},
+		Job{Prefix: []int32{60}, Options: Options{Lengths: []int{4}, Schedule: Schedule(99)}})
+	steps := make([]int, len(jobs))
+	got, errs, err := m.DenoiseBatch(context.Background(), jobs, func(j int, _ Step) { steps[j]++ })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j, job := range jobs[:3] {
+		want, err := m.Denoise(context.Background(), job.Prefix, job.Suffix, job.Options, nil)
+		if err != nil || errs[j] != nil {
+			t.Fatalf("job %d: %v, %v", j, err, errs[j])
+		}
+		if len(got[j]) != len(want) {
+			t.Fatalf("job %d: %d candidates, want %d", j, len(got[j]), len(want))
+		}
+		for k := range want {
+			if !slices.Equal(got[j][k].Tokens, want[k].Tokens) {
+				t.Errorf("job %d span %d: batched %v, alone %v", j, k, got[j][k].Tokens, want[k].Tokens)
+			}
+		}
+		if steps[j] == 0 {
+			t.Errorf("job %d: no steps reported", j)
+		}
+	}
+	if !errors.Is(errs[3], context.Canceled) || got[3] != nil || steps[3] != 0 {
+		t.Errorf("cancelled job: %v, %v, %d steps", errs[3], got[3], steps[3])
+	}
+	if !errors.Is(errs[4], ErrBadOptions) {
+		t.Errorf("job with bad options: %v, want ErrBadOptions", errs[4])
 	}
 }

@@ -56,31 +56,48 @@ func (m *Model) Infill(ctx context.Context, p Prompt, opt Options, onStep func(S
 
 // Denoise fills spans between prefix and suffix token ids; see Infill.
 func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options, onStep func(Step)) ([]Candidate, error) {
-	opt, err := opt.withDefaults()
+	var step func(int, Step)
+	if onStep != nil {
+		step = func(_ int, s Step) { onStep(s) }
+	}
+	out, errs, err := m.DenoiseBatch(ctx, []Job{{Prefix: prefix, Suffix: suffix, Options: opt}}, step)
 	if err != nil {
 		return nil, err
 	}
-	c := m.Config
-	if bos := m.Tokenizer.BOS(); bos >= 0 && (m.Tokenizer.AddBOS() || (c.ShiftLogits && len(prefix) == 0)) {
-		prefix = append([]int32{bos}, prefix...)
-	}
-	if c.ShiftLogits && len(prefix) == 0 {
-		// The first span token is predicted by the position before it.
-		prefix = []int32{m.Tokenizer.EOS()}
-	}
+	return out[0], errs[0]
+}
 
+// Job is one prompt of DenoiseBatch: its token ids, its options, and a
+// context that cancels it alone (nil: only the batch's).
+type Job struct {
+	Ctx            context.Context
+	Prefix, Suffix []int32
+	Options        Options
+}
+
+// DenoiseBatch fills the spans of several prompts together: each step is
+// one forward over the active spans of every job (the prompts' canvases
+// side by side, each attending to itself), so concurrent requests share
+// the passes over the weights. It returns each job's candidates and error:
+// a job whose options are refused, or whose Ctx is done, fails alone at
+// its next step and the others go on. err is for the batch: ctx done, or a
+// forward that failed. onStep, if not nil, is called with the job's index
+// after each of its steps.
+func (m *Model) DenoiseBatch(ctx context.Context, jobs []Job, onStep func(job int, s Step)) (cands [][]Candidate, errs []error, err error) {
+	c := m.Config
+	cands, errs = make([][]Candidate, len(jobs)), make([]error, len(jobs))
 	var runs []*run
-	for i, n := range opt.Lengths {
-		ctxLen := c.Context
-		if len(opt.Contexts) > 0 && opt.Contexts[i] > 0 {
-			ctxLen = min(ctxLen, opt.Contexts[i])
+	owner := map[*run]int{}
+	for j, job := range jobs {
+		jr, err := m.runsOf(job)
+		if err != nil {
+			errs[j] = err
+			continue
 		}
-		pre, suf := fitContext(prefix, suffix, n, ctxLen)
-		if c.ShiftLogits && len(pre) == 0 {
-			return nil, fmt.Errorf("%w: span of %d leaves no room for a prefix in a context of %d", ErrBadOptions, n, ctxLen)
+		for _, r := range jr {
+			owner[r] = j
 		}
-		r := newRun(m, i, pre, suf, n, opt)
-		runs = append(runs, r)
+		runs = append(runs, jr...)
 	}
 
 	ws := m.workspace()
@@ -94,7 +111,11 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 		var active []*run
 		var passes []pass
 		for _, r := range runs {
-			if !r.done() {
+			j := owner[r]
+			if errs[j] == nil && jobs[j].Ctx != nil && jobs[j].Ctx.Err() != nil {
+				errs[j] = jobs[j].Ctx.Err()
+			}
+			if errs[j] == nil && !r.done() {
 				active = append(active, r)
 				passes = append(passes, r.plan())
 			}
@@ -103,11 +124,11 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 			break
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		final, err := m.forward(ctx, ws, passes)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		off := 0
 		for i, r := range active {
@@ -115,16 +136,48 @@ func (m *Model) Denoise(ctx context.Context, prefix, suffix []int32, opt Options
 			r.commit(ws, final[off*c.Dim:(off+n)*c.Dim])
 			off += n
 			if onStep != nil {
-				onStep(r.stepView())
+				onStep(owner[r], r.stepView())
 			}
 		}
 	}
 
-	out := make([]Candidate, len(runs))
-	for i, r := range runs {
-		out[i] = r.candidate()
+	for _, r := range runs {
+		if j := owner[r]; errs[j] == nil {
+			cands[j] = append(cands[j], r.candidate())
+		}
 	}
-	return out, nil
+	return cands, errs, nil
+}
+
+// runsOf returns the runs of one job: a span of each of its Lengths, each
+// with the prompt cut to its context.
+func (m *Model) runsOf(job Job) ([]*run, error) {
+	opt, err := job.Options.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := m.Config
+	prefix, suffix := job.Prefix, job.Suffix
+	if bos := m.Tokenizer.BOS(); bos >= 0 && (m.Tokenizer.AddBOS() || (c.ShiftLogits && len(prefix) == 0)) {
+		prefix = append([]int32{bos}, prefix...)
+	}
+	if c.ShiftLogits && len(prefix) == 0 {
+		// The first span token is predicted by the position before it.
+		prefix = []int32{m.Tokenizer.EOS()}
+	}
+	var runs []*run
+	for i, n := range opt.Lengths {
+		ctxLen := c.Context
+		if len(opt.Contexts) > 0 && opt.Contexts[i] > 0 {
+			ctxLen = min(ctxLen, opt.Contexts[i])
+		}
+		pre, suf := fitContext(prefix, suffix, n, ctxLen)
+		if c.ShiftLogits && len(pre) == 0 {
+			return nil, fmt.Errorf("%w: span of %d leaves no room for a prefix in a context of %d", ErrBadOptions, n, ctxLen)
+		}
+		runs = append(runs, newRun(m, i, pre, suf, n, opt))
+	}
+	return runs, nil
 }
 
 // fitContext cuts prefix (from the left) and suffix (from the right) so the

@@ -21,7 +21,7 @@ import (
 func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "model",
-		Summary: "inspect, get or make models: model info|random|forward|calibrate|pull|list|rm|catalog",
+		Summary: "inspect, get or make models: model info|random|forward|calibrate|pull|list|rm|catalog|convert",
 		Commands: []*cli.Command{
 			modelInfoCommand(),
 			modelRandomCommand(),
@@ -31,6 +31,7 @@ func modelCommand() *cli.Command {
 			modelListCommand(),
 			modelRmCommand(),
 			modelCatalogCommand(),
+			modelConvertCommand(),
 		},
 	}
 }

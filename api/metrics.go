@@ -55,7 +55,7 @@ func newMetrics() *metrics {
 		}),
 		running: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dfill_generations_running",
-			Help: "Generations running (at most one: the engine fills one prompt at a time).",
+			Help: "Generations running (at most Options.Batch, denoised together).",
 		}),
 		modelLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "dfill_model_loaded",

@@ -12,8 +12,9 @@ import (
 // wait.
 var errQueueFull = errors.New("queue full")
 
-// queue lets one generation run at a time (the engine fills one prompt
-// per call) and up to size requests wait for it, first come first served.
+// queue lets up to running generations run at a time (one, or a batch the
+// engine denoises together) and up to size requests wait for a slot, first
+// come first served.
 type queue struct {
 	slot    chan struct{} // holds a token while a generation runs
 	size    int
@@ -25,8 +26,8 @@ type queue struct {
 	avg     time.Duration // moving average of how long a generation holds the slot
 }
 
-func newQueue(size int, onDepth func(float64)) *queue {
-	return &queue{slot: make(chan struct{}, 1), size: size, onDepth: onDepth}
+func newQueue(running, size int, onDepth func(float64)) *queue {
+	return &queue{slot: make(chan struct{}, running), size: size, onDepth: onDepth}
 }
 
 // acquire waits for the slot, and returns the func that releases it. It
@@ -86,6 +87,6 @@ func (q *queue) releaser() func() {
 func (q *queue) retryAfter() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	s := q.avg.Seconds() * float64(q.waiting+1)
+	s := q.avg.Seconds() * float64(q.waiting+1) / float64(cap(q.slot))
 	return int(min(60, max(1, math.Ceil(s))))
 }

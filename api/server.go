@@ -6,9 +6,10 @@
 // streams each denoising step's whole text; GET /v1/models, /healthz and
 // /metrics (Prometheus).
 //
-// The engine fills one prompt per call, so the server runs one generation
-// at a time and holds the others in a bounded queue: a request that finds
-// it full is answered 429 with Retry-After. Every request has a deadline
+// Up to Options.Batch requests generate at once, denoised together in one
+// forward per step (FromEngineBatched); the others wait in a bounded
+// queue, and a request that finds it full is answered 429 with
+// Retry-After. Every request has a deadline
 // (504 when it passes), a client that disconnects cancels its generation
 // at the next denoising step, and Serve drains in-flight requests before
 // it returns.
@@ -79,6 +80,9 @@ type Options struct {
 	// APIKey, when not empty, is the bearer token every request but
 	// /healthz must carry (Authorization: Bearer KEY).
 	APIKey string
+	// Batch is how many requests generate at once (0 or 1: one at a
+	// time); with a Model from FromEngineBatched they are denoised together.
+	Batch int
 	// QueueSize is how many requests may wait for the model while one
 	// generates; one more finds the queue full (429). Zero: none wait.
 	QueueSize int
@@ -161,7 +165,7 @@ func New(opt Options) *Server {
 		h := sha256.Sum256([]byte(opt.APIKey))
 		s.keyHash = &h
 	}
-	s.queue = newQueue(opt.QueueSize, s.metrics.queueDepth.Set)
+	s.queue = newQueue(max(opt.Batch, 1), opt.QueueSize, s.metrics.queueDepth.Set)
 	s.handler = s.routes()
 	return s
 }

@@ -292,7 +292,7 @@ func TestSameKey(t *testing.T) {
 
 // TestRetryAfterIsWholeSeconds checks the 429's Retry-After estimate.
 func TestRetryAfterIsWholeSeconds(t *testing.T) {
-	q := newQueue(2, func(float64) {})
+	q := newQueue(1, 2, func(float64) {})
 	if got := q.retryAfter(); got != 1 {
 		t.Errorf("with no history: %d, want 1", got)
 	}

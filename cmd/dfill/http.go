@@ -23,6 +23,7 @@ type httpFlags struct {
 	addr            string
 	apiKeyEnv       string
 	queue           int
+	batch           int
 	maxTokens       int
 	maxBody         int64
 	timeout         time.Duration
@@ -43,7 +44,8 @@ func httpCommand() *cli.Command {
 func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on this `host:port` (port 0: any free port; the address is printed)")
 	fs.StringVar(&f.apiKeyEnv, "api-key-env", "", "require the bearer token held by the environment `variable` named (every path but /healthz)")
-	fs.IntVar(&f.queue, "queue", 16, "requests that may wait while one generates; one more is answered 429")
+	fs.IntVar(&f.batch, "batch", 4, "requests denoised together, one forward per step for all of them (1: one at a time)")
+	fs.IntVar(&f.queue, "queue", 16, "requests that may wait while a batch generates; one more is answered 429")
 	fs.IntVar(&f.maxTokens, "max-tokens", api.DefaultMaxTokens, "the most max_tokens a request may ask for")
 	fs.Int64Var(&f.maxBody, "max-body", api.DefaultMaxBodyBytes, "the largest request body accepted, in bytes (larger: 413)")
 	fs.DurationVar(&f.timeout, "timeout", api.DefaultTimeout, "each request's deadline, queue wait included (then 504)")
@@ -78,6 +80,7 @@ func (f *httpFlags) run(ctx context.Context) error {
 	srv := api.New(api.Options{
 		APIKey:          key,
 		QueueSize:       f.queue,
+		Batch:           f.batch,
 		MaxTokens:       f.maxTokens,
 		MaxBodyBytes:    f.maxBody,
 		Timeout:         f.timeout,
@@ -99,7 +102,7 @@ func (f *httpFlags) run(ctx context.Context) error {
 		model = m
 		log.Info("model loaded", zap.String("arch", string(m.Config.Arch)), zap.Int("layers", m.Config.Layers),
 			zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
-		srv.SetModel(api.FromEngine(m))
+		srv.SetModel(api.FromEngineBatched(m, f.batch))
 	}()
 	err = srv.Serve(serveCtx, ln)
 	stop(nil)
@@ -118,6 +121,8 @@ func (f *httpFlags) check() error {
 	switch {
 	case f.shared.Backend != "" && f.shared.Backend != "cpu":
 		return cli.Usagef("--backend %q: dfill http serves the cpu backend", f.shared.Backend)
+	case f.batch < 1:
+		return cli.Usagef("--batch %d: want 1 or more", f.batch)
 	case f.queue < 0:
 		return cli.Usagef("--queue %d: want 0 or more", f.queue)
 	case f.maxTokens < 1:

@@ -31,15 +31,13 @@ type benchHTTPResult struct {
 	File      string `json:"file"` // where the prompts come from
 	Cuts      int    `json:"cuts"` // distinct prompts cut from it
 	MaxTokens int    `json:"maxTokens"`
-	// Queue is the server's --queue: up to Queue requests wait while one
-	// generates, so Queue+1 clients are within the limit and one more
-	// meets 429s.
+	// Batch is the server's --batch: up to Batch requests generate at once,
+	// denoised together; Queue is its --queue: up to Queue more wait, so
+	// Batch+Queue clients are within the limit and one more meets 429s.
+	Batch           int     `json:"batch"`
 	Queue           int     `json:"queue"`
 	DurationSeconds float64 `json:"durationSeconds"` // per level: no request starts after it
 	MaxRequests     int     `json:"maxRequests"`     // per level
-	// Batching is whether the server denoises concurrent requests in one
-	// batch: never, dfill http generates one request at a time.
-	Batching bool `json:"batching"`
 	// RSSPerLevel is true when each level's peak RSS is its own (the
 	// peak was reset through /proc before it); false when it is the
 	// server's peak so far.
@@ -55,7 +53,7 @@ type benchHTTPResult struct {
 type httpLevel struct {
 	Clients int `json:"clients"`
 	// OverLimit is true when the clients may be more than the server
-	// holds (Clients > Queue+1), so 429s are expected.
+	// holds (Clients > Queue+Batch), so 429s are expected.
 	OverLimit bool `json:"overLimit"`
 	Requests  int  `json:"requests"`
 	OK        int  `json:"ok"`
@@ -91,6 +89,7 @@ type httpFlags struct {
 	maxRequests int
 	maxTokens   int
 	queue       int
+	batch       int
 	file        string
 	asJSON      bool
 }
@@ -116,7 +115,8 @@ func (f *httpFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.duration, "duration", 10*time.Second, "how long each level sends requests")
 	fs.IntVar(&f.maxRequests, "max-requests", 200, "the most requests one level sends")
 	fs.IntVar(&f.maxTokens, "max-tokens", 16, "max_tokens of each request")
-	fs.IntVar(&f.queue, "queue", 16, "the server's --queue: requests that may wait while one generates")
+	fs.IntVar(&f.queue, "queue", 16, "the server's --queue: requests that may wait while a batch generates")
+	fs.IntVar(&f.batch, "batch", 4, "the server's --batch: requests denoised together (1: batching off)")
 	fs.StringVar(&f.file, "file", "", "source `file` to cut prompts from (default: a built-in Go snippet)")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
 }
@@ -138,6 +138,8 @@ func (f *httpFlags) run(ctx context.Context, _ []string) error {
 		return cli.Usagef("--max-requests %d and --max-tokens %d: want 1 or more", f.maxRequests, f.maxTokens)
 	case f.queue < 0:
 		return cli.Usagef("--queue %d: want 0 or more", f.queue)
+	case f.batch < 1:
+		return cli.Usagef("--batch %d: want 1 or more", f.batch)
 	}
 	name, src := "the built-in Go snippet", builtinSnippet
 	if f.file != "" {
@@ -152,7 +154,7 @@ func (f *httpFlags) run(ctx context.Context, _ []string) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 
-	srv, err := startHTTPChild(ctx, &f.shared, f.queue)
+	srv, err := startHTTPChild(ctx, &f.shared, f.queue, f.batch)
 	if err != nil {
 		return err
 	}
@@ -162,7 +164,7 @@ func (f *httpFlags) run(ctx context.Context, _ []string) error {
 		return err
 	}
 	res := benchHTTPResult{Model: model, Threads: f.shared.Threads, File: name, Cuts: len(bodies), MaxTokens: f.maxTokens,
-		Queue: f.queue, DurationSeconds: f.duration.Seconds(), MaxRequests: f.maxRequests, RSSPerLevel: true}
+		Batch: f.batch, Queue: f.queue, DurationSeconds: f.duration.Seconds(), MaxRequests: f.maxRequests, RSSPerLevel: true}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: slices.Max(levels)}}
 	defer hc.CloseIdleConnections()
 	res.PeakRSSMB = srv.proc.vmHWM() // the model's loading, before the first reset
@@ -179,7 +181,7 @@ func (f *httpFlags) run(ctx context.Context, _ []string) error {
 			return err
 		}
 		l := summarizeLoad(n, outs, wall)
-		l.OverLimit = n > f.queue+1
+		l.OverLimit = n > f.queue+f.batch
 		l.AsPromised = l.Errors == 0 && (l.OverLimit || l.TooMany == 0)
 		l.PeakRSSMB = srv.proc.vmHWM()
 		res.Levels = append(res.Levels, l)
@@ -406,14 +408,14 @@ type httpChild struct {
 	err    error         // how it exited; set before exited is closed
 }
 
-// startHTTPChild starts dfill http with the shared flags and --queue
-// queue on a free loopback port, and returns once it listens.
-func startHTTPChild(ctx context.Context, sf *cli.Shared, queue int) (*httpChild, error) {
+// startHTTPChild starts dfill http with the shared flags, --queue queue
+// and --batch batch on a free loopback port, and returns once it listens.
+func startHTTPChild(ctx context.Context, sf *cli.Shared, queue, batch int) (*httpChild, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"http", "--addr", "127.0.0.1:0", "--queue", strconv.Itoa(queue), "--backend", sf.Backend,
+	args := []string{"http", "--addr", "127.0.0.1:0", "--queue", strconv.Itoa(queue), "--batch", strconv.Itoa(batch), "--backend", sf.Backend,
 		"--threads", strconv.Itoa(sf.Threads), "--steps", strconv.Itoa(sf.Steps), "--algorithm", sf.Algorithm,
 		"--log-level", sf.LogLevel}
 	if sf.Model != "" {
@@ -560,14 +562,17 @@ func isTerminal(f *os.File) bool {
 }
 
 func printBenchHTTP(w io.Writer, r benchHTTPResult) {
-	fmt.Fprintf(w, "dfill bench http: model %s, %d threads, --queue %d (%d requests in flight at most), max_tokens %d, %d prompts cut from %s\n",
-		r.Model, r.Threads, r.Queue, r.Queue+1, r.MaxTokens, r.Cuts, r.File)
+	fmt.Fprintf(w, "dfill bench http: model %s, %d threads, --batch %d, --queue %d (%d requests in flight at most), max_tokens %d, %d prompts cut from %s\n",
+		r.Model, r.Threads, r.Batch, r.Queue, r.Queue+r.Batch, r.MaxTokens, r.Cuts, r.File)
 	rss := "each level's own peak"
 	if !r.RSSPerLevel {
 		rss = "the server's peak so far"
 	}
-	fmt.Fprintf(w, "each level: %gs or %d requests; batching off (dfill http generates one request at a time); RSS: %s\n",
-		r.DurationSeconds, r.MaxRequests, rss)
+	batching := fmt.Sprintf("batching on (up to %d requests denoised together)", r.Batch)
+	if r.Batch <= 1 {
+		batching = "batching off (one request generates at a time)"
+	}
+	fmt.Fprintf(w, "each level: %gs or %d requests; %s; RSS: %s\n", r.DurationSeconds, r.MaxRequests, batching, rss)
 	fmt.Fprintf(w, "%7s  %-6s %8s %6s %6s %6s %8s %9s %8s %8s %8s %8s %8s  %s\n",
 		"clients", "limit", "requests", "ok", "429", "errors", "ok/s", "tokens/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "RSS MB", "as promised")
 	for _, l := range r.Levels {

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"slices"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dfill/dfill/engine/gguf"

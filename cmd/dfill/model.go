@@ -168,7 +168,7 @@ func (f *randomFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.sizes.FFN, "ffn", 0, "feed-forward width")
 	fs.IntVar(&f.sizes.Vocab, "vocab", 0, "vocabulary size")
 	fs.IntVar(&f.sizes.Context, "ctx", 0, "context length")
-	fs.StringVar(&f.typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_k, q6_k")
+	fs.StringVar(&f.typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed")
 	fs.StringVar(&f.out, "out", "", "output GGUF `path` (required)")
 }

@@ -338,7 +338,7 @@ func TestWriteErrors(t *testing.T) {
 		{"alignment type", []KV{{AlignmentKey, Val(uint64(32))}}, nil, ErrInvalid, "alignment is a uint64, want uint32"},
 		{"alignment not power of two", []KV{{AlignmentKey, Val(uint32(48))}}, nil, ErrInvalid, "alignment 48 is not a power of two"},
 		{"duplicate tensor", nil, []TensorData{f32("w", 2), f32("w", 2)}, ErrDuplicate, `tensor "w" appears twice`},
-		{"unknown type", nil, []TensorData{{Name: "q", Type: 2, Dims: []uint64{32}}}, ErrUnknownType, `tensor "q": unknown tensor type 2`},
+		{"unknown type", nil, []TensorData{{Name: "q", Type: 99, Dims: []uint64{32}}}, ErrUnknownType, `tensor "q": unknown tensor type 99`},
 		{"short data", nil, []TensorData{{Name: "w", Type: TypeF16, Dims: []uint64{4, 2}, Data: make([]byte, 15)}}, ErrInvalid, `tensor "w": 15 bytes of data, shape [4 2] of F16 needs 16`},
 		{"partial block", nil, []TensorData{{Name: "w", Type: TypeQ8_0, Dims: []uint64{16}, Data: make([]byte, 17)}}, ErrInvalid, "row of 16 elements is not a whole number of Q8_0 blocks of 32"},
 		{"no dims", nil, []TensorData{{Name: "s", Type: TypeF32, Data: make([]byte, 4)}}, ErrInvalid, "0 dimensions"},

@@ -7,12 +7,21 @@ type Type uint32
 
 // The tensor types dfill reads and writes.
 const (
-	TypeF32  Type = 0
-	TypeF16  Type = 1
-	TypeQ8_0 Type = 8
-	TypeQ4_K Type = 12
-	TypeQ6_K Type = 14
-	TypeBF16 Type = 30
+	TypeF32    Type = 0
+	TypeF16    Type = 1
+	TypeQ4_0   Type = 2
+	TypeQ4_1   Type = 3
+	TypeQ5_0   Type = 6
+	TypeQ5_1   Type = 7
+	TypeQ8_0   Type = 8
+	TypeQ2_K   Type = 10
+	TypeQ3_K   Type = 11
+	TypeQ4_K   Type = 12
+	TypeQ5_K   Type = 13
+	TypeQ6_K   Type = 14
+	TypeIQ4_NL Type = 20
+	TypeIQ4_XS Type = 23
+	TypeBF16   Type = 30
 )
 
 type typeInfo struct {
@@ -21,13 +30,23 @@ type typeInfo struct {
 	typeSize  int // bytes per block
 }
 
+// The block geometry is ggml's (ggml-common.h, block_q4_0 … block_iq4_xs).
 var types = map[Type]typeInfo{
-	TypeF32:  {"F32", 1, 4},
-	TypeF16:  {"F16", 1, 2},
-	TypeQ8_0: {"Q8_0", 32, 34},
-	TypeQ4_K: {"Q4_K", 256, 144},
-	TypeQ6_K: {"Q6_K", 256, 210},
-	TypeBF16: {"BF16", 1, 2},
+	TypeF32:    {"F32", 1, 4},
+	TypeF16:    {"F16", 1, 2},
+	TypeQ4_0:   {"Q4_0", 32, 18},     // f16 d, qs[16]
+	TypeQ4_1:   {"Q4_1", 32, 20},     // f16 d, f16 m, qs[16]
+	TypeQ5_0:   {"Q5_0", 32, 22},     // f16 d, qh[4], qs[16]
+	TypeQ5_1:   {"Q5_1", 32, 24},     // f16 d, f16 m, qh[4], qs[16]
+	TypeQ8_0:   {"Q8_0", 32, 34},     // f16 d, int8 qs[32]
+	TypeQ2_K:   {"Q2_K", 256, 84},    // scales[16], qs[64], f16 d, f16 dmin
+	TypeQ3_K:   {"Q3_K", 256, 110},   // hmask[32], qs[64], scales[12], f16 d
+	TypeQ4_K:   {"Q4_K", 256, 144},   // f16 d, f16 dmin, scales[12], qs[128]
+	TypeQ5_K:   {"Q5_K", 256, 176},   // f16 d, f16 dmin, scales[12], qh[32], qs[128]
+	TypeQ6_K:   {"Q6_K", 256, 210},   // ql[128], qh[64], int8 scales[16], f16 d
+	TypeIQ4_NL: {"IQ4_NL", 32, 18},   // f16 d, qs[16]
+	TypeIQ4_XS: {"IQ4_XS", 256, 136}, // f16 d, u16 scales_h, scales_l[4], qs[128]
+	TypeBF16:   {"BF16", 1, 2},
 }
 
 // Known reports whether dfill can read and compute with tensors of type t.

@@ -1,5 +1,6 @@
 // Package kernel holds the CPU kernels of dfill's inference engine: the
-// numeric formats of GGUF tensors (F16, BF16, Q8_0, Q4_K, Q6_K), bit-exact
+// numeric formats of GGUF tensors (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS), bit-exact
 // with ggml's block layouts; dot products and a multi-threaded matrix product
 // against weights of every supported type; and the vector ops of a
 // transformer forward pass (RMSNorm, softmax, SiLU/SwiGLU, RoPE).

@@ -39,6 +39,19 @@ var (
 	decodeQ6K  rowDecoder = decodeQ6KGeneric
 )
 
+// The decoders of the other types, pure Go on every machine.
+var otherDecoders = map[gguf.Type]rowDecoder{
+	gguf.TypeQ4_0:   decodeQ4_0Generic,
+	gguf.TypeQ4_1:   decodeQ4_1Generic,
+	gguf.TypeQ5_0:   decodeQ5_0Generic,
+	gguf.TypeQ5_1:   decodeQ5_1Generic,
+	gguf.TypeQ2_K:   decodeQ2KGeneric,
+	gguf.TypeQ3_K:   decodeQ3KGeneric,
+	gguf.TypeQ5_K:   decodeQ5KGeneric,
+	gguf.TypeIQ4_NL: decodeIQ4NLGeneric,
+	gguf.TypeIQ4_XS: decodeIQ4XSGeneric,
+}
+
 // decoderFor returns the row decoder of t, or nil for a type it cannot read.
 func decoderFor(t gguf.Type) rowDecoder {
 	switch t {
@@ -55,7 +68,7 @@ func decoderFor(t gguf.Type) rowDecoder {
 	case gguf.TypeQ6_K:
 		return decodeQ6K
 	}
-	return nil
+	return otherDecoders[t]
 }
 
 // Dequantize converts len(dst) elements of type t stored in src to float32.
@@ -78,9 +91,11 @@ func Dequantize(t gguf.Type, src []byte, dst []float32) error {
 }
 
 // Quantize converts src to type t and returns the encoded blocks. len(src)
-// must be a whole number of t's blocks. The K-quant encoders follow ggml's
-// reference quantizers (quantize_row_q4_K_ref, quantize_row_q6_K_ref), so
-// ggml decodes their output to the same values Dequantize does.
+// must be a whole number of t's blocks. The encoders follow ggml's
+// reference quantizers (quantize_row_q4_0_ref … quantize_row_q6_K_ref), so
+// ggml decodes their output to the same values Dequantize does (IQ4_NL
+// follows quantize_iq4_nl, what llama-quantize calls, rather than the
+// faster quantize_row_iq4_nl_ref).
 func Quantize(t gguf.Type, src []float32) ([]byte, error) {
 	if !t.Known() {
 		return nil, fmt.Errorf("kernel: quantize: %w: %s", gguf.ErrUnknownType, t)
@@ -116,9 +131,29 @@ func Quantize(t gguf.Type, src []float32) ([]byte, error) {
 			quantizeQ6KBlock(dst[i*q6KBytes:(i+1)*q6KBytes], src[i*qkK:(i+1)*qkK])
 		}
 	default:
-		return nil, fmt.Errorf("kernel: quantize: %w: %s", gguf.ErrUnknownType, t)
+		enc, bs, ts := blockEncoders[t], t.BlockSize(), t.TypeSize()
+		if enc == nil {
+			return nil, fmt.Errorf("kernel: quantize: %w: %s", gguf.ErrUnknownType, t)
+		}
+		for i := 0; i < len(src)/bs; i++ {
+			enc(dst[i*ts:(i+1)*ts], src[i*bs:(i+1)*bs])
+		}
 	}
 	return dst, nil
+}
+
+// blockEncoders encode one block of the other types, after ggml's
+// quantize_row_*_ref (quantize_iq4_nl and quantize_iq4_xs for the IQ types).
+var blockEncoders = map[gguf.Type]func(dst []byte, x []float32){
+	gguf.TypeQ4_0:   quantizeQ4_0Block,
+	gguf.TypeQ4_1:   quantizeQ4_1Block,
+	gguf.TypeQ5_0:   quantizeQ5_0Block,
+	gguf.TypeQ5_1:   quantizeQ5_1Block,
+	gguf.TypeQ2_K:   quantizeQ2KBlock,
+	gguf.TypeQ3_K:   quantizeQ3KBlock,
+	gguf.TypeQ5_K:   quantizeQ5KBlock,
+	gguf.TypeIQ4_NL: quantizeIQ4NLBlock,
+	gguf.TypeIQ4_XS: quantizeIQ4XSBlock,
 }
 
 func decodeF32Generic(dst []float32, src []byte) {
@@ -253,18 +288,27 @@ func quantizeQ8_0Block(dst []byte, x []float32) {
 
 // makeQKX2Quants is ggml's make_qkx2_quants: it fits x ≈ scale·L − min
 // (L in [0,nmax], min ≥ 0) by weighted least squares over nstep+1 trial
-// scales, and returns scale and min.
-func makeQKX2Quants(x, weights []float32, L, laux []uint8, nmax int, rmin, rdelta float32, nstep int) (scale, theMin float32) {
+// scales, and returns scale and min. The trials are compared by weighted
+// squared error, or absolute error when useMad is set.
+func makeQKX2Quants(x, weights []float32, L, laux []uint8, nmax int, rmin, rdelta float32, nstep int, useMad bool) (scale, theMin float32) {
+	// The float32 conversions round every product before it is added, as
+	// C does, so that no compiler fuses them into an FMA.
 	mn, mx := x[0], x[0]
 	sumW := weights[0]
 	sumX := sumW * x[0]
 	for i := 1; i < len(x); i++ {
-		mn = min(mn, x[i])
-		mx = max(mx, x[i])
+		if x[i] < mn {
+			mn = x[i]
+		}
+		if x[i] > mx {
+			mx = x[i]
+		}
 		sumW += weights[i]
-		sumX += weights[i] * x[i]
+		sumX += float32(weights[i] * x[i])
 	}
-	mn = min(mn, 0)
+	if mn > 0 {
+		mn = 0
+	}
 	if mx == mn {
 		clear(L)
 		return 0, -mn
@@ -275,35 +319,33 @@ func makeQKX2Quants(x, weights []float32, L, laux []uint8, nmax int, rmin, rdelt
 	for i, v := range x {
 		l := clampInt(nearestInt(iscale*(v-mn)), 0, nmax)
 		L[i] = uint8(l)
-		diff := scale*float32(l) + mn - v
-		bestErr += weights[i] * diff * diff
+		bestErr += float32(weights[i] * qkx2Err(float32(scale*float32(l))+mn-v, useMad))
 	}
 	for is := 0; is <= nstep; is++ {
-		iscale = (rmin + rdelta*float32(is) + float32(nmax)) / (mx - mn)
+		iscale = (rmin + float32(rdelta*float32(is)) + float32(nmax)) / (mx - mn)
 		var sumL, sumL2, sumXL float32
 		for i, v := range x {
 			l := clampInt(nearestInt(iscale*(v-mn)), 0, nmax)
 			laux[i] = uint8(l)
 			w := weights[i]
 			fl := float32(l)
-			sumL += w * fl
-			sumL2 += w * fl * fl
-			sumXL += w * fl * v
+			sumL += float32(w * fl)
+			sumL2 += float32(w * fl * fl)
+			sumXL += float32(w * fl * v)
 		}
-		D := sumW*sumL2 - sumL*sumL
+		D := float32(sumW*sumL2) - float32(sumL*sumL)
 		if D <= 0 {
 			continue
 		}
-		thisScale := (sumW*sumXL - sumX*sumL) / D
-		thisMin := (sumL2*sumX - sumL*sumXL) / D
+		thisScale := (float32(sumW*sumXL) - float32(sumX*sumL)) / D
+		thisMin := (float32(sumL2*sumX) - float32(sumL*sumXL)) / D
 		if thisMin > 0 {
 			thisMin = 0
 			thisScale = sumXL / sumL2
 		}
 		var curErr float32
 		for i, v := range x {
-			diff := thisScale*float32(laux[i]) + thisMin - v
-			curErr += weights[i] * diff * diff
+			curErr += float32(weights[i] * qkx2Err(float32(thisScale*float32(laux[i]))+thisMin-v, useMad))
 		}
 		if curErr < bestErr {
 			copy(L, laux)
@@ -312,6 +354,14 @@ func makeQKX2Quants(x, weights []float32, L, laux []uint8, nmax int, rmin, rdelt
 		}
 	}
 	return scale, -mn
+}
+
+// qkx2Err is make_qkx2_quants' error of one element: |diff| or diff².
+func qkx2Err(diff float32, useMad bool) float32 {
+	if useMad {
+		return float32(math.Abs(float64(diff)))
+	}
+	return float32(diff * diff)
 }
 
 // quantizeQ4KBlock is ggml's quantize_row_q4_K_ref for one super-block.
@@ -328,13 +378,13 @@ func quantizeQ4KBlock(dst []byte, x []float32) {
 		xs := x[32*j : 32*j+32]
 		var sumX2 float32
 		for _, v := range xs {
-			sumX2 += v * v
+			sumX2 += float32(v * v) // rounded before the sum, as C does: no FMA
 		}
 		avX := float32(math.Sqrt(float64(sumX2 / 32)))
 		for l, v := range xs {
 			weights[l] = avX + float32(math.Abs(float64(v)))
 		}
-		scales[j], mins[j] = makeQKX2Quants(xs, weights[:], L[32*j:32*j+32], laux[:], 15, -1, 0.1, 20)
+		scales[j], mins[j] = makeQKX2Quants(xs, weights[:], L[32*j:32*j+32], laux[:], 15, -1, 0.1, 20, false)
 		maxScale = max(maxScale, scales[j])
 		maxMin = max(maxMin, mins[j])
 	}

@@ -235,7 +235,9 @@ func TestStreamClientDisconnects(t *testing.T) {
 	cancel()
 	resp.Body.Close()
 	<-f.canceled // the test times out if the generation is never cancelled
-	if _, _, _, run := f.seen(); run != 2 {
-		t.Errorf("the model ran %d steps, want the 2 before it blocked", run)
+	// The client hangs up after the first event: the model stops at its
+	// next step, or while blocked after the second; never after it.
+	if _, _, _, run := f.seen(); run < 1 || run > 2 {
+		t.Errorf("the model ran %d steps, want 1 or the 2 before it blocked", run)
 	}
 }

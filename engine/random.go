@@ -37,6 +37,8 @@ var Presets = map[string]Spec{
 	"qwen2.5-0.5b": {Layers: 24, Dim: 896, Heads: 14, KVHeads: 2, FFN: 4864, Vocab: 151936, Context: 32768, RopeBase: 1e6, Eps: 1e-6, Tied: true},
 	"qwen2.5-1.5b": {Layers: 28, Dim: 1536, Heads: 12, KVHeads: 2, FFN: 8960, Vocab: 151936, Context: 32768, RopeBase: 1e6, Eps: 1e-6, Tied: true},
 	"llada-8b":     {Layers: 32, Dim: 4096, Heads: 32, KVHeads: 32, FFN: 12288, Vocab: 126464, Context: 4096, RopeBase: 500000, Eps: 1e-5},
+	// The shape of Qwen2.5-7B, Dream-Coder 7B's and DiffuCoder 7B's base.
+	"qwen2.5-7b": {Layers: 28, Dim: 3584, Heads: 28, KVHeads: 4, FFN: 18944, Vocab: 152064, Context: 32768, RopeBase: 1e6, Eps: 1e-6},
 }
 
 // PresetNames lists the presets in a stable order.

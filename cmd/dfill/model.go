@@ -21,7 +21,7 @@ import (
 func modelCommand() *cli.Command {
 	return &cli.Command{
 		Name:    "model",
-		Summary: "inspect, get or make models: model info|random|forward|calibrate|pull|list|rm|catalog|convert",
+		Summary: "inspect, get or make models: model info|random|forward|calibrate|pull|list|rm|catalog|convert|quantize",
 		Commands: []*cli.Command{
 			modelInfoCommand(),
 			modelRandomCommand(),
@@ -32,6 +32,7 @@ func modelCommand() *cli.Command {
 			modelRmCommand(),
 			modelCatalogCommand(),
 			modelConvertCommand(),
+			modelQuantizeCommand(),
 		},
 	}
 }

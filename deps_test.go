@@ -15,7 +15,7 @@ import (
 var allowed = map[string][]string{
 	// The inference engine: never the server, completion or prompts.
 	"engine/gguf":      {"golang.org/x/sys/unix"},
-	"engine/tokenizer": {},
+	"engine/tokenizer": {"engine/gguf"},
 	"engine/kernel":    {"engine/gguf", "golang.org/x/sys/cpu"},
 	"engine":           {"engine/gguf", "engine/kernel", "engine/tokenizer"},
 	"engine/train":     {"engine", "engine/gguf", "engine/kernel", "engine/tokenizer"},

@@ -17,7 +17,7 @@ import (
 // Writers of models other than WriteRandom (the trainer, its checkpoints)
 // start from it and append keys of their own.
 func Metadata(cfg Config, vocab tokenizer.Config) []gguf.KV {
-	meta := append(cfg.metadata(), tokenizerMetadata(vocab)...)
+	meta := append(cfg.metadata(), vocab.Metadata()...)
 	return append(meta, gguf.KV{Key: "general.alignment", Value: gguf.Val(uint32(32))})
 }
 

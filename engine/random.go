@@ -232,7 +232,7 @@ func WriteRandom(w io.Writer, s Spec) error {
 	if cfg.Name == "" {
 		cfg.Name = fmt.Sprintf("random-%s-%dx%d", s.Arch, s.Layers, s.Dim)
 	}
-	meta := append(cfg.metadata(), tokenizerMetadata(vocab)...)
+	meta := append(cfg.metadata(), vocab.Metadata()...)
 	meta = append(meta, gguf.KV{Key: "general.alignment", Value: gguf.Val(uint32(32))})
 
 	ts := randomTensors(s)

@@ -121,7 +121,7 @@ func Convert(ctx context.Context, dir string, w io.Writer, opt Options) (Result,
 		specs[i] = gguf.TensorSpec{Name: it.name, Type: t, Dims: dims}
 		res.Params += uint64(it.rows * it.cols)
 	}
-	meta := append(fam.metadata(s, vocabSize, name, outType), tokenizerMetadata(voc)...)
+	meta := append(fam.metadata(s, vocabSize, name, outType), voc.Metadata()...)
 	var buf []byte
 	var vals []float32
 	err = gguf.WriteStream(w, meta, specs, func(i int, dst []byte) error {

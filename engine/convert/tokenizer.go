@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/tokenizer"
 )
 
@@ -200,30 +199,4 @@ func tokenText(v any) string {
 		return s
 	}
 	return ""
-}
-
-// tokenizerMetadata returns the tokenizer.ggml.* keys of cfg, as
-// convert_hf_to_gguf.py writes them for a byte-level BPE vocabulary.
-func tokenizerMetadata(cfg tokenizer.Config) []gguf.KV {
-	kv := []gguf.KV{
-		{Key: "tokenizer.ggml.model", Value: gguf.Val(cfg.Model)},
-		{Key: "tokenizer.ggml.pre", Value: gguf.Val(cfg.Pre)},
-		{Key: "tokenizer.ggml.tokens", Value: gguf.Val(cfg.Tokens)},
-		{Key: "tokenizer.ggml.token_type", Value: gguf.Val(cfg.Types)},
-		{Key: "tokenizer.ggml.merges", Value: gguf.Val(cfg.Merges)},
-	}
-	for _, s := range []struct {
-		key string
-		id  int32
-	}{
-		{"tokenizer.ggml.bos_token_id", cfg.BOS},
-		{"tokenizer.ggml.eos_token_id", cfg.EOS},
-		{"tokenizer.ggml.padding_token_id", cfg.PAD},
-		{"tokenizer.ggml.mask_token_id", cfg.Mask},
-	} {
-		if s.id >= 0 {
-			kv = append(kv, gguf.KV{Key: s.key, Value: gguf.Val(uint32(s.id))})
-		}
-	}
-	return append(kv, gguf.KV{Key: "tokenizer.ggml.add_bos_token", Value: gguf.Val(cfg.AddBOS)})
 }

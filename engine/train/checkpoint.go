@@ -168,7 +168,7 @@ func (r reader) model(tied bool) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
 	}
-	vocab, err := engine.VocabFromGGUF(r.f)
+	vocab, err := tokenizer.FromGGUF(r.f)
 	if err != nil {
 		return nil, r.errorf("%v", err)
 	}

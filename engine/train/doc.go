@@ -22,5 +22,5 @@
 // held-out evaluation and resumable checkpoints complete the trainer;
 // Trainer.Export writes a GGUF that engine.Load runs. Checkpoints are GGUF
 // files too, whose hyperparameters and vocabulary the engine's readers
-// read back (engine.ConfigFromGGUF, engine.VocabFromGGUF).
+// read back (engine.ConfigFromGGUF, tokenizer.FromGGUF).
 package train

@@ -364,10 +364,13 @@ func qkx2Err(diff float32, useMad bool) float32 {
 	return float32(diff * diff)
 }
 
-// quantizeQ4KBlock is ggml's quantize_row_q4_K_ref for one super-block.
-func quantizeQ4KBlock(dst []byte, x []float32) {
+// scaleMinLevels is the part ggml's quantize_row_q4_K_ref and
+// quantize_row_q5_K_ref share: it fits a scale and a min to each of the 8
+// sub-blocks of x (make_qkx2_quants with levels 0..nmax, rmin and nstep),
+// packs them as 6-bit values under the super-block's f16 scale and min
+// into dst[0:16], and writes each element's level, 0..nmax, into L.
+func scaleMinLevels(dst []byte, x []float32, L *[qkK]uint8, nmax int, rmin float32, nstep int) {
 	var (
-		L       [qkK]uint8
 		laux    [32]uint8
 		weights [32]float32
 		scales  [8]float32
@@ -384,7 +387,7 @@ func quantizeQ4KBlock(dst []byte, x []float32) {
 		for l, v := range xs {
 			weights[l] = avX + float32(math.Abs(float64(v)))
 		}
-		scales[j], mins[j] = makeQKX2Quants(xs, weights[:], L[32*j:32*j+32], laux[:], 15, -1, 0.1, 20, false)
+		scales[j], mins[j] = makeQKX2Quants(xs, weights[:], L[32*j:32*j+32], laux[:], nmax, rmin, 0.1, nstep, false)
 		maxScale = max(maxScale, scales[j])
 		maxMin = max(maxMin, mins[j])
 	}
@@ -420,9 +423,15 @@ func quantizeQ4KBlock(dst []byte, x []float32) {
 		}
 		dm := F16ToF32(mh) * float32(m)
 		for ii := 0; ii < 32; ii++ {
-			L[32*j+ii] = uint8(clampInt(nearestInt((x[32*j+ii]+dm)/d), 0, 15))
+			L[32*j+ii] = uint8(clampInt(nearestInt((x[32*j+ii]+dm)/d), 0, nmax))
 		}
 	}
+}
+
+// quantizeQ4KBlock is ggml's quantize_row_q4_K_ref for one super-block.
+func quantizeQ4KBlock(dst []byte, x []float32) {
+	var L [qkK]uint8
+	scaleMinLevels(dst, x, &L, 15, -1, 20)
 	q := dst[16 : 16+qkK/2]
 	for j := 0; j < 4; j++ {
 		for l := 0; l < 32; l++ {

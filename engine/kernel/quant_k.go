@@ -353,63 +353,8 @@ func quantizeQ3KBlock(dst []byte, x []float32) {
 
 // quantizeQ5KBlock is ggml's quantize_row_q5_K_ref for one super-block.
 func quantizeQ5KBlock(dst []byte, x []float32) {
-	var (
-		L       [qkK]uint8
-		laux    [32]uint8
-		weights [32]float32
-		scales  [8]float32
-		mins    [8]float32
-	)
-	var maxScale, maxMin float32
-	for j := 0; j < 8; j++ {
-		xs := x[32*j : 32*j+32]
-		var sumX2 float32
-		for _, v := range xs {
-			sumX2 += float32(v * v)
-		}
-		avX := float32(math.Sqrt(float64(sumX2 / 32)))
-		for l, v := range xs {
-			weights[l] = avX + float32(math.Abs(float64(v)))
-		}
-		scales[j], mins[j] = makeQKX2Quants(xs, weights[:], L[32*j:32*j+32], laux[:], 31, -0.5, 0.1, 15, false)
-		maxScale = max(maxScale, scales[j])
-		maxMin = max(maxMin, mins[j])
-	}
-	var invScale, invMin float32
-	if maxScale > 0 {
-		invScale = 63 / maxScale
-	}
-	if maxMin > 0 {
-		invMin = 63 / maxMin
-	}
-	sc := dst[4:16]
-	clear(sc)
-	for j := 0; j < 8; j++ {
-		ls := uint8(min(63, uint8(nearestInt(invScale*scales[j]))))
-		lm := uint8(min(63, uint8(nearestInt(invMin*mins[j]))))
-		if j < 4 {
-			sc[j] = ls
-			sc[j+4] = lm
-		} else {
-			sc[j+4] = ls&0xf | (lm&0xf)<<4
-			sc[j-4] |= (ls >> 4) << 6
-			sc[j] |= (lm >> 4) << 6
-		}
-	}
-	dh, mh := F32ToF16(maxScale/63), F32ToF16(maxMin/63)
-	binary.LittleEndian.PutUint16(dst, dh)
-	binary.LittleEndian.PutUint16(dst[2:], mh)
-	for j := 0; j < 8; j++ {
-		s, m := scaleMinK4(j, sc)
-		d := F16ToF32(dh) * float32(s)
-		if d == 0 {
-			continue
-		}
-		dm := F16ToF32(mh) * float32(m)
-		for ii := 0; ii < 32; ii++ {
-			L[32*j+ii] = uint8(clampInt(nearestInt((x[32*j+ii]+dm)/d), 0, 31))
-		}
-	}
+	var L [qkK]uint8
+	scaleMinLevels(dst, x, &L, 31, -0.5, 15)
 	qh := dst[q5KOffQh : q5KOffQh+qkK/8]
 	clear(qh)
 	m1, m2 := byte(1), byte(2)

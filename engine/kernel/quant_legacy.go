@@ -95,12 +95,7 @@ func decodeQ5_1Generic(dst []float32, src []byte) {
 // quantizeQ4_0Block is ggml's quantize_row_q4_0_ref for one block: d is the
 // element of largest magnitude over −8, q = min(15, trunc(x/d + 8.5)).
 func quantizeQ4_0Block(dst []byte, x []float32) {
-	var amax, mx float32
-	for _, v := range x {
-		if a := float32(math.Abs(float64(v))); amax < a {
-			amax, mx = a, v
-		}
-	}
+	mx := largestMagnitude(x)
 	d := mx / -8
 	var id float32
 	if d != 0 {
@@ -137,12 +132,7 @@ func quantizeQ4_1Block(dst []byte, x []float32) {
 // quantizeQ5_0Block is ggml's quantize_row_q5_0_ref for one block: d is the
 // element of largest magnitude over −16, q = min(31, trunc(x/d + 16.5)).
 func quantizeQ5_0Block(dst []byte, x []float32) {
-	var amax, mx float32
-	for _, v := range x {
-		if a := float32(math.Abs(float64(v))); amax < a {
-			amax, mx = a, v
-		}
-	}
+	mx := largestMagnitude(x)
 	d := mx / -16
 	var id float32
 	if d != 0 {
@@ -180,6 +170,18 @@ func quantizeQ5_1Block(dst []byte, x []float32) {
 		qh |= uint32(x0>>4&1)<<j | uint32(x1>>4&1)<<(j+qk4/2)
 	}
 	binary.LittleEndian.PutUint32(dst[4:], qh)
+}
+
+// largestMagnitude returns the element of x of largest magnitude (the
+// first of them), with its sign.
+func largestMagnitude(x []float32) float32 {
+	var amax, mx float32
+	for _, v := range x {
+		if a := float32(math.Abs(float64(v))); amax < a {
+			amax, mx = a, v
+		}
+	}
+	return mx
 }
 
 // minMax returns the smallest and largest of x, starting from ±MaxFloat32

@@ -138,3 +138,21 @@ func TestModelRandomTooLarge(t *testing.T) {
 		t.Errorf("tiny.gguf: %v, %v; want mode 0644", st, err)
 	}
 }
+
+// runWrites runs dfill with args in-process and checks its exit code and
+// that its stderr holds want; a command that fails must leave nothing in
+// outDir. It reports whether the command succeeded.
+func runWrites(t *testing.T, args []string, outDir string, code int, want string) bool {
+	t.Helper()
+	var stderr strings.Builder
+	got := cli.Main(context.Background(), commands(), args, &stderr)
+	if got != code || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("exit %d, stderr %q; want %d and %q", got, stderr.String(), code, want)
+	}
+	if got != 0 {
+		if left, _ := os.ReadDir(outDir); len(left) != 0 {
+			t.Errorf("files left after a failure: %v", left)
+		}
+	}
+	return got == 0
+}

@@ -7,10 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/engine/tokenizer"
 )
@@ -122,15 +120,7 @@ func TestModelConvert(t *testing.T) {
 			} else {
 				args = append(args, tc.args...)
 			}
-			var stderr strings.Builder
-			code := cli.Main(context.Background(), commands(), args, &stderr)
-			if code != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
-				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.stderr)
-			}
-			if code != 0 {
-				if left, _ := os.ReadDir(outDir); len(left) != 0 {
-					t.Errorf("files left after a failure: %v", left)
-				}
+			if !runWrites(t, args, outDir, tc.code, tc.stderr) {
 				return
 			}
 			m, err := engine.Load(out, engine.LoadOptions{})

@@ -5,10 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/dfill/dfill/cmd/dfill/internal/cli"
 	"github.com/dfill/dfill/engine"
 	"github.com/dfill/dfill/engine/gguf"
 )
@@ -47,16 +45,8 @@ func TestModelQuantize(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			outDir := t.TempDir()
 			out := filepath.Join(outDir, "q.gguf")
-			var stderr strings.Builder
 			args := append([]string{"model", "quantize", tc.in, out}, tc.args...)
-			code := cli.Main(context.Background(), commands(), args, &stderr)
-			if code != tc.code || !strings.Contains(stderr.String(), tc.stderr) {
-				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tc.code, tc.stderr)
-			}
-			if code != 0 {
-				if left, _ := os.ReadDir(outDir); len(left) != 0 {
-					t.Errorf("files left after a failure: %v", left)
-				}
+			if !runWrites(t, args, outDir, tc.code, tc.stderr) {
 				return
 			}
 			m, err := engine.Load(out, engine.LoadOptions{})

@@ -118,7 +118,7 @@ func WriteModel(w io.Writer, cfg Config, vocab tokenizer.Config, tensors map[str
 		}
 		t := gguf.TypeF32
 		if len(dims) == 2 {
-			t = typeFor(typ, int(dims[0]))
+			t = fitType(typ, int(dims[0]))
 		}
 		specs[i] = gguf.TensorSpec{Name: name, Type: t, Dims: dims}
 	}

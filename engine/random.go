@@ -127,7 +127,7 @@ type randomTensor struct {
 func randomTensors(s Spec) []randomTensor {
 	qDim, kvDim := s.Heads*(s.Dim/s.Heads), s.KVHeads*(s.Dim/s.Heads)
 	mat := func(name string, cols, rows int, sigma float64) randomTensor {
-		return randomTensor{name, []uint64{uint64(cols), uint64(rows)}, randomType(s.Type, cols), sigma, 0}
+		return randomTensor{name, []uint64{uint64(cols), uint64(rows)}, fitType(s.Type, cols), sigma, 0}
 	}
 	vec := func(name string, n int, sigma, center float64) randomTensor {
 		return randomTensor{name, []uint64{uint64(n)}, gguf.TypeF32, sigma, center}
@@ -205,7 +205,7 @@ func tensorBytes(typ gguf.Type, dims []uint64) (uint64, bool) {
 // s.Seed) and a working vocabulary of s.Vocab tokens. 2-D weights use
 // s.Type where their rows are a whole number of its blocks, else the type
 // llama.cpp's quantizer falls back to (Q4_K → Q5_0, Q6_K → Q8_0: see
-// randomType); norms and biases are F32.
+// fitType); norms and biases are F32.
 func WriteRandom(w io.Writer, s Spec) error {
 	if err := s.validate(); err != nil {
 		return err
@@ -261,25 +261,12 @@ func WriteRandom(w io.Writer, s Spec) error {
 	})
 }
 
-// randomType returns the type of a random 2-D weight with rows of cols
+// fitType returns the type of a 2-D weight of want with rows of cols
 // elements: want where they are whole blocks of it, else llama.cpp's
-// fallback for want (the K types and IQ4_XS: fallback, as TypeFor), else
-// typeFor's choice.
-func randomType(want gguf.Type, cols int) gguf.Type {
+// fallback for want (see fallback; Q4_K at width 896 is Q5_0), else F16.
+func fitType(want gguf.Type, cols int) gguf.Type {
 	if t, err := fallback("", want, cols); err == nil {
 		return t
-	}
-	return typeFor(want, cols)
-}
-
-// typeFor returns want if rows of cols elements are whole blocks of it,
-// else Q8_0 for a quantized want when that fits, else F16.
-func typeFor(want gguf.Type, cols int) gguf.Type {
-	switch {
-	case cols%want.BlockSize() == 0:
-		return want
-	case want.BlockSize() > 1 && cols%gguf.TypeQ8_0.BlockSize() == 0:
-		return gguf.TypeQ8_0
 	}
 	return gguf.TypeF16
 }

@@ -1,5 +1,6 @@
 // Package engine runs masked diffusion language models on the CPU: it loads
-// a GGUF model (architectures dream and llada), tokenizes, builds a canvas
+// a GGUF model (architectures dream, llada, and the routed-experts llada-moe
+// and rnd1), tokenizes, builds a canvas
 // (prefix, masks, suffix) for each span length asked for and denoises the
 // spans together, in one batch, with the chosen sampler, optionally reusing
 // the prefix's and suffix's keys and values across steps (Fast-dLLM's dual

@@ -24,63 +24,82 @@ func Metadata(cfg Config, vocab tokenizer.Config) []gguf.KV {
 // TensorNames returns the names of the tensors a model of cfg holds, in the
 // order WriteModel writes them: token_embd, output_norm, output (unless
 // tied), then each block's attn_norm, attn_q, attn_k, attn_v (and their
-// biases for dream), attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down.
+// biases for dream, q/k norms for llada-moe and rnd1), attn_output,
+// ffn_norm, and ffn_gate, ffn_up, ffn_down, or for routed experts
+// ffn_gate_inp and the stacked ffn_{gate,up,down}_exps.
 func TensorNames(cfg Config, tied bool) []string {
-	names := []string{"token_embd.weight", "output_norm.weight"}
-	if !tied {
-		names = append(names, "output.weight")
-	}
-	for l := 0; l < cfg.Layers; l++ {
-		p := "blk." + strconv.Itoa(l) + "."
-		names = append(names, p+"attn_norm.weight", p+"attn_q.weight", p+"attn_k.weight", p+"attn_v.weight")
-		if cfg.HasQKVBias() {
-			names = append(names, p+"attn_q.bias", p+"attn_k.bias", p+"attn_v.bias")
-		}
-		names = append(names, p+"attn_output.weight", p+"ffn_norm.weight", p+"ffn_gate.weight", p+"ffn_up.weight", p+"ffn_down.weight")
+	ts := tensorsOf(cfg, tied)
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.name
 	}
 	return names
 }
 
-// TensorShape returns the GGUF dims ([cols, rows], or [n] for a vector) of
-// the tensor called name in a model of cfg, or false for a name that is not
-// one of TensorNames.
+// TensorShape returns the GGUF dims ([cols, rows], [cols, rows, experts],
+// or [n] for a vector) of the tensor called name in a model of cfg, or false
+// for a name that is not one of TensorNames.
 func TensorShape(cfg Config, name string) ([]uint64, bool) {
-	qDim, kvDim := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
-	mat := func(cols, rows int) ([]uint64, bool) { return []uint64{uint64(cols), uint64(rows)}, true }
-	vec := func(n int) ([]uint64, bool) { return []uint64{uint64(n)}, true }
-	switch name {
-	case "token_embd.weight", "output.weight":
-		return mat(cfg.Dim, cfg.Vocab)
-	case "output_norm.weight":
-		return vec(cfg.Dim)
-	}
-	rest, ok := strings.CutPrefix(name, "blk.")
-	if !ok {
-		return nil, false
-	}
-	num, leaf, ok := strings.Cut(rest, ".")
-	if l, err := strconv.Atoi(num); !ok || err != nil || l < 0 || l >= cfg.Layers {
-		return nil, false
-	}
-	switch leaf {
-	case "attn_norm.weight", "ffn_norm.weight":
-		return vec(cfg.Dim)
-	case "attn_q.weight":
-		return mat(cfg.Dim, qDim)
-	case "attn_k.weight", "attn_v.weight":
-		return mat(cfg.Dim, kvDim)
-	case "attn_q.bias":
-		return vec(qDim)
-	case "attn_k.bias", "attn_v.bias":
-		return vec(kvDim)
-	case "attn_output.weight":
-		return mat(qDim, cfg.Dim)
-	case "ffn_gate.weight", "ffn_up.weight":
-		return mat(cfg.Dim, cfg.FFN)
-	case "ffn_down.weight":
-		return mat(cfg.FFN, cfg.Dim)
+	for _, t := range tensorsOf(cfg, false) {
+		if t.name == name {
+			return t.dims, true
+		}
 	}
 	return nil, false
+}
+
+// modelTensor is one tensor of a model's layout.
+type modelTensor struct {
+	name string
+	dims []uint64 // innermost first
+}
+
+// tensorsOf is the one list of a model's tensors, names and shapes, in
+// file order (TensorNames).
+func tensorsOf(cfg Config, tied bool) []modelTensor {
+	qDim, kvDim := cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	var ts []modelTensor
+	add := func(name string, dims ...int) {
+		d := make([]uint64, len(dims))
+		for i, n := range dims {
+			d[i] = uint64(n)
+		}
+		ts = append(ts, modelTensor{name, d})
+	}
+	add("token_embd.weight", cfg.Dim, cfg.Vocab)
+	add("output_norm.weight", cfg.Dim)
+	if !tied {
+		add("output.weight", cfg.Dim, cfg.Vocab)
+	}
+	for l := 0; l < cfg.Layers; l++ {
+		p := "blk." + strconv.Itoa(l) + "."
+		add(p+"attn_norm.weight", cfg.Dim)
+		add(p+"attn_q.weight", cfg.Dim, qDim)
+		add(p+"attn_k.weight", cfg.Dim, kvDim)
+		add(p+"attn_v.weight", cfg.Dim, kvDim)
+		if cfg.HasQKVBias() {
+			add(p+"attn_q.bias", qDim)
+			add(p+"attn_k.bias", kvDim)
+			add(p+"attn_v.bias", kvDim)
+		}
+		if cfg.HasQKNorm() {
+			add(p+"attn_q_norm.weight", cfg.HeadDim)
+			add(p+"attn_k_norm.weight", cfg.HeadDim)
+		}
+		add(p+"attn_output.weight", qDim, cfg.Dim)
+		add(p+"ffn_norm.weight", cfg.Dim)
+		if cfg.MoE() {
+			add(p+"ffn_gate_inp.weight", cfg.Dim, cfg.Experts)
+			add(p+"ffn_gate_exps.weight", cfg.Dim, cfg.ExpertFFN, cfg.Experts)
+			add(p+"ffn_up_exps.weight", cfg.Dim, cfg.ExpertFFN, cfg.Experts)
+			add(p+"ffn_down_exps.weight", cfg.ExpertFFN, cfg.Dim, cfg.Experts)
+			continue
+		}
+		add(p+"ffn_gate.weight", cfg.Dim, cfg.FFN)
+		add(p+"ffn_up.weight", cfg.Dim, cfg.FFN)
+		add(p+"ffn_down.weight", cfg.FFN, cfg.Dim)
+	}
+	return ts
 }
 
 // WriteModel writes a GGUF model that Load runs: cfg's hyperparameters,
@@ -117,7 +136,7 @@ func WriteModel(w io.Writer, cfg Config, vocab tokenizer.Config, tensors map[str
 			return fmt.Errorf("%w: tensor %s has %d elements, shape %v needs %d", ErrBadOptions, name, len(data), dims, n)
 		}
 		t := gguf.TypeF32
-		if len(dims) == 2 {
+		if len(dims) >= 2 && !strings.HasSuffix(name, "ffn_gate_inp.weight") {
 			t = fitType(typ, int(dims[0]))
 		}
 		specs[i] = gguf.TensorSpec{Name: name, Type: t, Dims: dims}

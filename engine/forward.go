@@ -57,6 +57,7 @@ type workspace struct {
 	pos                          []int          // canvas position of each row
 	seq                          []int          // pass index of each row
 	logits, final                []float32
+	moe                          moeWork // routed experts' scratch (llada-moe, rnd1)
 }
 
 // ffnChunk is how many rows the FFN runs at once: enough that a transposed
@@ -91,8 +92,10 @@ func (m *Model) forward(ctx context.Context, ws *workspace, passes []pass) ([]fl
 	ws.k = grow(ws.k, rows*kvDim)
 	ws.v = grow(ws.v, rows*kvDim)
 	ws.att = grow(ws.att, rows*qDim)
-	ws.gate = grow(ws.gate, min(rows, ffnChunk)*c.FFN)
-	ws.up = grow(ws.up, min(rows, ffnChunk)*c.FFN)
+	if !c.MoE() {
+		ws.gate = grow(ws.gate, min(rows, ffnChunk)*c.FFN)
+		ws.up = grow(ws.up, min(rows, ffnChunk)*c.FFN)
+	}
 	ws.pos, ws.seq = ws.pos[:0], ws.seq[:0]
 	for i, p := range passes {
 		for pos := p.lo; pos < p.hi; pos++ {
@@ -252,6 +255,11 @@ func (m *Model) layer(ws *workspace, l int, passes []pass, rows int) {
 	m.addRows(ws.x, ws.h, rows)
 
 	m.normRows(ws.h, ws.x, rows, L.FFNNorm)
+	if c.MoE() {
+		m.experts(ws, L, rows)
+		m.addRows(ws.x, ws.h, rows)
+		return
+	}
 	// The FFN runs ffnChunk rows at a time so a full pass over a long
 	// canvas does not hold (rows, ffn) activations twice.
 	for r0 := 0; r0 < rows; r0 += ffnChunk {
@@ -314,6 +322,10 @@ func (m *Model) storeKV(ws *workspace, l int, passes []pass, lo, hi int) {
 			kernel.Add(q, L.QBias)
 			kernel.Add(k, L.KBias)
 			kernel.Add(v, L.VBias)
+		}
+		if L.QNorm != nil {
+			kernel.RMSNormRows(q, q, L.QNorm, c.Eps)
+			kernel.RMSNormRows(k, k, L.KNorm, c.Eps)
 		}
 		pos := ws.pos[r]
 		m.rope.Apply(q, c.Heads, pos)

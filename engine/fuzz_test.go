@@ -11,8 +11,11 @@ import (
 // FuzzLoadBytes feeds mutated model files to the loader: any of them may
 // be refused, none may panic, and one that loads must run a forward.
 func FuzzLoadBytes(f *testing.F) {
-	for _, arch := range []Arch{ArchDream, ArchLLaDA} {
+	for _, arch := range Archs {
 		s := Spec{Arch: arch, Layers: 1, Dim: 32, Heads: 2, KVHeads: 1, FFN: 64, Vocab: 270, Context: 64, Type: gguf.TypeQ8_0, Seed: 1}
+		if (Config{Arch: arch}).MoE() {
+			s.Experts, s.Used, s.ExpFFN = 4, 2, 32
+		}
 		var buf bytes.Buffer
 		if err := WriteRandom(&buf, s); err != nil {
 			f.Fatal(err)

@@ -32,7 +32,8 @@ type Model struct {
 	kvBuffers  freeList[[]float32]  // sequences' caches, reused across Infill calls
 }
 
-// Layer is one transformer block. Shapes are GGUF dims: [in, out].
+// Layer is one transformer block. Shapes are GGUF dims: [in, out] (and
+// [in, out, experts] for the experts' weights, stacked).
 type Layer struct {
 	AttnNorm []float32     `gguf:"attn_norm.weight" shape:"dim"`
 	Q        kernel.Matrix `gguf:"attn_q.weight" shape:"dim,qdim"`
@@ -41,12 +42,23 @@ type Layer struct {
 	QBias    []float32     `gguf:"attn_q.bias" shape:"qdim" opt:"bias"`
 	KBias    []float32     `gguf:"attn_k.bias" shape:"kvdim" opt:"bias"`
 	VBias    []float32     `gguf:"attn_v.bias" shape:"kvdim" opt:"bias"`
+	QNorm    []float32     `gguf:"attn_q_norm.weight" shape:"headdim" opt:"qknorm"`
+	KNorm    []float32     `gguf:"attn_k_norm.weight" shape:"headdim" opt:"qknorm"`
 	Out      kernel.Matrix `gguf:"attn_output.weight" shape:"qdim,dim"`
 	FFNNorm  []float32     `gguf:"ffn_norm.weight" shape:"dim"`
-	Gate     kernel.Matrix `gguf:"ffn_gate.weight" shape:"dim,ffn"`
-	Up       kernel.Matrix `gguf:"ffn_up.weight" shape:"dim,ffn"`
-	Down     kernel.Matrix `gguf:"ffn_down.weight" shape:"ffn,dim"`
+	Gate     kernel.Matrix `gguf:"ffn_gate.weight" shape:"dim,ffn" opt:"dense"`
+	Up       kernel.Matrix `gguf:"ffn_up.weight" shape:"dim,ffn" opt:"dense"`
+	Down     kernel.Matrix `gguf:"ffn_down.weight" shape:"ffn,dim" opt:"dense"`
+	Router   kernel.Matrix `gguf:"ffn_gate_inp.weight" shape:"dim,experts" opt:"moe"`
+	GateExps kernel.Matrix `gguf:"ffn_gate_exps.weight" shape:"dim,expffn,experts" opt:"moe"`
+	UpExps   kernel.Matrix `gguf:"ffn_up_exps.weight" shape:"dim,expffn,experts" opt:"moe"`
+	DownExps kernel.Matrix `gguf:"ffn_down_exps.weight" shape:"expffn,dim,experts" opt:"moe"`
+
+	experts []expert // GateExps, UpExps and DownExps cut per expert
 }
+
+// expert is one routed expert's FFN: rows of the stacked weights.
+type expert struct{ gate, up, down kernel.Matrix }
 
 // ropeTablePositions is how many positions get precomputed RoPE angles.
 const ropeTablePositions = 4096
@@ -115,6 +127,7 @@ func newModel(f *gguf.File, name string, opt LoadOptions) (*Model, error) {
 	}
 	m.pool = kernel.NewPool(threads)
 	m.prepack()
+	m.cutExperts()
 	// Positions past the table are computed on the fly; a table for the
 	// whole context of a 32k model would cost memory for nothing.
 	m.rope = kernel.NewRoPE(cfg.HeadDim, cfg.RopeBase, min(cfg.Context, ropeTablePositions), cfg.NeoxRoPE())
@@ -167,9 +180,35 @@ func repack(w kernel.Matrix) bool {
 	return n > 0 && n <= len(w.Data)+len(w.Data)/8
 }
 
-// matrices returns the block's weight matrices.
+// matrices returns the block's weight matrices (those it has).
 func (l *Layer) matrices() []*kernel.Matrix {
-	return []*kernel.Matrix{&l.Q, &l.K, &l.V, &l.Out, &l.Gate, &l.Up, &l.Down}
+	var ms []*kernel.Matrix
+	for _, w := range []*kernel.Matrix{&l.Q, &l.K, &l.V, &l.Out, &l.Gate, &l.Up, &l.Down, &l.Router, &l.GateExps, &l.UpExps, &l.DownExps} {
+		if w.Rows > 0 {
+			ms = append(ms, w)
+		}
+	}
+	return ms
+}
+
+// cutExperts cuts each block's stacked expert weights into one matrix per
+// expert, after prepack, so that a packed stack stays packed per expert.
+func (m *Model) cutExperts() {
+	c := m.Config
+	if !c.MoE() {
+		return
+	}
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		L.experts = make([]expert, c.Experts)
+		for e := range L.experts {
+			L.experts[e] = expert{
+				gate: L.GateExps.Slice(e*c.ExpertFFN, (e+1)*c.ExpertFFN),
+				up:   L.UpExps.Slice(e*c.ExpertFFN, (e+1)*c.ExpertFFN),
+				down: L.DownExps.Slice(e*c.Dim, (e+1)*c.Dim),
+			}
+		}
+	}
 }
 
 // Name is the model's general.name, or its file name.
@@ -212,6 +251,12 @@ func (l *loader) dim(sym string) (int, error) {
 		return c.FFN, nil
 	case "vocab":
 		return c.Vocab, nil
+	case "headdim":
+		return c.HeadDim, nil
+	case "experts":
+		return c.Experts, nil
+	case "expffn":
+		return c.ExpertFFN, nil
 	}
 	return 0, fmt.Errorf("engine: unknown shape symbol %q", sym)
 }
@@ -242,15 +287,13 @@ func (l *loader) fill(v reflect.Value, prefix string) error {
 			}
 			want = append(want, n)
 		}
+		if !l.wants(field.Tag.Get("opt")) {
+			continue
+		}
 		info, ok := l.f.Tensor(name)
 		if !ok {
-			switch field.Tag.Get("opt") {
-			case "tied":
+			if field.Tag.Get("opt") == "tied" {
 				continue
-			case "bias":
-				if !l.cfg.HasQKVBias() {
-					continue
-				}
 			}
 			return fmt.Errorf("%w: %s: missing tensor %s", ErrBadModel, l.name, name)
 		}
@@ -259,7 +302,11 @@ func (l *loader) fill(v reflect.Value, prefix string) error {
 		}
 		switch fv.Interface().(type) {
 		case kernel.Matrix:
-			mat, err := kernel.NewMatrix(info.Type, want[1], want[0], info.Data)
+			rows := 1
+			for _, n := range want[1:] {
+				rows *= n
+			}
+			mat, err := kernel.NewMatrix(info.Type, rows, want[0], info.Data)
 			if err != nil {
 				return fmt.Errorf("%w: %s: tensor %s: %v", ErrBadModel, l.name, name, err)
 			}
@@ -273,6 +320,22 @@ func (l *loader) fill(v reflect.Value, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// wants reports whether the model's architecture has a tensor of the
+// optional kind opt ("" for one every model has).
+func (l *loader) wants(opt string) bool {
+	switch opt {
+	case "bias":
+		return l.cfg.HasQKVBias()
+	case "qknorm":
+		return l.cfg.HasQKNorm()
+	case "dense":
+		return !l.cfg.MoE()
+	case "moe":
+		return l.cfg.MoE()
+	}
+	return true
 }
 
 func sameShape(dims []uint64, want []int) bool {

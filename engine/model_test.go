@@ -124,7 +124,11 @@ func TestLoadRejectsBadModels(t *testing.T) {
 
 func TestRandomPresetsValidate(t *testing.T) {
 	for _, name := range PresetNames() {
-		for _, arch := range []Arch{ArchDream, ArchLLaDA} {
+		archs := []Arch{ArchDream, ArchLLaDA}
+		if a := Presets[name].Arch; a != "" {
+			archs = []Arch{a}
+		}
+		for _, arch := range archs {
 			s := Presets[name]
 			s.Arch, s.Type = arch, gguf.TypeQ8_0
 			if err := s.validate(); err != nil {

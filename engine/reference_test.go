@@ -99,9 +99,30 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 	for i, tok := range tokens {
 		x[i] = append([]float64(nil), emb.w[tok]...)
 	}
+	headNorm := func(x []float64, w []float32) {
+		for h := 0; h < len(x)/hd; h++ {
+			copy(x[h*hd:(h+1)*hd], rms(x[h*hd:(h+1)*hd], w))
+		}
+	}
+	swiglu := func(wg, wu, wd matrix, h []float64) []float64 {
+		g, u := matvec(wg, h), matvec(wu, h)
+		for j := range g {
+			g[j] = g[j] / (1 + math.Exp(-g[j])) * u[j]
+		}
+		return matvec(wd, g)
+	}
 	for _, L := range m.Layers {
 		wq, wk, wv, wo := deq(L.Q), deq(L.K), deq(L.V), deq(L.Out)
-		wg, wu, wd := deq(L.Gate), deq(L.Up), deq(L.Down)
+		var ffn func(h []float64) []float64
+		if c.MoE() {
+			ffn = moeReference(c, deq(L.Router), func(e int) [3]matrix {
+				ff := c.ExpertFFN
+				return [3]matrix{deq(L.GateExps.Slice(e*ff, (e+1)*ff)), deq(L.UpExps.Slice(e*ff, (e+1)*ff)), deq(L.DownExps.Slice(e*c.Dim, (e+1)*c.Dim))}
+			}, matvec, swiglu)
+		} else {
+			wg, wu, wd := deq(L.Gate), deq(L.Up), deq(L.Down)
+			ffn = func(h []float64) []float64 { return swiglu(wg, wu, wd, h) }
+		}
 		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for i := range x {
 			h := rms(x[i], L.AttnNorm)
@@ -110,6 +131,10 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 				addBias(q[i], L.QBias)
 				addBias(k[i], L.KBias)
 				addBias(v[i], L.VBias)
+			}
+			if L.QNorm != nil {
+				headNorm(q[i], L.QNorm)
+				headNorm(k[i], L.KNorm)
 			}
 			rope(q[i], i)
 			rope(k[i], i)
@@ -143,12 +168,7 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 			for d := range x[i] {
 				x[i][d] += o[d]
 			}
-			h := rms(x[i], L.FFNNorm)
-			g, u := matvec(wg, h), matvec(wu, h)
-			for j := range g {
-				g[j] = g[j] / (1 + math.Exp(-g[j])) * u[j]
-			}
-			d := matvec(wd, g)
+			d := ffn(rms(x[i], L.FFNNorm))
 			for j := range x[i] {
 				x[i][j] += d[j]
 			}
@@ -160,4 +180,55 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 		logits[i] = matvec(out, rms(x[i], m.OutputNorm))
 	}
 	return logits
+}
+
+// moeReference returns the routed-experts FFN of DESIGN.md in float64:
+// softmax over the router's logits, the ExpertsUsed most probable experts
+// weighted by their probabilities (renormalised for rnd1), each a SwiGLU
+// FFN. experts(e) returns expert e's gate, up and down matrices.
+func moeReference[M any](c Config, router M, experts func(e int) [3]M,
+	matvec func(M, []float64) []float64, swiglu func(g, u, d M, h []float64) []float64) func([]float64) []float64 {
+	return func(h []float64) []float64 {
+		logits := matvec(router, h)
+		mx := math.Inf(-1)
+		for _, v := range logits {
+			mx = math.Max(mx, v)
+		}
+		var sum float64
+		p := make([]float64, len(logits))
+		for e, v := range logits {
+			p[e] = math.Exp(v - mx)
+			sum += p[e]
+		}
+		for e := range p {
+			p[e] /= sum
+		}
+		taken := make([]bool, len(p))
+		var chosen []int
+		var wsum float64
+		for range c.ExpertsUsed {
+			best := -1
+			for e := range p {
+				if !taken[e] && (best < 0 || p[e] > p[best]) {
+					best = e
+				}
+			}
+			taken[best] = true
+			chosen = append(chosen, best)
+			wsum += p[best]
+		}
+		out := make([]float64, c.Dim)
+		for _, e := range chosen {
+			w := p[e]
+			if c.NormExpertWeights() {
+				w /= wsum
+			}
+			ws := experts(e)
+			y := swiglu(ws[0], ws[1], ws[2], h)
+			for j := range out {
+				out[j] += w * y[j]
+			}
+		}
+		return out
+	}
 }

@@ -1,12 +1,15 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
@@ -21,7 +24,11 @@ type Spec struct {
 	Dim      int
 	Heads    int
 	KVHeads  int
-	FFN      int
+	HeadDim  int // 0: Dim/Heads
+	FFN      int // a dense block's FFN width (for routed experts, written as feed_forward_length only)
+	Experts  int // routed experts per block (llada-moe, rnd1)
+	Used     int // experts each token is routed to
+	ExpFFN   int // one expert's FFN width
 	Vocab    int
 	Context  int
 	RopeBase float64
@@ -31,7 +38,8 @@ type Spec struct {
 	Seed     uint64
 }
 
-// Presets are the named shapes of `dfill model random --preset`.
+// Presets are the named shapes of `dfill model random --preset`; those
+// without an Arch take the one asked for (llada by default).
 var Presets = map[string]Spec{
 	"tiny":         {Layers: 2, Dim: 64, Heads: 4, KVHeads: 2, FFN: 192, Vocab: 512, Context: 2048, RopeBase: 10000, Eps: 1e-6, Tied: true},
 	"qwen2.5-0.5b": {Layers: 24, Dim: 896, Heads: 14, KVHeads: 2, FFN: 4864, Vocab: 151936, Context: 32768, RopeBase: 1e6, Eps: 1e-6, Tied: true},
@@ -39,6 +47,13 @@ var Presets = map[string]Spec{
 	"llada-8b":     {Layers: 32, Dim: 4096, Heads: 32, KVHeads: 32, FFN: 12288, Vocab: 126464, Context: 4096, RopeBase: 500000, Eps: 1e-5},
 	// The shape of Qwen2.5-7B, Dream-Coder 7B's and DiffuCoder 7B's base.
 	"qwen2.5-7b": {Layers: 28, Dim: 3584, Heads: 28, KVHeads: 4, FFN: 18944, Vocab: 152064, Context: 32768, RopeBase: 1e6, Eps: 1e-6},
+	// LLaDA-MoE-7B-A1B's config.json: 64 experts of width 1024, 8 per token.
+	"llada-moe-7b-a1b": {Arch: ArchLLaDAMoE, Layers: 16, Dim: 2048, Heads: 16, KVHeads: 16, FFN: 8192, Experts: 64, Used: 8, ExpFFN: 1024,
+		Vocab: 157184, Context: 8192, RopeBase: 50000, Eps: 1e-5},
+	// RND1-30B-A3B, the shape of its Qwen3-30B-A3B base: heads of 128 over a
+	// 2048-wide stream, 128 experts of width 768, 8 per token.
+	"rnd1-30b-a3b": {Arch: ArchRND1, Layers: 48, Dim: 2048, Heads: 32, KVHeads: 4, HeadDim: 128, FFN: 6144, Experts: 128, Used: 8, ExpFFN: 768,
+		Vocab: 151936, Context: 40960, RopeBase: 1e6, Eps: 1e-6},
 }
 
 // PresetNames lists the presets in a stable order.
@@ -51,14 +66,33 @@ func PresetNames() []string {
 	return names
 }
 
+// headDim is the spec's head width.
+func (s Spec) headDim() int {
+	if s.HeadDim > 0 {
+		return s.HeadDim
+	}
+	if s.Heads > 0 {
+		return s.Dim / s.Heads
+	}
+	return 0
+}
+
 func (s Spec) validate() error {
-	if s.Arch != ArchDream && s.Arch != ArchLLaDA {
+	if !s.Arch.known() {
 		return fmt.Errorf("%w: %q", ErrUnsupportedArch, s.Arch)
 	}
-	if s.Layers < 1 || s.Dim < 2 || s.Heads < 1 || s.KVHeads < 1 || s.FFN < 1 || s.Context < 1 {
+	moe := Config{Arch: s.Arch}.MoE()
+	if s.Layers < 1 || s.Dim < 2 || s.Heads < 1 || s.KVHeads < 1 || s.Context < 1 || (s.FFN < 1 && !moe) {
 		return fmt.Errorf("%w: layers, dim, heads, kv-heads, ffn and ctx must be positive", ErrBadOptions)
 	}
-	if s.Dim%s.Heads != 0 || s.Heads%s.KVHeads != 0 || (s.Dim/s.Heads)%2 != 0 {
+	if moe && (s.Experts < 1 || s.Used < 1 || s.Used > s.Experts || s.ExpFFN < 1) {
+		return fmt.Errorf("%w: %s needs experts ≥ 1, experts-used in 1..experts and expert-ffn ≥ 1 (have %d, %d, %d)",
+			ErrBadOptions, s.Arch, s.Experts, s.Used, s.ExpFFN)
+	}
+	if !moe && (s.Experts != 0 || s.Used != 0 || s.ExpFFN != 0) {
+		return fmt.Errorf("%w: %s has no experts", ErrBadOptions, s.Arch)
+	}
+	if s.HeadDim == 0 && s.Dim%s.Heads != 0 || s.Heads%s.KVHeads != 0 || s.headDim()%2 != 0 {
 		return fmt.Errorf("%w: dim %d, heads %d, kv-heads %d: dim must split into heads of even size and heads into kv groups", ErrBadOptions, s.Dim, s.Heads, s.KVHeads)
 	}
 	if s.Vocab < 256+len(tokenizer.DefaultSpecials()) {
@@ -123,43 +157,51 @@ type randomTensor struct {
 }
 
 // randomTensors lists the tensors of a random model of shape s, in file
-// order.
+// order (tensorsOf): matrices with values of deviation 1/√cols (2/√dim for
+// the embeddings and output), norm weights around 1, biases around 0.
 func randomTensors(s Spec) []randomTensor {
-	qDim, kvDim := s.Heads*(s.Dim/s.Heads), s.KVHeads*(s.Dim/s.Heads)
-	mat := func(name string, cols, rows int, sigma float64) randomTensor {
-		return randomTensor{name, []uint64{uint64(cols), uint64(rows)}, fitType(s.Type, cols), sigma, 0}
-	}
-	vec := func(name string, n int, sigma, center float64) randomTensor {
-		return randomTensor{name, []uint64{uint64(n)}, gguf.TypeF32, sigma, center}
-	}
-	in := 1 / math.Sqrt(float64(s.Dim))
-	ts := []randomTensor{mat("token_embd.weight", s.Dim, s.Vocab, 2*in), vec("output_norm.weight", s.Dim, 0.1, 1)}
-	if !s.Tied {
-		out := mat("output.weight", s.Dim, s.Vocab, 2*in)
-		if s.Type == gguf.TypeQ4_K && out.typ == gguf.TypeQ4_K {
-			out.typ = gguf.TypeQ6_K // llama.cpp keeps the output at Q6_K in Q4_K_M files
+	var ts []randomTensor
+	for _, t := range tensorsOf(s.config(0), s.Tied) {
+		cols := int(t.dims[0])
+		rt := randomTensor{name: t.name, dims: t.dims, typ: gguf.TypeF32, sigma: 0.1}
+		switch {
+		case len(t.dims) == 1 && strings.HasSuffix(t.name, "norm.weight"):
+			rt.center = 1
+		case len(t.dims) == 1: // a bias
+		case strings.HasSuffix(t.name, "ffn_gate_inp.weight"): // llama.cpp never quantizes the router
+			rt.sigma = 1 / math.Sqrt(float64(cols))
+		case t.name == "token_embd.weight" || t.name == "output.weight":
+			rt.sigma, rt.typ = 2/math.Sqrt(float64(cols)), fitType(s.Type, cols)
+			if t.name == "output.weight" && s.Type == gguf.TypeQ4_K && rt.typ == gguf.TypeQ4_K {
+				rt.typ = gguf.TypeQ6_K // llama.cpp keeps the output at Q6_K in Q4_K_M files
+			}
+		default:
+			rt.sigma, rt.typ = 1/math.Sqrt(float64(cols)), fitType(s.Type, cols)
 		}
-		ts = append(ts, out)
+		ts = append(ts, rt)
 	}
-	for l := 0; l < s.Layers; l++ {
-		p := fmt.Sprintf("blk.%d.", l)
-		ts = append(ts,
-			vec(p+"attn_norm.weight", s.Dim, 0.1, 1),
-			mat(p+"attn_q.weight", s.Dim, qDim, in),
-			mat(p+"attn_k.weight", s.Dim, kvDim, in),
-			mat(p+"attn_v.weight", s.Dim, kvDim, in))
-		if s.Arch == ArchDream {
-			ts = append(ts, vec(p+"attn_q.bias", qDim, 0.1, 0), vec(p+"attn_k.bias", kvDim, 0.1, 0), vec(p+"attn_v.bias", kvDim, 0.1, 0))
-		}
-		ts = append(ts,
-			mat(p+"attn_output.weight", qDim, s.Dim, 1/math.Sqrt(float64(qDim))),
-			vec(p+"ffn_norm.weight", s.Dim, 0.1, 1),
-			mat(p+"ffn_gate.weight", s.Dim, s.FFN, in),
-			mat(p+"ffn_up.weight", s.Dim, s.FFN, in),
-			mat(p+"ffn_down.weight", s.FFN, s.Dim, 1/math.Sqrt(float64(s.FFN))))
-	}
-
 	return ts
+}
+
+// config returns the hyperparameters of a model of shape s whose mask
+// token is mask, with the defaults WriteRandom fills in.
+func (s Spec) config(mask int32) Config {
+	cfg := Config{
+		Arch: s.Arch, Name: s.Name, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads,
+		HeadDim: s.headDim(), FFN: s.FFN, Experts: s.Experts, ExpertsUsed: s.Used, ExpertFFN: s.ExpFFN,
+		Vocab: s.Vocab, Context: s.Context, RopeBase: s.RopeBase, Eps: s.Eps,
+		ShiftLogits: s.Arch.shiftsLogits(), MaskID: mask,
+	}
+	if cfg.RopeBase == 0 {
+		cfg.RopeBase = 10000
+	}
+	if cfg.Eps == 0 {
+		cfg.Eps = 1e-6
+	}
+	if cfg.Name == "" {
+		cfg.Name = fmt.Sprintf("random-%s-%dx%d", s.Arch, s.Layers, s.Dim)
+	}
+	return cfg
 }
 
 // RandomSize returns how many bytes the tensors of a random model of shape
@@ -205,7 +247,9 @@ func tensorBytes(typ gguf.Type, dims []uint64) (uint64, bool) {
 // s.Seed) and a working vocabulary of s.Vocab tokens. 2-D weights use
 // s.Type where their rows are a whole number of its blocks, else the type
 // llama.cpp's quantizer falls back to (Q4_K → Q5_0, Q6_K → Q8_0: see
-// fitType); norms and biases are F32.
+// fitType); norms, biases and the experts' router are F32. The rows are
+// generated on all CPUs, each run of randomRowRun rows from its own seeded
+// stream, so the file is the same whatever the number of CPUs.
 func WriteRandom(w io.Writer, s Spec) error {
 	if err := s.validate(); err != nil {
 		return err
@@ -215,23 +259,10 @@ func WriteRandom(w io.Writer, s Spec) error {
 		return err
 	}
 	vocab.Pre = "qwen2"
-	if s.Arch == ArchLLaDA {
+	if s.Arch == ArchLLaDA || s.Arch == ArchLLaDAMoE {
 		vocab.Pre = "llama-bpe" // LLaDA's LLaMA-3 split, a name llama.cpp knows
 	}
-	cfg := Config{
-		Arch: s.Arch, Name: s.Name, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads,
-		HeadDim: s.Dim / s.Heads, FFN: s.FFN, Vocab: s.Vocab, Context: s.Context,
-		RopeBase: s.RopeBase, Eps: s.Eps, ShiftLogits: s.Arch == ArchDream, MaskID: vocab.Mask,
-	}
-	if cfg.RopeBase == 0 {
-		cfg.RopeBase = 10000
-	}
-	if cfg.Eps == 0 {
-		cfg.Eps = 1e-6
-	}
-	if cfg.Name == "" {
-		cfg.Name = fmt.Sprintf("random-%s-%dx%d", s.Arch, s.Layers, s.Dim)
-	}
+	cfg := s.config(vocab.Mask)
 	meta := append(cfg.metadata(), vocab.Metadata()...)
 	meta = append(meta, gguf.KV{Key: "general.alignment", Value: gguf.Val(uint32(32))})
 
@@ -240,25 +271,45 @@ func WriteRandom(w io.Writer, s Spec) error {
 	for i, t := range ts {
 		specs[i] = gguf.TensorSpec{Name: t.name, Type: t.typ, Dims: t.dims}
 	}
-	rng := rand.New(rand.NewPCG(s.Seed, 0x9e3779b97f4a7c15))
 	return gguf.WriteStream(w, meta, specs, func(i int, dst []byte) error {
-		t := ts[i]
-		cols := int(t.dims[0])
-		rows := len(dst) / mustRowSize(t.typ, cols)
-		row := make([]float32, cols)
-		size := mustRowSize(t.typ, cols)
-		for r := 0; r < rows; r++ {
-			for c := range row {
-				row[c] = float32(t.center + t.sigma*rng.NormFloat64())
-			}
-			q, err := kernel.Quantize(t.typ, row)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.name, err)
-			}
-			copy(dst[r*size:], q)
-		}
-		return nil
+		return fillRandom(dst, ts[i], s.Seed, uint64(i))
 	})
+}
+
+// randomRowRun is how many rows of a tensor one random stream fills.
+const randomRowRun = 64
+
+// fillRandom fills dst with the rows of random tensor t (the tensor-th of
+// its model), quantized, split over the CPUs by runs of randomRowRun rows.
+func fillRandom(dst []byte, t randomTensor, seed, tensor uint64) error {
+	cols := int(t.dims[0])
+	size := mustRowSize(t.typ, cols)
+	rows := len(dst) / size
+	runs := (rows + randomRowRun - 1) / randomRowRun
+	workers := min(runtime.GOMAXPROCS(0), runs)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Go(func() {
+			row := make([]float32, cols)
+			for run := k; run < runs; run += workers {
+				rng := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, tensor<<32|uint64(run)))
+				for r := run * randomRowRun; r < min(rows, (run+1)*randomRowRun); r++ {
+					for c := range row {
+						row[c] = float32(t.center + t.sigma*rng.NormFloat64())
+					}
+					q, err := kernel.Quantize(t.typ, row)
+					if err != nil {
+						errs[k] = fmt.Errorf("%s: %w", t.name, err)
+						return
+					}
+					copy(dst[r*size:], q)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // fitType returns the type of a 2-D weight of want with rows of cols
@@ -281,9 +332,8 @@ func mustRowSize(t gguf.Type, cols int) int {
 
 // ParseArch returns the Arch named s.
 func ParseArch(s string) (Arch, error) {
-	switch a := Arch(strings.ToLower(s)); a {
-	case ArchDream, ArchLLaDA:
+	if a := Arch(strings.ToLower(s)); a.known() {
 		return a, nil
 	}
-	return "", fmt.Errorf("%w: %q (want dream or llada)", ErrUnsupportedArch, s)
+	return "", fmt.Errorf("%w: %q (want %s)", ErrUnsupportedArch, s, archList())
 }

@@ -120,7 +120,7 @@ func TestModelRandomTooLarge(t *testing.T) {
 	}
 	f := &randomFlags{out: out, arch: "llada", typ: "f32", seed: 1}
 	f.sizes.Dim, f.sizes.FFN, f.sizes.Vocab = spec.Dim, spec.FFN, spec.Vocab
-	if err := f.run(); err == nil || !strings.Contains(err.Error(), "token_embd.weight") {
+	if err := f.run(context.Background()); err == nil || !strings.Contains(err.Error(), "token_embd.weight") {
 		t.Errorf("run = %v, want an error naming token_embd.weight", err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
@@ -128,7 +128,7 @@ func TestModelRandomTooLarge(t *testing.T) {
 	}
 
 	f = &randomFlags{out: filepath.Join(dir, "tiny.gguf"), arch: "llada", typ: "f32", seed: 1}
-	if err := f.run(); err != nil {
+	if err := f.run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 1 {

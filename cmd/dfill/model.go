@@ -49,6 +49,9 @@ type modelInfoOutput struct {
 	KVHeads     int               `json:"kv_heads"`
 	HeadDim     int               `json:"head_dim"`
 	FFN         int               `json:"ffn"`
+	Experts     int               `json:"experts,omitempty"`      // routed experts per block
+	ExpertsUsed int               `json:"experts_used,omitempty"` // per token
+	ExpertFFN   int               `json:"expert_ffn,omitempty"`
 	Vocab       int               `json:"vocab"`
 	Context     int               `json:"context"`
 	RopeBase    float64           `json:"rope_base"`
@@ -56,6 +59,7 @@ type modelInfoOutput struct {
 	MaskID      int32             `json:"mask_token_id"`
 	Tokenizer   string            `json:"tokenizer"`
 	Params      uint64            `json:"parameters"`
+	Active      uint64            `json:"active_parameters"` // per token: all but the idle experts'
 	TensorTypes map[string]int    `json:"tensor_types"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
 }
@@ -92,8 +96,10 @@ func modelInfo(path string, asJSON, all bool) error {
 		Path: path, FileSize: st.Size(), Arch: string(c.Arch), Name: m.Name(),
 		Layers: c.Layers, Dim: c.Dim, Heads: c.Heads, KVHeads: c.KVHeads, HeadDim: c.HeadDim, FFN: c.FFN,
 		Vocab: c.Vocab, Context: c.Context, RopeBase: c.RopeBase, ShiftLogits: c.ShiftLogits, MaskID: c.MaskID,
+		Experts: c.Experts, ExpertsUsed: c.ExpertsUsed, ExpertFFN: c.ExpertFFN,
 		Params: f.ParameterCount(), TensorTypes: map[string]int{},
 	}
+	info.Active = info.Params - min(info.Params, c.IdleExpertParams())
 	model, _ := f.String("tokenizer.ggml.model")
 	pre, _ := f.String("tokenizer.ggml.pre")
 	info.Tokenizer = fmt.Sprintf("%s (pre %s), %d tokens", model, pre, m.Tokenizer.VocabSize())
@@ -113,9 +119,16 @@ func modelInfo(path string, asJSON, all bool) error {
 	defer w.Flush()
 	fmt.Fprintf(w, "file        %s (%s)\n", path, humanBytes(info.FileSize))
 	fmt.Fprintf(w, "arch        %s  name %q\n", info.Arch, info.Name)
-	fmt.Fprintf(w, "parameters  %s (%d)\n", humanCount(info.Params), info.Params)
-	fmt.Fprintf(w, "layers      %d\n", info.Layers)
-	fmt.Fprintf(w, "dim         %d  ffn %d\n", info.Dim, info.FFN)
+	fmt.Fprintf(w, "parameters  %s (%d)", humanCount(info.Params), info.Params)
+	if info.Active != info.Params {
+		fmt.Fprintf(w, ", %s active per token", humanCount(info.Active))
+	}
+	fmt.Fprintf(w, "\nlayers      %d\n", info.Layers)
+	if info.Experts > 0 {
+		fmt.Fprintf(w, "dim         %d  experts %d (%d per token) of ffn %d\n", info.Dim, info.Experts, info.ExpertsUsed, info.ExpertFFN)
+	} else {
+		fmt.Fprintf(w, "dim         %d  ffn %d\n", info.Dim, info.FFN)
+	}
 	fmt.Fprintf(w, "heads       %d  kv heads %d  head dim %d\n", info.Heads, info.KVHeads, info.HeadDim)
 	fmt.Fprintf(w, "context     %d  rope base %g\n", info.Context, info.RopeBase)
 	fmt.Fprintf(w, "vocab       %d  mask id %d  shift logits %v\n", info.Vocab, info.MaskID, info.ShiftLogits)
@@ -155,18 +168,22 @@ func modelRandomCommand() *cli.Command {
 		Name:    "random",
 		Summary: "write a random-weight GGUF of an arch and shape (--out PATH)",
 		Flags:   f.register,
-		Run:     func(context.Context, []string) error { return f.run() },
+		Run:     func(ctx context.Context, _ []string) error { return f.run(ctx) },
 	}
 }
 
 func (f *randomFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.arch, "arch", "llada", "architecture: dream or llada")
+	fs.StringVar(&f.arch, "arch", "", "architecture: dream, llada, llada-moe or rnd1 (default: the preset's, else llada)")
 	fs.StringVar(&f.preset, "preset", "", "named shape: "+strings.Join(engine.PresetNames(), ", "))
 	fs.IntVar(&f.sizes.Layers, "layers", 0, "transformer blocks")
 	fs.IntVar(&f.sizes.Dim, "dim", 0, "embedding width")
 	fs.IntVar(&f.sizes.Heads, "heads", 0, "attention heads")
 	fs.IntVar(&f.sizes.KVHeads, "kv-heads", 0, "key/value heads")
+	fs.IntVar(&f.sizes.HeadDim, "head-dim", 0, "width of one head (0: dim/heads)")
 	fs.IntVar(&f.sizes.FFN, "ffn", 0, "feed-forward width")
+	fs.IntVar(&f.sizes.Experts, "experts", 0, "routed experts per block (llada-moe, rnd1)")
+	fs.IntVar(&f.sizes.Used, "experts-used", 0, "experts each token is routed to")
+	fs.IntVar(&f.sizes.ExpFFN, "expert-ffn", 0, "one expert's feed-forward width")
 	fs.IntVar(&f.sizes.Vocab, "vocab", 0, "vocabulary size")
 	fs.IntVar(&f.sizes.Context, "ctx", 0, "context length")
 	fs.StringVar(&f.typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs")
@@ -174,8 +191,9 @@ func (f *randomFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.out, "out", "", "output GGUF `path` (required)")
 }
 
-// run writes the random model to --out.
-func (f *randomFlags) run() error {
+// run writes the random model to --out; ctx (Ctrl-C) stops it at the next
+// write, leaving no file.
+func (f *randomFlags) run(ctx context.Context) error {
 	if f.out == "" {
 		return cli.Usagef("--out is required")
 	}
@@ -191,7 +209,21 @@ func (f *randomFlags) run() error {
 		return fmt.Errorf("the shape needs %s for tensor %s alone (%s in all), more than half of this machine's %s of memory",
 			humanBytes(int64(largest)), name, humanBytes(int64(total)), humanBytes(int64(mem)))
 	}
-	return writeFileAtomic(f.out, func(w io.Writer) error { return engine.WriteRandom(w, spec) })
+	return writeFileAtomic(f.out, func(w io.Writer) error { return engine.WriteRandom(ctxWriter{ctx, w}, spec) })
+}
+
+// ctxWriter is w that fails once ctx is done, so that a long write stops
+// when the command is interrupted.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 // writeFileAtomic writes path through write, into a temporary file beside
@@ -257,7 +289,8 @@ func (f *randomFlags) spec() (engine.Spec, error) {
 		v   int
 	}{
 		{&spec.Layers, s.Layers}, {&spec.Dim, s.Dim}, {&spec.Heads, s.Heads}, {&spec.KVHeads, s.KVHeads},
-		{&spec.FFN, s.FFN}, {&spec.Vocab, s.Vocab}, {&spec.Context, s.Context},
+		{&spec.HeadDim, s.HeadDim}, {&spec.FFN, s.FFN}, {&spec.Experts, s.Experts}, {&spec.Used, s.Used},
+		{&spec.ExpFFN, s.ExpFFN}, {&spec.Vocab, s.Vocab}, {&spec.Context, s.Context},
 	} {
 		if o.v != 0 {
 			*o.dst = o.v
@@ -266,11 +299,17 @@ func (f *randomFlags) spec() (engine.Spec, error) {
 	if s.Heads != 0 && s.KVHeads == 0 {
 		spec.KVHeads = s.Heads
 	}
-	a, err := engine.ParseArch(f.arch)
-	if err != nil {
-		return spec, err
+	switch {
+	case f.arch != "":
+		a, err := engine.ParseArch(f.arch)
+		if err != nil {
+			return spec, err
+		}
+		spec.Arch = a
+	case spec.Arch == "":
+		spec.Arch = engine.ArchLLaDA
 	}
-	spec.Arch = a
+	var err error
 	if spec.Type, err = gguf.ParseType(f.typ); err != nil {
 		return spec, err
 	}

@@ -133,6 +133,9 @@ type MixModel struct {
 	// Tied is set when the model has no output.weight: token_embd doubles
 	// as the output and is quantized as one.
 	Tied bool
+	// Experts is expert_count (0 for a dense model): llama.cpp gives a
+	// model of exactly 8 experts (Mixtral's) more bits in attention.
+	Experts int
 }
 
 // TypeFor returns the type llama.cpp's llama-quantize gives the tensor
@@ -144,8 +147,9 @@ type MixModel struct {
 // commit falls back to Q4_0.) Tensors llama.cpp does not quantize (1-D ones: norms, biases)
 // keep from. The layer of a per-layer tensor is read from its name
 // ("blk.N."); for a dense model that is llama.cpp's running count of
-// attn_v and ffn_down tensors. The rules for mixture-of-experts models
-// (n_expert) are not followed: dfill runs none yet.
+// attn_v and ffn_down tensors (and what llama.cpp's layer_info reads from
+// the name for a model with experts). The rules for models of exactly 8
+// experts are followed too (MixModel.Experts).
 func TypeFor(mix Mix, name string, dims []uint64, from gguf.Type, m MixModel) (gguf.Type, error) {
 	if err := mix.check(); err != nil {
 		return 0, err
@@ -238,8 +242,8 @@ func useMoreBits(layer, layers int) bool {
 }
 
 // mixRule is llama_tensor_get_type_impl of src/llama-quant.cpp for the
-// mixes dfill writes, with has_imatrix false and n_expert ≤ 1: the type of
-// a quantizable tensor with rows of cols elements, before the fallback.
+// mixes dfill writes, with has_imatrix false: the type of a quantizable
+// tensor with rows of cols elements, before the fallback.
 func mixRule(mix Mix, name string, cols int, m MixModel) gguf.Type {
 	t := mix.Type()
 	cat := categoryOf(name)
@@ -282,6 +286,13 @@ func mixRule(mix Mix, name string, cols int, m MixModel) gguf.Type {
 		if m.Arch == "llama" && n == 80 && m.Heads != m.KVHeads && (t == gguf.TypeQ3_K || t == gguf.TypeQ4_K) {
 			t = gguf.TypeQ5_K
 		}
+		if m.Experts == 8 {
+			t = gguf.TypeQ8_0
+		}
+	case cat == catAttnK:
+		if m.Experts == 8 {
+			t = gguf.TypeQ8_0
+		}
 	case cat == catFFNDown:
 		switch {
 		case mix == MixQ2_K:
@@ -319,6 +330,11 @@ func mixRule(mix Mix, name string, cols int, m MixModel) gguf.Type {
 		case falcon && mix == MixQ3_K_L:
 			t = gguf.TypeQ4_K
 		case falcon:
+		case m.Experts == 8:
+			switch mix {
+			case MixQ2_K, MixQ3_K_S, MixQ3_K_M, MixIQ4_NL, MixQ4_K_S, MixQ4_K_M, MixIQ4_XS:
+				t = gguf.TypeQ5_K
+			}
 		case mix == MixQ2_K:
 			t = gguf.TypeQ3_K
 		case mix == MixQ3_K_M:
@@ -418,7 +434,7 @@ func newQuantizer(in *gguf.File, mix Mix) (*quantizer, error) {
 		return nil, err
 	}
 	_, hasOutput := in.Tensor("output.weight")
-	m := MixModel{Arch: string(cfg.Arch), Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads, Tied: !hasOutput}
+	m := MixModel{Arch: string(cfg.Arch), Layers: cfg.Layers, Heads: cfg.Heads, KVHeads: cfg.KVHeads, Tied: !hasOutput, Experts: cfg.Experts}
 	q := &quantizer{in: in, specs: make([]gguf.TensorSpec, len(in.Tensors))}
 	for i, t := range in.Tensors {
 		if !t.Type.Known() {

@@ -379,3 +379,51 @@ func TestQuantizeCancelled(t *testing.T) {
 		t.Errorf("Quantize with a cancelled ctx = %v, want context.Canceled", err)
 	}
 }
+
+// TestQuantizeExperts quantizes random llada-moe and rnd1 models to Q4_K_M
+// and checks the types llama.cpp gives their tensors — the router kept F32,
+// the stacked experts quantized like a dense FFN (ffn_down_exps at Q6_K in
+// use_more_bits layers), and, for exactly 8 experts, attn_v and attn_k at
+// Q8_0 and attn_output at Q5_K — then loads each file and denoises with it.
+func TestQuantizeExperts(t *testing.T) {
+	for _, tc := range []struct {
+		arch    Arch
+		experts int
+		want    map[string]gguf.Type
+	}{
+		{ArchLLaDAMoE, 8, map[string]gguf.Type{
+			"blk.0.ffn_gate_inp.weight": gguf.TypeF32, "blk.0.attn_q_norm.weight": gguf.TypeF32,
+			"blk.0.attn_v.weight": gguf.TypeQ8_0, "blk.0.attn_k.weight": gguf.TypeQ8_0, "blk.0.attn_output.weight": gguf.TypeQ5_K,
+			"blk.0.attn_q.weight": gguf.TypeQ4_K, "blk.0.ffn_gate_exps.weight": gguf.TypeQ4_K, "blk.0.ffn_up_exps.weight": gguf.TypeQ4_K,
+			"blk.0.ffn_down_exps.weight": gguf.TypeQ4_K, "blk.1.ffn_down_exps.weight": gguf.TypeQ6_K,
+		}},
+		{ArchRND1, 16, map[string]gguf.Type{
+			"blk.0.ffn_gate_inp.weight": gguf.TypeF32, "blk.0.attn_k.weight": gguf.TypeQ4_K,
+			"blk.0.attn_v.weight": gguf.TypeQ4_K, "blk.1.attn_v.weight": gguf.TypeQ6_K, "blk.0.attn_output.weight": gguf.TypeQ4_K,
+			"blk.0.ffn_down_exps.weight": gguf.TypeQ4_K, "blk.1.ffn_down_exps.weight": gguf.TypeQ6_K,
+		}},
+	} {
+		t.Run(string(tc.arch), func(t *testing.T) {
+			s := testSpec(tc.arch, gguf.TypeF32)
+			s.Experts = tc.experts
+			var src bytes.Buffer
+			if err := WriteRandom(&src, s); err != nil {
+				t.Fatal(err)
+			}
+			path, _ := quantizeFile(t, writeTemp(t, "f32.gguf", src.Bytes()), MixQ4_K_M)
+			m, err := Load(path, LoadOptions{Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			for name, want := range tc.want {
+				if ti, ok := m.File().Tensor(name); !ok || ti.Type != want {
+					t.Errorf("%s: %s (present %v), want %s", name, ti.Type, ok, want)
+				}
+			}
+			if c := tinyDenoise(t, m, Options{Lengths: []int{8}, Steps: 4}); len(c) != 1 || len(c[0].Tokens) != 8 {
+				t.Errorf("denoise: %+v", c)
+			}
+		})
+	}
+}

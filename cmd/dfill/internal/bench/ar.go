@@ -28,6 +28,12 @@ type arResult struct {
 	ARAfterFirstTokensPerS   float64     `json:"ar_after_first_tokens_per_s"`
 	DiffAfterFirstTokensPerS float64     `json:"diffusion_after_first_tokens_per_s"`
 	Steps                    []stepTimes `json:"step_ms"`
+	// Memory: the model file's size, the process's peak resident set
+	// (weights mapped, not copied: the pages of the file it touched count),
+	// and the read bandwidth the floors divide by, measured after.
+	FileBytes      int64   `json:"file_bytes"`
+	PeakRSSBytes   int64   `json:"peak_rss_bytes"`
+	ReadBandwidthB float64 `json:"read_bandwidth_bytes_per_s"`
 }
 
 // stepTimes is the cost of one denoising step for a canvas and context.
@@ -36,6 +42,10 @@ type stepTimes struct {
 	Context   int     `json:"context"`
 	NoCacheMS float64 `json:"no_cache_ms"`
 	CacheMS   float64 `json:"cache_ms"`
+	// FloorMS is the bandwidth floor of a cached step: the weight bytes it
+	// reads (engine.Model.StepWeightBytes of the canvas) over ReadBandwidthB.
+	FloorMS     float64 `json:"floor_ms"`
+	WeightBytes float64 `json:"weight_bytes"`
 }
 
 // arFlags are the flags of `dfill bench ar-vs-diffusion`.
@@ -108,6 +118,16 @@ func (f *arFlags) run(ctx context.Context, models Models) error {
 	if res.Steps, err = stepTable(ctx, m, cans, ctxs, f.stepsPer); err != nil {
 		return err
 	}
+	// The peak resident set is read before the bandwidth is measured: that
+	// allocates a buffer of its own.
+	res.PeakRSSBytes = peakRSS()
+	res.FileBytes = modelBytes(m, f.shared.Model)
+	res.ReadBandwidthB = readBandwidth(m.Threads())
+	for i := range res.Steps {
+		s := &res.Steps[i]
+		s.WeightBytes = m.StepWeightBytes(s.Canvas)
+		s.FloorMS = s.WeightBytes / res.ReadBandwidthB * 1000
+	}
 	if f.asJSON {
 		return cli.PrintJSON(res)
 	}
@@ -164,9 +184,17 @@ func printARResult(res arResult, fill bool) {
 		fmt.Fprintf(w, "%-34s %10.2f %20.2f\n", fmt.Sprintf("diffusion, %d tokens/step", res.TokensPerStep), res.DiffTokensPerS, res.DiffAfterFirstTokensPerS)
 		fmt.Fprintf(w, "%-34s %9.2fx %19.2fx\n\n", "diffusion / left to right", res.Speedup, res.DiffAfterFirstTokensPerS/res.ARAfterFirstTokensPerS)
 	}
-	fmt.Fprintf(w, "%8s %8s %14s %12s %8s\n", "canvas", "context", "no cache ms", "cache ms", "ratio")
+	fmt.Fprintf(w, "%8s %8s %14s %12s %8s %10s %10s\n", "canvas", "context", "no cache ms", "cache ms", "ratio", "floor ms", "tokens/s")
 	for _, s := range res.Steps {
-		fmt.Fprintf(w, "%8d %8d %14.2f %12.2f %7.2fx\n", s.Canvas, s.Context, s.NoCacheMS, s.CacheMS, s.NoCacheMS/s.CacheMS)
+		fmt.Fprintf(w, "%8d %8d %14.2f %12.2f %7.2fx %10.2f %10.1f\n", s.Canvas, s.Context, s.NoCacheMS, s.CacheMS,
+			s.NoCacheMS/s.CacheMS, s.FloorMS, float64(res.TokensPerStep)*1000/s.CacheMS)
+	}
+	fmt.Fprintf(w, "\ntokens/s: %d tokens committed per cached step. floor: the weight bytes a step reads (%.0f MB at canvas %d) over\n",
+		res.TokensPerStep, res.Steps[0].WeightBytes/1e6, res.Steps[0].Canvas)
+	fmt.Fprintf(w, "the measured read bandwidth, %.1f GB/s on %d threads.\n", res.ReadBandwidthB/1e9, res.Threads)
+	if res.PeakRSSBytes > 0 && res.FileBytes > 0 {
+		fmt.Fprintf(w, "memory: peak RSS %.0f MB, model file %.0f MB: %.2fx the file (weights mapped, not copied)\n",
+			float64(res.PeakRSSBytes)/1e6, float64(res.FileBytes)/1e6, float64(res.PeakRSSBytes)/float64(res.FileBytes))
 	}
 }
 
@@ -234,4 +262,17 @@ func randomContext(m *engine.Model, n int) (prefix, suffix []int32) {
 	}
 	cut := n * 3 / 4
 	return ids[:cut], ids[cut:]
+}
+
+// modelBytes is the size of the model's file at path, or, for the embedded
+// model or a reference resolved elsewhere, the bytes of its tensors.
+func modelBytes(m *engine.Model, path string) int64 {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		return st.Size()
+	}
+	var n int64
+	for _, t := range m.File().Tensors {
+		n += int64(len(t.Data))
+	}
+	return n
 }

@@ -161,7 +161,10 @@ type randomTensor struct {
 // the embeddings and output), norm weights around 1, biases around 0.
 func randomTensors(s Spec) []randomTensor {
 	var ts []randomTensor
-	for _, t := range tensorsOf(s.config(0), s.Tied) {
+	// llama.cpp's llada-moe requires output.weight; the others fall back
+	// to token_embd without it.
+	tied := s.Tied && s.Arch != ArchLLaDAMoE
+	for _, t := range tensorsOf(s.config(0), tied) {
 		cols := int(t.dims[0])
 		rt := randomTensor{name: t.name, dims: t.dims, typ: gguf.TypeF32, sigma: 0.1}
 		switch {

@@ -262,8 +262,11 @@ func WriteRandom(w io.Writer, s Spec) error {
 		return err
 	}
 	vocab.Pre = "qwen2"
-	if s.Arch == ArchLLaDA || s.Arch == ArchLLaDAMoE {
+	switch s.Arch {
+	case ArchLLaDA:
 		vocab.Pre = "llama-bpe" // LLaDA's LLaMA-3 split, a name llama.cpp knows
+	case ArchLLaDAMoE:
+		vocab.Pre = "llada-moe" // what llama.cpp's converter names LLaDA-MoE's
 	}
 	cfg := s.config(vocab.Mask)
 	meta := append(cfg.metadata(), vocab.Metadata()...)

@@ -1,6 +1,7 @@
 package convert_test
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -9,26 +10,54 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dfill/dfill/engine/kernel"
 	"github.com/dfill/dfill/engine/tokenizer"
 )
 
-// The pre-tokenizer splits of Qwen2's (Dream's) and LLaMA-3's (LLaDA's)
-// tokenizer.json files.
+// The pre-tokenizer splits of Qwen2's (Dream's, RND1's), LLaMA-3's
+// (LLaDA's) and Ling's (LLaDA-MoE's) tokenizer.json files.
 const (
 	qwen2Split  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	llama3Split = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	lingSplit   = `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+`
 )
 
 // hfShape is the shape of a tiny test checkpoint.
 type hfShape struct {
 	layers, dim, heads, kvHeads, ffn, vocab int
 	ropeBase, eps                           float64
+	headDim                                 int // config.json's head_dim; 0: dim / heads
+	// Routed experts (0: a dense FFN of width ffn in every block; with
+	// experts, ffn is config.json's intermediate_size, 0 for none): their
+	// count, how many each token uses, one expert's width, and whether
+	// the chosen experts' weights are renormalised to sum to 1.
+	experts, used, expFFN int
+	normTopK              bool
 }
 
-var tiny = hfShape{layers: 2, dim: 64, heads: 4, kvHeads: 2, ffn: 96, vocab: 272, ropeBase: 10000, eps: 1e-6}
+// hd returns the width of one attention head.
+func (s hfShape) hd() int {
+	if s.headDim > 0 {
+		return s.headDim
+	}
+	return s.dim / s.heads
+}
+
+var (
+	tiny = hfShape{layers: 2, dim: 64, heads: 4, kvHeads: 2, ffn: 96, vocab: 272, ropeBase: 10000, eps: 1e-6}
+	// tinyLLaDAMoE is LLaDA-MoE-7B-A1B's shape, shrunk: as many key/value
+	// heads as heads, no intermediate_size, weights not renormalised.
+	tinyLLaDAMoE = hfShape{layers: 2, dim: 64, heads: 4, kvHeads: 4, vocab: 272, ropeBase: 50000, eps: 1e-5,
+		experts: 4, used: 2, expFFN: 32}
+	// tinyRND1 is RND1-Base-0910's (Qwen3-30B-A3B's) shape, shrunk: an
+	// explicit head_dim wider than dim / heads, grouped key/value heads,
+	// renormalised weights.
+	tinyRND1 = hfShape{layers: 2, dim: 64, heads: 4, kvHeads: 2, ffn: 96, vocab: 272, ropeBase: 1e6, eps: 1e-6,
+		headDim: 24, experts: 4, used: 2, expFFN: 32, normTopK: true}
+)
 
 // hfTensor is one tensor of a test checkpoint: its values, already rounded
 // to dtype, so the reference computes with exactly what the file holds.
@@ -204,10 +233,12 @@ type hfModel map[string]hfTensor
 
 // randomTensors returns the tensors of a model of shape s: names gives
 // each GGUF-role name's HF name (an empty name: the tensor is absent);
-// every tensor is random, rounded to dtype.
+// every tensor is random, rounded to dtype. A MoE shape has q/k norms, the
+// router ("router") and each expert's matrices ("expert.E.gate", ".up",
+// ".down") in place of the dense FFN.
 func randomTensors(s hfShape, seed uint64, dtype string, names func(role string, layer int) string, bias bool) ([]hfTensor, hfModel) {
 	r := rand.New(rand.NewPCG(seed, 7))
-	hd := s.dim / s.heads
+	hd := s.hd()
 	q, kv := s.heads*hd, s.kvHeads*hd
 	var list []hfTensor
 	add := func(name string, scale, offset float64, shape ...int) {
@@ -235,11 +266,26 @@ func randomTensors(s hfShape, seed uint64, dtype string, names func(role string,
 			add(names("k_bias", l), 0.5, 0, kv)
 			add(names("v_bias", l), 0.5, 0, kv)
 		}
+		if s.experts > 0 {
+			add(names("q_norm", l), 0.2, 1, hd)
+			add(names("k_norm", l), 0.2, 1, hd)
+		}
 		add(names("o", l), 0.2, 0, s.dim, q)
 		add(names("ffn_norm", l), 0.2, 1, s.dim)
-		add(names("gate", l), 0.2, 0, s.ffn, s.dim)
-		add(names("up", l), 0.2, 0, s.ffn, s.dim)
-		add(names("down", l), 0.2, 0, s.dim, s.ffn)
+		if s.experts == 0 {
+			add(names("gate", l), 0.2, 0, s.ffn, s.dim)
+			add(names("up", l), 0.2, 0, s.ffn, s.dim)
+			add(names("down", l), 0.2, 0, s.dim, s.ffn)
+			continue
+		}
+		// Router weights of 1 spread the experts' logits several units
+		// apart, so that rounding cannot change which ones a token uses.
+		add(names("router", l), 1, 0, s.experts, s.dim)
+		for e := 0; e < s.experts; e++ {
+			add(names(fmt.Sprintf("expert.%d.gate", e), l), 0.2, 0, s.expFFN, s.dim)
+			add(names(fmt.Sprintf("expert.%d.up", e), l), 0.2, 0, s.expFFN, s.dim)
+			add(names(fmt.Sprintf("expert.%d.down", e), l), 0.2, 0, s.dim, s.expFFN)
+		}
 	}
 	add(names("norm", 0), 0.2, 1, s.dim)
 	add(names("output", 0), 0.3, 0, s.vocab, s.dim)
@@ -288,6 +334,25 @@ func lladaName(role string, l int) string {
 	}[role]
 }
 
+// moeName is the HF name of a LLaDA-MoE or RND1 checkpoint's tensor (the
+// Qwen3-MoE names): Dream's, with q/k norms, the router and the experts.
+func moeName(tied bool) func(string, int) string {
+	dense := dreamName(tied)
+	return func(role string, l int) string {
+		p := fmt.Sprintf("model.layers.%d.", l)
+		switch role {
+		case "q_norm", "k_norm":
+			return p + "self_attn." + role + ".weight"
+		case "router":
+			return p + "mlp.gate.weight"
+		}
+		if expert, ok := strings.CutPrefix(role, "expert."); ok {
+			return p + "mlp.experts." + expert + "_proj.weight" // expert.3.gate: mlp.experts.3.gate_proj.weight
+		}
+		return dense(role, l)
+	}
+}
+
 // writeDream writes a Dream checkpoint folder: config.json with the fields
 // of Dream-org/Dream-v0-Base-7B's, generation_config.json,
 // tokenizer_config.json and tokenizer.json as Dream's tokenizer has them,
@@ -296,7 +361,6 @@ func writeDream(t *testing.T, dir string, s hfShape, dtype string, tied bool) (h
 	t.Helper()
 	v := newVocab("<|endoftext|>", "<|beginoftext|>", "<|mask|>")
 	list, m := randomTensors(s, 1, dtype, dreamName(tied), true)
-	torchDtype := map[string]string{"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
 	writeJSON(t, dir, "config.json", map[string]any{
 		"architectures": []string{"DreamModel"}, "attention_dropout": 0.0,
 		"auto_map":     map[string]string{"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
@@ -305,7 +369,7 @@ func writeDream(t *testing.T, dir string, s hfShape, dtype string, tied bool) (h
 		"intermediate_size": s.ffn, "max_position_embeddings": 131072, "max_window_layers": s.layers, "model_type": "Dream",
 		"num_attention_heads": s.heads, "num_hidden_layers": s.layers, "num_key_value_heads": s.kvHeads,
 		"rms_norm_eps": s.eps, "rope_scaling": nil, "rope_theta": s.ropeBase, "sliding_window": nil,
-		"tie_word_embeddings": tied, "torch_dtype": torchDtype, "transformers_version": "4.46.2", "use_cache": true,
+		"tie_word_embeddings": tied, "torch_dtype": torchDtype(dtype), "transformers_version": "4.46.2", "use_cache": true,
 		"use_sliding_window": false, "vocab_size": s.vocab,
 	})
 	writeJSON(t, dir, "generation_config.json", map[string]any{
@@ -356,13 +420,99 @@ func writeLLaDA(t *testing.T, dir string, s hfShape, dtype string) (hfModel, bpe
 	return m, v
 }
 
+// torchDtype is config.json's torch_dtype for a safetensors dtype.
+func torchDtype(dtype string) string {
+	return map[string]string{"F32": "float32", "F16": "float16", "BF16": "bfloat16"}[dtype]
+}
+
+// without returns list less the tensors named drop.
+func without(list []hfTensor, drop []string) []hfTensor {
+	return slices.DeleteFunc(list, func(x hfTensor) bool { return slices.Contains(drop, x.name) })
+}
+
+// writeLLaDAMoE writes a LLaDA-MoE checkpoint folder: config.json with the
+// fields of inclusionAI/LLaDA-MoE-7B-A1B-Base's, tokenizer files with Ling's
+// split and the mask token named by tokenizer_config.json, and the weights
+// less those named drop in two shards.
+func writeLLaDAMoE(t *testing.T, dir string, s hfShape, dtype string, drop ...string) (hfModel, bpeVocab) {
+	t.Helper()
+	v := newVocab("<|startoftext|>", "<|endoftext|>", "<|mask|>")
+	list, m := randomTensors(s, 34, dtype, moeName(false), false) // a seed whose routing TestConvertLogits finds clear
+	freq := make([]int, s.layers)
+	for i := range freq {
+		freq[i] = 1
+	}
+	writeJSON(t, dir, "config.json", map[string]any{
+		"architectures": []string{"LLaDAMoEModel"}, "attention_bias": false, "attention_dropout": 0.0,
+		"auto_map": map[string]string{"AutoConfig": "configuration_lladamoe.LLaDAConfig", "AutoModel": "modeling_lladamoe.LLaDAMoEModelLM"},
+		"clip_qkv": nil, "dense_intermediate_size": 4 * s.dim, "eos_token_id": v.id("<|endoftext|>"),
+		"expert_intermediate_size": s.expFFN, "hidden_act": "silu", "hidden_size": s.dim, "initializer_range": 0.02,
+		"max_position_embeddings": 8192, "model_type": "llada_moe", "moe_layer_freq": freq,
+		"moe_router_score_function": "softmax", "norm_topk_prob": nil, "num_attention_heads": s.heads,
+		"num_experts": s.experts, "num_experts_per_tok": s.used, "num_hidden_layers": s.layers,
+		"num_key_value_heads": s.kvHeads, "output_router_logits": false, "pad_token_id": v.id("<|endoftext|>"),
+		"partial_rotary_factor": 1.0, "qk_layernorm": true, "rms_norm_eps": s.eps, "rope_scaling": nil,
+		"rope_theta": s.ropeBase, "router_aux_loss_coef": 0.01, "shared_expert_intermediate_size": nil,
+		"tie_word_embeddings": false, "torch_dtype": torchDtype(dtype), "transformers_version": "4.52.4",
+		"use_cache": false, "vocab_size": s.vocab,
+	})
+	writeJSON(t, dir, "tokenizer_config.json", map[string]any{
+		"add_bos_token": false, "add_eos_token": false, "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+		"pad_token": "<|endoftext|>", "mask_token": "<|mask|>", "model_max_length": 8192,
+		"tokenizer_class": "PreTrainedTokenizerFast",
+	})
+	v.writeTokenizer(t, dir, lingSplit, true)
+	writeShards(t, dir, without(list, drop))
+	return m, v
+}
+
+// writeRND1 writes an RND1 checkpoint folder: config.json with the fields
+// of radicalnumerics/RND1-Base-0910's (Qwen3-MoE's, with mask_token_id),
+// Qwen's tokenizer files, which name no mask token, and the weights less
+// those named drop in two shards.
+func writeRND1(t *testing.T, dir string, s hfShape, dtype string, drop ...string) (hfModel, bpeVocab) {
+	t.Helper()
+	v := newVocab("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|mask|>")
+	list, m := randomTensors(s, 51, dtype, moeName(false), false) // a seed whose routing TestConvertLogits finds clear
+	writeJSON(t, dir, "config.json", map[string]any{
+		"architectures": []string{"RND1"}, "attention_bias": false, "attention_dropout": 0.0,
+		"bos_token_id": v.id("<|endoftext|>"), "decoder_sparse_step": 1, "eos_token_id": v.id("<|endoftext|>"),
+		"head_dim": s.headDim, "hidden_act": "silu", "hidden_size": s.dim, "initializer_range": 0.02,
+		"intermediate_size": s.ffn, "mask_token_id": v.id("<|mask|>"), "max_position_embeddings": 40960,
+		"max_window_layers": s.layers, "mlp_only_layers": []int{}, "model_type": "rnd1",
+		"moe_intermediate_size": s.expFFN, "norm_topk_prob": s.normTopK, "num_attention_heads": s.heads,
+		"num_experts": s.experts, "num_experts_per_tok": s.used, "num_hidden_layers": s.layers,
+		"num_key_value_heads": s.kvHeads, "output_router_logits": false, "rms_norm_eps": s.eps,
+		"rope_scaling": nil, "rope_theta": s.ropeBase, "router_aux_loss_coef": 0.001, "sliding_window": nil,
+		"tie_word_embeddings": false, "torch_dtype": torchDtype(dtype), "transformers_version": "4.56.1",
+		"use_cache": false, "use_sliding_window": false, "vocab_size": s.vocab,
+	})
+	writeJSON(t, dir, "generation_config.json", map[string]any{
+		"bos_token_id": v.id("<|endoftext|>"), "eos_token_id": v.id("<|endoftext|>"), "transformers_version": "4.56.1",
+	})
+	writeJSON(t, dir, "tokenizer_config.json", map[string]any{
+		"add_bos_token": false, "add_prefix_space": false, "bos_token": nil, "eos_token": "<|endoftext|>",
+		"pad_token": "<|endoftext|>", "model_max_length": 131072, "tokenizer_class": "Qwen2Tokenizer",
+	})
+	v.writeTokenizer(t, dir, qwen2Split, true)
+	writeShards(t, dir, without(list, drop))
+	return m, v
+}
+
 // referenceLogits is the forward pass of the checkpoint's own modeling
-// code (Qwen2 for Dream, LLaDA's LLaMA block), in float64, straight from
-// the HF weights: RMSNorm, RoPE with rotate_half (the two halves of each
-// head), grouped-query attention over every position, SwiGLU, and the q/k/v
-// biases where the checkpoint has them. Row i is position i's logits.
-func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens []int32) [][]float64 {
-	hd := s.dim / s.heads
+// code (Qwen2 for Dream, LLaDA's LLaMA block, the Qwen3-MoE block of
+// LLaDA-MoE and RND1), in float64, straight from the HF weights: RMSNorm,
+// the q/k/v biases or per-head q/k RMS norms where the checkpoint has them,
+// RoPE with rotate_half (the two halves of each head), grouped-query
+// attention over every position, and SwiGLU, or for a MoE shape the
+// router's softmax, the s.used most probable experts weighted by their
+// probabilities (renormalised when s.normTopK) and their SwiGLU FFNs. Row
+// i of logits is position i's. margin is the smallest gap, over every
+// token and block, between the router logits of the last expert used and
+// the first one not used (+Inf for a dense model): rounding smaller than
+// it cannot change the experts chosen.
+func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens []int32) (logits [][]float64, margin float64) {
+	hd := s.hd()
 	w := func(role string, l int) []float64 { return m[name(role, l)].vals }
 	matvec := func(wt []float64, x []float64, rows int) []float64 {
 		cols := len(x)
@@ -386,6 +536,11 @@ func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens
 		}
 		return y
 	}
+	headNorm := func(x, g []float64) {
+		for h := 0; h < len(x)/hd; h++ {
+			copy(x[h*hd:(h+1)*hd], rms(x[h*hd:(h+1)*hd], g))
+		}
+	}
 	rope := func(x []float64, heads, pos int) {
 		for h := 0; h < heads; h++ {
 			v := x[h*hd : (h+1)*hd]
@@ -396,6 +551,48 @@ func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens
 				v[i], v[i+hd/2] = a*c-b*sn, b*c+a*sn
 			}
 		}
+	}
+	swiglu := func(h []float64, gate, up, down string, l, ffn int) []float64 {
+		g, u := matvec(w(gate, l), h, ffn), matvec(w(up, l), h, ffn)
+		for j := range g {
+			g[j] = g[j] / (1 + math.Exp(-g[j])) * u[j]
+		}
+		return matvec(w(down, l), g, s.dim)
+	}
+	margin = math.Inf(1)
+	experts := func(h []float64, l int) []float64 {
+		logit := matvec(w("router", l), h, s.experts)
+		order := make([]int, s.experts)
+		for e := range order {
+			order[e] = e
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(logit[b], logit[a]) })
+		if s.used < s.experts {
+			margin = math.Min(margin, logit[order[s.used-1]]-logit[order[s.used]])
+		}
+		top := slices.Max(logit)
+		var sum, chosen float64
+		prob := make([]float64, s.experts)
+		for e, v := range logit {
+			prob[e] = math.Exp(v - top)
+			sum += prob[e]
+		}
+		for _, e := range order[:s.used] {
+			prob[e] /= sum
+			chosen += prob[e]
+		}
+		out := make([]float64, s.dim)
+		for _, e := range order[:s.used] {
+			weight := prob[e]
+			if s.normTopK {
+				weight /= chosen
+			}
+			p := fmt.Sprintf("expert.%d.", e)
+			for d, v := range swiglu(h, p+"gate", p+"up", p+"down", l, s.expFFN) {
+				out[d] += weight * v
+			}
+		}
+		return out
 	}
 	T := len(tokens)
 	x := make([][]float64, T)
@@ -419,6 +616,10 @@ func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens
 						p.y[j] += b[j]
 					}
 				}
+			}
+			if g := w("q_norm", l); g != nil {
+				headNorm(q[i], g)
+				headNorm(k[i], w("k_norm", l))
 			}
 			rope(q[i], s.heads, i)
 			rope(k[i], s.kvHeads, i)
@@ -452,13 +653,14 @@ func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens
 				x[i][d] += o[d]
 			}
 			h := rms(x[i], w("ffn_norm", l))
-			gate, up := matvec(w("gate", l), h, s.ffn), matvec(w("up", l), h, s.ffn)
-			for j := range gate {
-				gate[j] = gate[j] / (1 + math.Exp(-gate[j])) * up[j]
+			var ffn []float64
+			if s.experts > 0 {
+				ffn = experts(h, l)
+			} else {
+				ffn = swiglu(h, "gate", "up", "down", l, s.ffn)
 			}
-			down := matvec(w("down", l), gate, s.dim)
-			for d := range down {
-				x[i][d] += down[d]
+			for d := range ffn {
+				x[i][d] += ffn[d]
 			}
 		}
 	}
@@ -466,9 +668,9 @@ func referenceLogits(m hfModel, s hfShape, name func(string, int) string, tokens
 	if out == nil {
 		out = emb
 	}
-	logits := make([][]float64, T)
+	logits = make([][]float64, T)
 	for i := range x {
 		logits[i] = matvec(out, rms(x[i], w("norm", 0)), s.vocab)
 	}
-	return logits
+	return logits, margin
 }

@@ -33,11 +33,27 @@ type Result struct {
 
 // item is one GGUF tensor and where its values come from.
 type item struct {
-	name  string
-	src   *tensor
-	rows  int // 1 for a vector
-	cols  int
-	heads int // >0: rows are un-permuted from HF's RoPE order in this many heads
+	name string
+	// srcs hold its rows: one tensor, or the experts' matrices, whose
+	// rows are stacked in order (expert 0's first).
+	srcs []*tensor
+	// dims are its GGUF dims, innermost first: [cols], [cols, rows], or
+	// [cols, rows per expert, experts].
+	dims  []uint64
+	heads int  // >0: rows are un-permuted from HF's RoPE order in this many heads
+	f32   bool // a matrix kept F32 whatever the output type (the router, as llama.cpp keeps it)
+}
+
+// cols returns the length of one row of it.
+func (it item) cols() int { return int(it.dims[0]) }
+
+// rows returns how many rows it has in all (1 for a vector).
+func (it item) rows() int {
+	n := 1
+	for _, d := range it.dims[1:] {
+		n *= int(d)
+	}
+	return n
 }
 
 // ParseType returns the GGUF type an --outtype value names, or auto for ""
@@ -89,7 +105,7 @@ func Convert(ctx context.Context, dir string, w io.Writer, opt Options) (Result,
 	}
 	if auto {
 		outType = gguf.TypeF16
-		if items[0].src.DType == "BF16" {
+		if items[0].srcs[0].DType == "BF16" {
 			outType = gguf.TypeBF16
 		}
 	}
@@ -97,6 +113,7 @@ func Convert(ctx context.Context, dir string, w io.Writer, opt Options) (Result,
 	if err != nil {
 		return Result{}, err
 	}
+	voc.Mask = fam.maskToken(voc.Mask, hp, vocabSize)
 	if voc.Mask < 0 {
 		return Result{}, fmt.Errorf("%w: %s: no mask token (mask_token in tokenizer_config.json or mask_token_id in config.json)", ErrBadCheckpoint, dir)
 	}
@@ -110,16 +127,15 @@ func Convert(ctx context.Context, dir string, w io.Writer, opt Options) (Result,
 	specs := make([]gguf.TensorSpec, len(items))
 	res := Result{Arch: fam.arch, Type: outType, Tensors: len(items)}
 	for i, it := range items {
-		t, dims := gguf.TypeF32, []uint64{uint64(it.cols)}
-		if it.rows > 1 || it.src != nil && len(it.src.Shape) == 2 {
-			dims = append(dims, uint64(it.rows))
+		t := gguf.TypeF32
+		if len(it.dims) > 1 && !it.f32 {
 			t = outType
-			if it.cols%t.BlockSize() != 0 {
+			if it.cols()%t.BlockSize() != 0 {
 				t = gguf.TypeF16
 			}
 		}
-		specs[i] = gguf.TensorSpec{Name: it.name, Type: t, Dims: dims}
-		res.Params += uint64(it.rows * it.cols)
+		specs[i] = gguf.TensorSpec{Name: it.name, Type: t, Dims: it.dims}
+		res.Params += uint64(it.rows() * it.cols())
 	}
 	meta := append(fam.metadata(s, vocabSize, name, outType), voc.Metadata()...)
 	var buf []byte
@@ -141,43 +157,61 @@ func Convert(ctx context.Context, dir string, w io.Writer, opt Options) (Result,
 // fill writes the values of it, as type t, into dst; buf and vals are
 // scratch reused across tensors.
 func fill(it item, t gguf.Type, dst, buf []byte, vals []float32) ([]byte, []float32, error) {
-	src := it.src
-	if it.heads == 0 && src.DType == t.String() {
-		// The same type: the bytes as they are.
-		if _, err := src.f.ReadAt(dst, src.off); err != nil {
-			return buf, vals, fmt.Errorf("%w: %s: tensor %s: %v", ErrBadCheckpoint, src.File, src.Name, err)
-		}
-		return buf, vals, nil
-	}
-	rowSize, err := t.RowSize(it.cols)
+	cols := it.cols()
+	rowSize, err := t.RowSize(cols)
 	if err != nil {
 		return buf, vals, err
 	}
+	// Each source holds the same number of rows (checked by plan).
+	srcRows := it.rows() / len(it.srcs)
+	if it.heads == 0 && sameType(it.srcs, t) {
+		// The same type: the bytes as they are, source after source.
+		for i, src := range it.srcs {
+			part := dst[i*srcRows*rowSize : (i+1)*srcRows*rowSize]
+			if _, err := src.f.ReadAt(part, src.off); err != nil {
+				return buf, vals, fmt.Errorf("%w: %s: tensor %s: %v", ErrBadCheckpoint, src.File, src.Name, err)
+			}
+		}
+		return buf, vals, nil
+	}
 	// Rows are read a batch at a time (one at a time when un-permuted), so
 	// the scratch stays near a megabyte whatever the tensor's size.
-	batch := max(1, (1<<18)/it.cols)
+	batch := max(1, (1<<18)/cols)
 	if it.heads > 0 {
 		batch = 1
 	}
-	if cap(vals) < batch*it.cols {
-		vals = make([]float32, batch*it.cols)
+	if cap(vals) < batch*cols {
+		vals = make([]float32, batch*cols)
 	}
-	for lo := 0; lo < it.rows; lo += batch {
-		hi := min(lo+batch, it.rows)
-		from := lo
-		if it.heads > 0 {
-			from = unpermuteRow(lo, it.rows/it.heads)
+	for i, src := range it.srcs {
+		base := i * srcRows
+		for lo := 0; lo < srcRows; lo += batch {
+			hi := min(lo+batch, srcRows)
+			from := lo
+			if it.heads > 0 {
+				from = unpermuteRow(lo, srcRows/it.heads)
+			}
+			if buf, err = src.readRows(from, from+hi-lo, cols, buf, vals); err != nil {
+				return buf, vals, err
+			}
+			q, err := kernel.Quantize(t, vals[:(hi-lo)*cols])
+			if err != nil {
+				return buf, vals, fmt.Errorf("%s: %w", it.name, err)
+			}
+			copy(dst[(base+lo)*rowSize:], q)
 		}
-		if buf, err = src.readRows(from, from+hi-lo, it.cols, buf, vals); err != nil {
-			return buf, vals, err
-		}
-		q, err := kernel.Quantize(t, vals[:(hi-lo)*it.cols])
-		if err != nil {
-			return buf, vals, fmt.Errorf("%s: %w", it.name, err)
-		}
-		copy(dst[lo*rowSize:], q)
 	}
 	return buf, vals, nil
+}
+
+// sameType reports whether every one of srcs holds type t already.
+func sameType(srcs []*tensor, t gguf.Type) bool {
+	for _, src := range srcs {
+		if src.DType != t.String() {
+			return false
+		}
+	}
+	return true
 }
 
 // unpermuteRow returns the HF row that becomes row r of a q or k
@@ -207,20 +241,25 @@ func (f *family) plan(ck *checkpoint, s shape) ([]item, int, error) {
 	qDim, kvDim := s.heads*s.headDim, s.kvHeads*s.headDim
 	used := map[string]bool{}
 	var items []item
-	add := func(hfName, name string, want []int, heads int) error {
+	// source returns the checkpoint tensor hfName, checked to have the
+	// shape want (PyTorch's order, outermost first).
+	source := func(hfName string, want []int) (*tensor, error) {
 		t, err := ck.tensor(hfName)
+		if err != nil {
+			return nil, err
+		}
+		if !equal(t.Shape, want) {
+			return nil, fmt.Errorf("%w: %s: tensor %s has shape %v, the config needs %v", ErrBadCheckpoint, t.File, t.Name, t.Shape, want)
+		}
+		used[hfName] = true
+		return t, nil
+	}
+	add := func(hfName, name string, want []int, heads int) error {
+		t, err := source(hfName, want)
 		if err != nil {
 			return err
 		}
-		if !equal(t.Shape, want) {
-			return fmt.Errorf("%w: %s: tensor %s has shape %v, the config needs %v", ErrBadCheckpoint, t.File, t.Name, t.Shape, want)
-		}
-		used[hfName] = true
-		it := item{name: name, src: t, rows: 1, cols: want[len(want)-1], heads: heads}
-		if len(want) == 2 {
-			it.rows = want[0]
-		}
-		items = append(items, it)
+		items = append(items, item{name: name, srcs: []*tensor{t}, dims: ggufDims(want), heads: heads})
 		return nil
 	}
 	if err := add(f.embd, "token_embd.weight", []int{vocab, s.dim}, 0); err != nil {
@@ -238,6 +277,7 @@ func (f *family) plan(ck *checkpoint, s shape) ([]item, int, error) {
 		"attn_norm.weight": {s.dim}, "ffn_norm.weight": {s.dim},
 		"attn_q.weight": {qDim, s.dim}, "attn_k.weight": {kvDim, s.dim}, "attn_v.weight": {kvDim, s.dim},
 		"attn_q.bias": {qDim}, "attn_k.bias": {kvDim}, "attn_v.bias": {kvDim},
+		"attn_q_norm.weight": {s.headDim}, "attn_k_norm.weight": {s.headDim},
 		"attn_output.weight": {s.dim, qDim},
 		"ffn_gate.weight":    {s.ffn, s.dim}, "ffn_up.weight": {s.ffn, s.dim}, "ffn_down.weight": {s.dim, s.ffn},
 	}
@@ -257,6 +297,32 @@ func (f *family) plan(ck *checkpoint, s shape) ([]item, int, error) {
 				return nil, 0, err
 			}
 		}
+		if f.moe == nil {
+			continue
+		}
+		router, err := source(prefix+f.moe.router, []int{s.experts, s.dim})
+		if err != nil {
+			return nil, 0, err
+		}
+		items = append(items, item{name: fmt.Sprintf("blk.%d.ffn_gate_inp.weight", l), srcs: []*tensor{router},
+			dims: ggufDims([]int{s.experts, s.dim}), f32: true})
+		for _, w := range []struct {
+			leaf, name string
+			shape      []int // one expert's
+		}{
+			{"gate_proj.weight", "ffn_gate_exps.weight", []int{s.expFFN, s.dim}},
+			{"up_proj.weight", "ffn_up_exps.weight", []int{s.expFFN, s.dim}},
+			{"down_proj.weight", "ffn_down_exps.weight", []int{s.dim, s.expFFN}},
+		} {
+			srcs := make([]*tensor, s.experts)
+			for e := range srcs {
+				if srcs[e], err = source(prefix+fmt.Sprintf(f.moe.expert, e)+w.leaf, w.shape); err != nil {
+					return nil, 0, err
+				}
+			}
+			items = append(items, item{name: fmt.Sprintf("blk.%d.%s", l, w.name), srcs: srcs,
+				dims: ggufDims(append([]int{s.experts}, w.shape...))})
+		}
 	}
 	for name, t := range ck.tensors {
 		if !used[name] && !strings.HasSuffix(name, "rotary_emb.inv_freq") {
@@ -264,6 +330,16 @@ func (f *family) plan(ck *checkpoint, s shape) ([]item, int, error) {
 		}
 	}
 	return items, vocab, nil
+}
+
+// ggufDims returns a PyTorch shape (outermost first) as GGUF dims
+// (innermost first).
+func ggufDims(shape []int) []uint64 {
+	dims := make([]uint64, len(shape))
+	for i, d := range shape {
+		dims[len(shape)-1-i] = uint64(d)
+	}
+	return dims
 }
 
 func equal(a, b []int) bool {
@@ -303,12 +379,19 @@ func (f *family) metadata(s shape, vocab int, name string, t gguf.Type) []gguf.K
 		{Key: a + ".block_count", Value: gguf.Val(uint32(s.layers))},
 		{Key: a + ".context_length", Value: gguf.Val(uint32(s.context))},
 		{Key: a + ".embedding_length", Value: gguf.Val(uint32(s.dim))},
-		{Key: a + ".feed_forward_length", Value: gguf.Val(uint32(s.ffn))},
 		{Key: a + ".attention.head_count", Value: gguf.Val(uint32(s.heads))},
 		{Key: a + ".attention.head_count_kv", Value: gguf.Val(uint32(s.kvHeads))},
 		{Key: a + ".rope.freq_base", Value: gguf.Val(float32(s.ropeBase))},
 		{Key: a + ".attention.layer_norm_rms_epsilon", Value: gguf.Val(float32(s.eps))},
 		{Key: a + ".attention.causal", Value: gguf.Val(false)},
+	}
+	if s.ffn > 0 {
+		kv = append(kv, gguf.KV{Key: a + ".feed_forward_length", Value: gguf.Val(uint32(s.ffn))})
+	}
+	if f.moe != nil {
+		kv = append(kv, gguf.KV{Key: a + ".expert_count", Value: gguf.Val(uint32(s.experts))},
+			gguf.KV{Key: a + ".expert_used_count", Value: gguf.Val(uint32(s.used))},
+			gguf.KV{Key: a + ".expert_feed_forward_length", Value: gguf.Val(uint32(s.expFFN))})
 	}
 	if s.explicitHeadDim {
 		kv = append(kv, gguf.KV{Key: a + ".attention.key_length", Value: gguf.Val(uint32(s.headDim))},

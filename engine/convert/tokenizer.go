@@ -15,6 +15,15 @@ import (
 const (
 	qwen2Split  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	llama3Split = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// lingSplit is the split of inclusionAI's Ling tokenizers, LLaDA-MoE's
+	// among them. llama.cpp's converter writes "llada-moe" for LLaDA-MoE
+	// (found by its tokens' hash), which llama.cpp splits as bailingmoe. It
+	// is Qwen2's split written otherwise: the same contractions; possessive
+	// quantifiers that change no match (a [^\r\n\p{L}\p{N}] given back
+	// cannot start \p{L}+, and [\r\n]* needs nothing given back); and
+	// \s*[\r\n] ending where \s*[\r\n]+ does, after the run's last
+	// newline. dfill's tokenizer reads "llada-moe" as the qwen2 split.
+	lingSplit = `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+`
 )
 
 // hfTokenizer is the part of a tokenizer.json the converter reads.
@@ -99,8 +108,8 @@ func vocab(dir string, n int, hp hparams) (tokenizer.Config, error) {
 }
 
 // preName returns the tokenizer.ggml.pre name of a tokenizer.json
-// pre_tokenizer: the Split regular expression of Qwen2 or LLaMA-3, or
-// GPT-2's own ByteLevel split.
+// pre_tokenizer: the Split regular expression of Qwen2 (or Ling, the same
+// split) or LLaMA-3, or GPT-2's own ByteLevel split.
 func preName(raw json.RawMessage) (string, error) {
 	var root preTokenizer
 	if len(raw) == 0 || string(raw) == "null" {
@@ -126,12 +135,14 @@ func preName(raw json.RawMessage) (string, error) {
 	switch {
 	case split == qwen2Split:
 		return "qwen2", nil
+	case split == lingSplit:
+		return "llada-moe", nil // the one Ling model dfill converts
 	case split == llama3Split:
 		return "llama-bpe", nil
 	case split == "" && byteLevelRegex:
 		return "gpt-2", nil
 	}
-	return "", fmt.Errorf("%w: pre-tokenizer split %q is none of Qwen2's, LLaMA-3's or GPT-2's", ErrUnsupported, split)
+	return "", fmt.Errorf("%w: pre-tokenizer split %q is none of Qwen2's, Ling's, LLaMA-3's or GPT-2's", ErrUnsupported, split)
 }
 
 // merges returns tokenizer.json's merges as "left right" strings; a merge

@@ -39,6 +39,13 @@ var preKinds = map[string]preKind{
 	"llama3":           preLlama3,
 	"qwen2":            preQwen2,
 	"deepseek-r1-qwen": preQwen2, // llama.cpp gives it the qwen2 split
+	// llama.cpp's bailingmoe split (Ling's tokenizers; its converter names
+	// LLaDA-MoE's "llada-moe") is Qwen2's written otherwise: the same
+	// contractions, possessive quantifiers that change no match, and
+	// \s*[\r\n] ending where \s*[\r\n]+ does (engine/convert's lingSplit).
+	"llada-moe":   preQwen2,
+	"bailingmoe":  preQwen2,
+	"bailingmoe2": preQwen2,
 	// "llada" is no name of llama.cpp's (it refuses such a file), but dfill
 	// wrote it for its trained and random llada vocabularies before it
 	// wrote "llama-bpe", the LLaMA-3 split they use (LLaDA-8B's

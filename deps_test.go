@@ -39,6 +39,9 @@ var allowed = map[string][]string{
 	// Clients of served models (Mercury, OpenAI-style FIM, SGLang,
 	// llama.cpp, another dfill): prompts in, candidates out.
 	"remote": {"fim"},
+	// The GPU backend (build tag cuda; cudaemu runs its kernels on the CPU
+	// through cgo): the driver API, weights from the GGUF file.
+	"cuda": {"engine", "engine/gguf", "engine/kernel", "gorgonia.org/cu"},
 
 	// The command and its wiring: everything below.
 	"cmd/dfill/internal/cli": {"go.uber.org/zap/..."},
@@ -69,7 +72,7 @@ func TestImportDirection(t *testing.T) {
 	for _, p := range strings.Fields(string(out)) {
 		std[p] = true
 	}
-	for _, tags := range []string{"", "purego", "blas"} {
+	for _, tags := range []string{"", "purego", "blas", "cuda", "cudaemu"} {
 		out, err := exec.Command("go", "list", "-tags", tags, "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...").Output()
 		if err != nil {
 			t.Fatalf("go list -tags %q: %v", tags, err)
@@ -86,8 +89,8 @@ func TestImportDirection(t *testing.T) {
 				if slices.Contains(pure[pkg], imp) {
 					t.Errorf("%s (pure) imports %s", pkg, imp)
 				}
-				if std[imp] || imp == "C" && pkg == "cmd/dfill/internal/bench" {
-					continue // bench links OpenBLAS through cgo with -tags blas
+				if std[imp] || imp == "C" && (pkg == "cmd/dfill/internal/bench" || pkg == "cuda") {
+					continue // bench links OpenBLAS through cgo with -tags blas; cuda's emulation is C++
 				}
 				rel := strings.TrimPrefix(strings.TrimPrefix(imp, mod), "/")
 				if !slices.ContainsFunc(allow, func(a string) bool { return matches(a, rel) }) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Go and gcc, on Debian: Node.js and
 # npm (the VS Code protocol test, the VS Code extension), Python 3 (its
-# standard library is a corpus of valid code for completion/syntax), then
+# standard library is a corpus of valid code for completion/syntax), g++
+# (the CUDA kernels compiled for the CPU's emulation of them), then
 # what each editor's own end-to-end test needs (editors/*/deps.sh).
 # Idempotent: it installs only what is missing, with sudo when not root.
 set -euo pipefail
@@ -11,6 +12,7 @@ missing=()
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3)
+command -v g++ >/dev/null || missing+=(g++) # the CUDA kernels' CPU emulation (make test-cudaemu)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

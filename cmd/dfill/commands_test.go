@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,6 +84,8 @@ func TestCommandLinesE2E(t *testing.T) {
 		{"model random without --out", []string{"model", "random", "-preset", "tiny"}, 2, nil},
 		{"bench ar-vs-diffusion past the model's context", []string{"bench", "ar-vs-diffusion", "--contexts", "512", "--canvases", "32"}, 1, nil},
 		{"no arguments, stdin a pipe at EOF: serve, which exits 1 without shutdown", nil, 1, nil},
+		{"complete --backend cuda in a build without CUDA", []string{"complete", "--backend", "cuda", "testdata/sample.go:8:1"}, 1, nil},
+		{"bench ar-vs-diffusion on another backend", []string{"bench", "ar-vs-diffusion", "--backend", "remote"}, 2, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +100,9 @@ func TestCommandLinesE2E(t *testing.T) {
 			}
 			if code != 0 && stderr.Len() == 0 && len(tt.args) > 0 {
 				t.Errorf("dfill %q: exit %d and nothing on stderr", tt.args, code)
+			}
+			if slices.Contains(tt.args, "cuda") && !strings.Contains(stderr.String(), "built without CUDA") {
+				t.Errorf("dfill %q: stderr %q does not say the build has no CUDA", tt.args, stderr.String())
 			}
 		})
 	}

@@ -20,7 +20,7 @@ import (
 // generatorConfig says which model to load and how to run it.
 type generatorConfig struct {
 	Model   string // GGUF path; empty means the embedded model (cpu)
-	Backend string // cpu or remote
+	Backend string // cpu, cuda (see errNoCUDA) or remote
 	Threads int
 	// Remote is the served model the remote backend asks.
 	Remote remote.Config
@@ -41,8 +41,10 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 	case "", "cpu":
 	case "remote":
 		return newRemoteGenerator(cfg.Remote, log)
+	case "cuda":
+		return nil, nil, errNoCUDA
 	default:
-		return nil, nil, fmt.Errorf("unknown backend %q: cpu or remote", cfg.Backend)
+		return nil, nil, fmt.Errorf("unknown backend %q: cpu, cuda or remote", cfg.Backend)
 	}
 	progress := cfg.Progress
 	if progress == nil {

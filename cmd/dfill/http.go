@@ -119,6 +119,8 @@ func (f *httpFlags) run(ctx context.Context) error {
 // check refuses flag values out of range.
 func (f *httpFlags) check() error {
 	switch {
+	case f.shared.Backend == "cuda":
+		return errNoCUDA
 	case f.shared.Backend != "" && f.shared.Backend != "cpu":
 		return cli.Usagef("--backend %q: dfill http serves the cpu backend", f.shared.Backend)
 	case f.batch < 1:

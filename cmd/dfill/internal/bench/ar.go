@@ -86,6 +86,9 @@ func (f *arFlags) register(fs *flag.FlagSet) {
 // run times the fill and the per-step table on the model the shared flags
 // name.
 func (f *arFlags) run(ctx context.Context, models Models) error {
+	if b := f.shared.Backend; b != "" && b != "cpu" {
+		return cli.Usagef("--backend %q: ar-vs-diffusion measures the engine on this machine's CPU (--backend cpu)", b)
+	}
 	cans, err := parseInts(f.canvases)
 	if err != nil {
 		return fmt.Errorf("--canvases: %w", err)

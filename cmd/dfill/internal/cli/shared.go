@@ -38,7 +38,7 @@ type Shared struct {
 // to the server it starts) declares them itself.
 func (s *Shared) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.Model, "model", "", "GGUF `path`, catalog name or Hugging Face OWNER/REPO[:QUANT] (pulled when not cached; default: the embedded model)")
-	fs.StringVar(&s.Backend, "backend", "cpu", "inference backend: cpu, or remote (a served model: --remote-url, --remote-protocol)")
+	fs.StringVar(&s.Backend, "backend", "cpu", "inference backend: cpu, cuda (a build with -tags cuda), or remote (a served model: --remote-url, --remote-protocol)")
 	fs.StringVar(&s.RemoteURL, "remote-url", "", "the served model's base `URL` (http or https) for --backend remote")
 	fs.StringVar(&s.RemoteProtocol, "remote-protocol", "dfill", "what the server at --remote-url speaks: mercury, openai-fim, sglang, llamacpp or dfill")
 	fs.StringVar(&s.RemoteModel, "remote-model", "", "the served model's `name` (mercury and openai-fim need one)")

@@ -4,21 +4,22 @@ import (
 	"math"
 	"testing"
 
-	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
 )
 
 // referenceLogits is a plainly written float64 forward pass of m over
 // tokens, straight from DESIGN.md: it shares nothing with forward.go but the
-// dequantized weights. A product with a Q8_0 weight first rounds its input
-// as the kernels do (blocks of 32 values, each q·amax/127 with q an integer).
+// dequantized weights. A product whose kernels quantize the activations
+// (Q8_0 everywhere; Q4_K, Q5_K and Q6_K on avx512-vnni:
+// kernel.QuantizesActivations) first rounds its input as they do (blocks of
+// 32 values, each q·amax/127 with q an integer).
 func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 	t.Helper()
 	c := m.Config
 	T, hd := len(tokens), c.HeadDim
 	type matrix struct {
 		w  [][]float64
-		q8 bool // the input is quantized to Q8_0 blocks
+		q8 bool // the input is quantized to Q8_0 blocks (kernel.QuantizesActivations)
 	}
 	deq := func(w kernel.Matrix) matrix {
 		out := make([][]float64, w.Rows)
@@ -32,7 +33,7 @@ func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 				out[r][j] = float64(f[r*w.Cols+j])
 			}
 		}
-		return matrix{out, w.Type == gguf.TypeQ8_0}
+		return matrix{out, kernel.QuantizesActivations(w.Type)}
 	}
 	quantize := func(x []float64) []float64 {
 		y := make([]float64, len(x))

@@ -78,3 +78,75 @@ func BenchmarkDot(b *testing.B) {
 }
 
 var _ = gguf.TypeF32
+
+// BenchmarkMatMulKQ measures the K-quant products, and Q8_0's beside them,
+// at a 7B model's layer shapes (Qwen2.5-7B: hidden 3584, ffn 18944) with m
+// = 32 activation rows,
+// on a Pool of GOMAXPROCS threads, with the VNNI kernels (avx512-vnni) and
+// the float32 ones (avx512) side by side, and reports GFLOP/s (2·m·rows·cols
+// per op). Each weight is packed ahead as the engine packs it: when
+// PrepackBytes is at most 9/8 of its bytes (engine.Prepacks), which the
+// VNNI panels are and avx512's float32 copy is not. The weights are 64
+// distinct quantized rows repeated, as dfill bench kernels makes them.
+func BenchmarkMatMulKQ(b *testing.B) {
+	const m = 32
+	shapes := []struct {
+		name       string
+		rows, cols int
+	}{
+		{"attn_q", 3584, 3584},
+		{"ffn_up", 18944, 3584},
+		{"ffn_down", 3584, 18944},
+	}
+	var variants []string
+	for _, v := range kernelVariants() {
+		if v == "avx512-vnni" || v == "avx512" {
+			variants = append(variants, v)
+		}
+	}
+	pool := NewPool(runtime.GOMAXPROCS(0))
+	defer pool.Close()
+	for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K} {
+		for _, s := range shapes {
+			var w Matrix
+			x := gaussian(newRand(2), m*s.cols)
+			out := make([]float32, m*s.rows)
+			for _, v := range variants {
+				b.Run(fmt.Sprintf("%s/%s_%dx%d/%s", typ, s.name, s.rows, s.cols, v), func(b *testing.B) {
+					if w.Data == nil {
+						w = repeatedRows(b, typ, s.rows, s.cols)
+					}
+					restore := useVariant(v)
+					defer restore()
+					pw := w
+					if 8*PrepackBytes(w) <= 9*len(w.Data) {
+						pw = Prepack(w)
+					}
+					b.SetBytes(int64(len(w.Data)))
+					b.ResetTimer()
+					for b.Loop() {
+						MatMul(pool, out, x, m, pw)
+					}
+					flops := 2 * float64(m) * float64(s.rows) * float64(s.cols)
+					b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				})
+			}
+		}
+	}
+}
+
+// repeatedRows returns a rows×cols weight of typ made of 64 distinct rows
+// of Gaussian values, quantized once and repeated.
+func repeatedRows(b *testing.B, typ gguf.Type, rows, cols int) Matrix {
+	const distinct = 64
+	w, _ := randomMatrix(b, typ, distinct, cols, 1)
+	data := make([]byte, rows*w.RowBytes())
+	for i := 0; i < rows; i += distinct {
+		copy(data[i*w.RowBytes():], w.Data)
+	}
+	m, err := NewMatrix(typ, rows, cols, data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}

@@ -28,6 +28,12 @@ var q8ZTiles = [2][q8TileRows]q8Tile{
 	{q8Z2x1, q8Z2x2, q8Z2x3, q8Z2x4, q8Z2x5, q8Z2x6, q8Z2x7},
 }
 
+var kqZTiles = kqKernels{
+	q4: [kqTileRows]kqTile{kq4Z1, kq4Z2, kq4Z3, kq4Z4, kq4Z5, kq4Z6, kq4Z7, kq4Z8, kq4Z9, kq4Z10, kq4Z11, kq4Z12},
+	q5: [kqTileRows]kqTile{kq5Z1, kq5Z2, kq5Z3, kq5Z4, kq5Z5, kq5Z6, kq5Z7, kq5Z8, kq5Z9, kq5Z10, kq5Z11, kq5Z12},
+	q6: [kqTileRows]kq6Tile{kq6Z1, kq6Z2, kq6Z3, kq6Z4, kq6Z5, kq6Z6, kq6Z7, kq6Z8, kq6Z9, kq6Z10, kq6Z11, kq6Z12},
+}
+
 func init() { selectKernels() }
 
 var gemmZTiles = gemmKernels{name: "avx512", lanes: 16, nr: 12, ldc: 32, tileOut: [2][]gemmTileOut{
@@ -50,7 +56,7 @@ func selectKernels() {
 	useAVX2 = useAVX2 && cpuAVX2
 	useVNNI = useVNNI && cpuVNNI && useAVX512
 	dotF32, axpyF32, gemm = dotF32Generic, axpyF32Generic, nil
-	q8Tiles, quantQ8Row = nil, quantQ8RowGeneric
+	q8Tiles, kqTiles, quantQ8Row = nil, nil, quantQ8RowGeneric
 	expSub, swiGLU = expSubGeneric, swiGLUGeneric
 	maxF32, scaleF32, sumSq, mulScaled = maxGeneric, scaleGeneric, sumSqGeneric, mulScaledGeneric
 	ropePairs, ropeHalves = ropePairsGeneric, ropeHalvesGeneric
@@ -64,7 +70,7 @@ func selectKernels() {
 		ropePairs, ropeHalves = ropePairsZ, ropeHalvesZ
 		quantQ8Row = quantQ8RowAsm
 		if useVNNI {
-			q8Tiles = &q8ZTiles
+			q8Tiles, kqTiles = &q8ZTiles, &kqZTiles
 		}
 	case useAVX2:
 		dotF32, axpyF32, gemm = dotY, axpyY, &gemmYTiles
@@ -73,7 +79,7 @@ func selectKernels() {
 
 // kernelVariants returns the kernel sets this machine can run, fastest
 // first; "generic" (pure Go) is always last. "avx512-vnni" is "avx512"
-// with the VNNI Q8_0 products.
+// with the VNNI Q8_0 and K-quant products.
 func kernelVariants() []string {
 	var v []string
 	if cpuVNNI {

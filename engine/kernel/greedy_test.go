@@ -32,6 +32,18 @@ import (
 // greedy tokens are the same on every kernel set only where no activation
 // lands on a rounding boundary, which the pure-Go integer loop would fix at
 // several times the cost (q8.go).
+//
+// A Q4_K product on avx512-vnni quantizes its activations too (kq8.go),
+// where pure Go multiplies them as they are: the two compute different
+// products, apart by the activations' quantization error (about 0.5% of a
+// product's RMS), not by rounding. Through the model that is 1.8e-2 of the
+// logits' RMS, and the seed-8 model's 20-token span takes other tokens at 5
+// positions. So where a kernel set quantizes a type's activations and pure
+// Go does not (kernel.QuantizesActivations), the tokens are not compared,
+// and the logits are allowed 4e-2, the level the engine's
+// TestQuantizedCloseToF32 sees for Q8_0's quantized activations. The VNNI
+// K-quant products are checked bitwise against their definition by
+// TestKQMatMul instead.
 func TestGreedySameTokensEveryVariant(t *testing.T) {
 	for _, typ := range []gguf.Type{gguf.TypeF32, gguf.TypeQ8_0, gguf.TypeBF16, gguf.TypeQ4_K} {
 		t.Run(typ.String(), func(t *testing.T) {
@@ -51,8 +63,9 @@ func TestGreedySameTokensEveryVariant(t *testing.T) {
 			canvas := []int32{1, 5, 9, 33, 70, 2, 2, 2, 2, 101, 250, 3}
 
 			type result struct {
-				tokens [][]int32
-				logits []float32
+				tokens    [][]int32
+				logits    []float32
+				quantizes bool // the products quantize the activations
 			}
 			run := func(variant string) result {
 				restore := kernel.UseVariant(variant)
@@ -61,7 +74,7 @@ func TestGreedySameTokensEveryVariant(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var r result
+				r := result{quantizes: kernel.QuantizesActivations(typ)}
 				for _, cand := range c {
 					r.tokens = append(r.tokens, cand.Tokens)
 				}
@@ -76,13 +89,21 @@ func TestGreedySameTokensEveryVariant(t *testing.T) {
 					continue
 				}
 				got := run(v)
+				sameProduct := got.quantizes == want.quantizes
 				for i := range want.tokens {
-					if !slices.Equal(got.tokens[i], want.tokens[i]) {
+					switch {
+					case slices.Equal(got.tokens[i], want.tokens[i]):
+					case sameProduct:
 						t.Errorf("%s: span %d tokens %v, pure Go %v", v, i, got.tokens[i], want.tokens[i])
+					default:
+						t.Logf("%s, activations quantized: span %d tokens %v, pure Go %v", v, i, got.tokens[i], want.tokens[i])
 					}
 				}
 				tol := 1e-5
-				if typ == gguf.TypeQ8_0 {
+				switch {
+				case !sameProduct:
+					tol = 4e-2
+				case typ == gguf.TypeQ8_0:
 					tol = 1e-3
 				}
 				if e := relRMS(got.logits, want.logits); !(e <= tol) {

@@ -20,24 +20,25 @@ type Matrix struct {
 
 // packedWeight is a Matrix packed ahead for the kernel set in use: decoded
 // and packed as the transposed product reads it (packWTask's layout, lanes
-// rows a block), or, a Q8_0 weight for the VNNI kernels, in panels of 16
-// rows (packQ8Panel).
+// rows a block), or, a Q8_0 or K-quant weight for the VNNI kernels, in
+// panels of 16 rows (packQ8Panel, packKQPanel).
 type packedWeight struct {
 	lanes int
 	data  []float32
-	q8    []byte
+	q8    []byte // the VNNI panels, vnniPanelBytes each
 }
 
 // Prepack returns w with its rows also decoded to float32 and packed the
 // way MatMul's transposed product reads them, so that MatMul skips that
 // step on every call and may take the transposed product for fewer
-// activation rows. It costs four bytes per element on top of Data. A Q8_0
-// weight is instead packed for the VNNI kernels, when they are in use:
-// 1.06 bytes per element. Without kernels that read a packed weight, w is
-// returned as it is. PrepackBytes tells the cost ahead.
+// activation rows. It costs four bytes per element on top of Data. A Q8_0,
+// Q4_K, Q5_K or Q6_K weight is instead packed for the VNNI kernels, when
+// they are in use: 1.01 to 1.06 times its own bytes. Without kernels that
+// read a packed weight, w is returned as it is. PrepackBytes tells the
+// cost ahead.
 func Prepack(w Matrix) Matrix {
-	if w.Type == gguf.TypeQ8_0 && q8Tiles != nil && w.Rows > 0 {
-		w.packed = &packedWeight{q8: prepackQ8(w)}
+	if vnniType(w.Type) && w.Rows > 0 {
+		w.packed = &packedWeight{q8: prepackVNNI(w)}
 		return w
 	}
 	g := gemm
@@ -63,8 +64,8 @@ func Prepack(w Matrix) Matrix {
 // PrepackBytes returns how many bytes Prepack(w) would allocate.
 func PrepackBytes(w Matrix) int {
 	switch {
-	case w.Type == gguf.TypeQ8_0 && q8Tiles != nil:
-		return (w.Rows + q8Lanes - 1) / q8Lanes * (w.Cols / qk8_0) * q8PanelBlock
+	case vnniType(w.Type):
+		return (w.Rows + q8Lanes - 1) / q8Lanes * vnniPanelBytes(w.Type, w.Cols)
 	case gemm == nil || gemm.tileRows[0] == nil || decoderFor(w.Type) == nil || w.Cols >= maxPackCols:
 		return 0
 	}
@@ -82,7 +83,7 @@ func (m Matrix) Slice(lo, hi int) Matrix {
 	switch pw := m.packed; {
 	case pw == nil || lo == hi:
 	case pw.q8 != nil && lo%q8Lanes == 0:
-		ws := m.Cols / qk8_0 * q8PanelBlock
+		ws := vnniPanelBytes(m.Type, m.Cols)
 		s.packed = &packedWeight{q8: pw.q8[lo/q8Lanes*ws : (hi+q8Lanes-1)/q8Lanes*ws]}
 	case pw.data != nil && lo%pw.lanes == 0:
 		n := (hi - lo + pw.lanes - 1) / pw.lanes * pw.lanes * m.Cols
@@ -121,7 +122,8 @@ func (m Matrix) RowBytes() int {
 // decoded weight row, so the result is bitwise the same for any number of
 // threads. A quantized or half-precision weight row is decoded once into
 // per-goroutine scratch and used for all m activation rows. A Q8_0 weight
-// multiplies the activations quantized to Q8_0 blocks too (q8.go).
+// multiplies the activations quantized to Q8_0 blocks too (q8.go), and so
+// does a Q4_K, Q5_K or Q6_K weight on the VNNI kernels (kq8.go).
 //
 // MatMul panics if out or x is too short or w is not a valid Matrix (a
 // programming error: NewMatrix validates untrusted sizes).
@@ -134,7 +136,7 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 		clear(out[:m*w.Rows]) // sums of no terms
 		return
 	}
-	if w.Type == gguf.TypeQ8_0 {
+	if w.Type == gguf.TypeQ8_0 || vnniType(w.Type) {
 		runQ8(p, x, m, []Product{{out, w}})
 		return
 	}
@@ -171,16 +173,16 @@ func checkMatMul(out, x []float32, m int, w Matrix) rowDecoder {
 
 // MatMulShared computes MatMul(p, pr.Out, x, m, pr.W) for each of prods,
 // bitwise the same, for weights that multiply the same activations, such
-// as a block's query, key and value projections. Q8_0 weights of one
-// width multiply on the VNNI kernels in one loop of the Pool, with the
-// activations quantized once for all of them: one quantization and one
+// as a block's query, key and value projections. Q8_0 and K-quant weights
+// of one width multiply on the VNNI kernels in one loop of the Pool, with
+// the activations quantized once for all of them: one quantization and one
 // hand-off to the workers instead of one per weight. Other weights run
 // one MatMul each.
 func MatMulShared(p *Pool, x []float32, m int, prods ...Product) {
 	for len(prods) > 0 {
 		n := 1
-		if q8Tiles != nil && prods[0].W.Type == gguf.TypeQ8_0 {
-			for n < min(len(prods), maxShared) && prods[n].W.Type == gguf.TypeQ8_0 && prods[n].W.Cols == prods[0].W.Cols {
+		if vnniType(prods[0].W.Type) {
+			for n < min(len(prods), maxShared) && vnniType(prods[n].W.Type) && prods[n].W.Cols == prods[0].W.Cols {
 				n++
 			}
 		}

@@ -26,6 +26,8 @@ type matmulState struct {
 	q8qs    []int8      // a Q8_0 product's quantized activations (q8Job.qs)
 	q8xd    []float32   // their scales
 	q8xc    []int32     // their corrections
+	q8xy    []float32   // their K-quant extras (q8Job.xy, xh)
+	q8xh    []int32     // (two per cell)
 	q8xf    []float32   // them dequantized, for kernels without VNNI
 }
 

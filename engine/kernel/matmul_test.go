@@ -63,7 +63,8 @@ func colsFor(typ gguf.Type) []int {
 // Σ_c |x_c·w_c| for every element (a float32 sum of n ≤ 1024 terms, in
 // lanes or in one chain of FMAs, has a worst-case error of n·2⁻²⁴ ≈ 6e-5 of
 // that sum, the typical one far less). A Q8_0 product quantizes the
-// activations too, so its reference is q8Reference's. With the pure-Go
+// activations too, so its reference is q8Reference's, and so does a K-quant
+// product on avx512-vnni, whose reference is kqReference's. With the pure-Go
 // kernels it also checks that every element is bitwise Dot(x row, decoded
 // weight row). In every case it checks that nothing around out was written.
 func TestMatMul(t *testing.T) {
@@ -110,8 +111,11 @@ func TestMatMul(t *testing.T) {
 							MatMul(pool, out, x, m, w)
 							check()
 							var qref, qmag []float64
-							if typ == gguf.TypeQ8_0 {
+							switch {
+							case typ == gguf.TypeQ8_0:
 								qref, qmag = q8Reference(x, m, w)
+							case variant == "avx512-vnni" && kqLayoutOf(typ) != nil:
+								qref, qmag = kqReference(x, m, w)
 							}
 							for i := 0; i < m; i++ {
 								xi := x[i*cols : (i+1)*cols]

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"unsafe"
+
+	"github.com/dfill/dfill/engine/gguf"
 )
 
 // Q8_0 products. MatMul multiplies a Q8_0 weight as llama.cpp does: the
@@ -108,18 +110,23 @@ type q8Job struct {
 	qs        []int8             // the activations, by chunk, block-major
 	xd        []float32          // their scales
 	xc        []int32            // their corrections
+	xy        []float32          // when a product is Q4_K or Q5_K: xd·Σqx per block (kqExtras)
+	xh        []int32            // when a product is Q6_K: −32·Σqx per half block, two per cell
 	xf        []float32          // when not nil: the activations dequantized, row-major
 	tiles     *[2][q8TileRows]q8Tile
-	pairs     int  // tiles of q8TileCols weight rows, over all the products
-	chunk     int  // activation rows per chunk
-	qsStride  int  // elements from one chunk's region of qs to the next
-	sStride   int  // the same in xd and xc
-	byRows    bool // a unit of task is a chunk, quantized and multiplied by every pair
-	parts     int  // units of quantTask per chunk, each some blocks of its rows
+	kq        *kqKernels // the K-quant kernels, when a product is one
+	pairs     int        // tiles of weight rows (q8TileCols for Q8_0, kqLanes for a K-quant), over all the products
+	chunk     int        // activation rows per chunk
+	qsStride  int        // elements from one chunk's region of qs to the next
+	sStride   int        // the same in xd and xc
+	byRows    bool       // a unit of task is a chunk, quantized and multiplied by every pair
+	parts     int        // units of quantTask per chunk, each some blocks of its rows
 }
 
 // runQ8 computes MatMul for the products, Q8_0 weights of x's cols columns
 // (at most maxShared of them), on p, or on a one-thread Pool when p is nil.
+// With the VNNI kernels the products may be K-quant weights too (kq8.go),
+// which share the quantized activations.
 func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	if p == nil {
 		p = serialPools.Get().(*Pool)
@@ -138,9 +145,17 @@ func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
 	nb := cols / qk8_0
 	*j = q8Job{state: s, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles}
 	packed, allPacked := 0, true
+	tileRows, chunkBytes := q8TileRows, q8ChunkBytes
+	var mins, halves bool // some product needs xy, xh
 	for k, pr := range prods {
 		j.prods[k] = pr
-		j.firstPair[k+1] = j.firstPair[k] + (pr.W.Rows+q8TileCols-1)/q8TileCols
+		width := q8TileCols
+		if lay := kqLayoutOf(pr.W.Type); lay != nil {
+			width, tileRows, chunkBytes = kqLanes, kqTileRows, kqChunkBytes
+			j.kq = kqTiles
+			mins, halves = mins || !lay.sub16, halves || lay.sub16
+		}
+		j.firstPair[k+1] = j.firstPair[k] + (pr.W.Rows+width-1)/width
 		if pr.W.packed == nil {
 			allPacked = false
 		} else {
@@ -158,7 +173,7 @@ func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
 			j.chunk = m // one goroutine: waking another costs more
 		}
 	default:
-		j.chunk = min(m, max(q8TileRows, q8ChunkBytes/cols/q8TileRows*q8TileRows))
+		j.chunk = min(m, max(tileRows, chunkBytes/cols/tileRows*tileRows))
 	}
 	chunks := (m + j.chunk - 1) / j.chunk
 	j.qsStride = roundUp(j.chunk*cols, q8Align)
@@ -167,6 +182,14 @@ func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
 	s.q8xd = growAligned(s.q8xd, chunks*j.sStride)
 	s.q8xc = growAligned(s.q8xc, chunks*j.sStride)
 	j.qs, j.xd, j.xc = s.q8qs, s.q8xd, s.q8xc
+	if mins {
+		s.q8xy = growAligned(s.q8xy, chunks*j.sStride)
+		j.xy = s.q8xy
+	}
+	if halves {
+		s.q8xh = growAligned(s.q8xh, 2*chunks*j.sStride)
+		j.xh = s.q8xh
+	}
 	switch {
 	case j.byRows:
 		p.runW(chunks, 1, s.q8Task) // each unit quantizes its chunk too
@@ -236,6 +259,18 @@ func (j *q8Job) region(c int) (qs []int8, xd []float32, xc []int32, rows int) {
 	return j.qs[c*j.qsStride:], j.xd[c*j.sStride:], j.xc[c*j.sStride:], min(j.chunk, j.m-c*j.chunk)
 }
 
+// extras returns where chunk c's xy and xh are (nil where the job has
+// none).
+func (j *q8Job) extras(c int) (xy []float32, xh []int32) {
+	if j.xy != nil {
+		xy = j.xy[c*j.sStride:]
+	}
+	if j.xh != nil {
+		xh = j.xh[2*c*j.sStride:]
+	}
+	return xy, xh
+}
+
 // quantizeAll quantizes the job's activations in a loop of its own on the
 // Pool: units of some blocks of every row of a chunk when there are enough
 // activations to share, else one per chunk.
@@ -256,15 +291,34 @@ func (j *q8Job) quantTask(_, lo, hi int) {
 	}
 }
 
-// quantize quantizes blocks [b0, b1) of every row of chunk c, and
-// dequantizes them again into xf when the job has it.
+// quantize quantizes blocks [b0, b1) of every row of chunk c, with the
+// K-quants' extras when the job has them, and dequantizes them again into
+// xf when the job has it.
 func (j *q8Job) quantize(c, b0, b1 int) {
 	qs, xd, xc, n := j.region(c)
 	qs, xd, xc = qs[b0*n*qk8_0:], xd[b0*n:], xc[b0*n:]
+	xy, xh := j.extras(c)
+	if xy != nil {
+		xy = xy[b0*n:]
+	}
+	if xh != nil {
+		xh = xh[2*b0*n:]
+	}
 	for r := range n {
 		i := c*j.chunk + r
 		x := j.x[i*j.cols+b0*qk8_0 : i*j.cols+b1*qk8_0]
 		quantQ8Row(qs[r*qk8_0:], xd[r:], xc[r:], x, n)
+		if xy != nil || xh != nil {
+			var y []float32
+			var h []int32
+			if xy != nil {
+				y = xy[r:]
+			}
+			if xh != nil {
+				h = xh[2*r:]
+			}
+			kqExtras(y, h, qs[r*qk8_0:], xd[r:], xc[r:], n, b1-b0)
+		}
 		if j.xf == nil {
 			continue
 		}
@@ -306,6 +360,10 @@ func (j *q8Job) pair(worker, t, c int) {
 	}
 	pr := &j.prods[wi]
 	t -= j.firstPair[wi]
+	if pr.W.Type != gguf.TypeQ8_0 {
+		j.kqPanel(worker, pr, t, c)
+		return
+	}
 	nb, rows := j.nb, pr.W.Rows
 	ws := nb * q8PanelBlock
 	qs, xd, xc, n := j.region(c)
@@ -369,18 +427,23 @@ func packQ8Panel(dst []byte, w Matrix, p int) {
 	}
 }
 
-// prepackQ8 packs every panel of the Q8_0 weight w for the VNNI kernels, on
-// all the CPUs (a model's weights are packed once, at load).
-func prepackQ8(w Matrix) []byte {
+// prepackVNNI packs every panel of the Q8_0 or K-quant weight w for the
+// VNNI kernels (packQ8Panel, packKQPanel), on all the CPUs (a model's
+// weights are packed once, at load).
+func prepackVNNI(w Matrix) []byte {
 	panels := (w.Rows + q8Lanes - 1) / q8Lanes
-	ws := w.Cols / qk8_0 * q8PanelBlock
+	ws := vnniPanelBytes(w.Type, w.Cols)
+	pack := packQ8Panel
+	if kqLayoutOf(w.Type) != nil {
+		pack = packKQPanel
+	}
 	dst := make([]byte, panels*ws)
 	threads := min(runtime.GOMAXPROCS(0), max(1, panels*ws>>20)) // a goroutine per MiB at least
 	var wg sync.WaitGroup
 	for t := range threads {
 		wg.Go(func() {
 			for p := t * panels / threads; p < (t+1)*panels/threads; p++ {
-				packQ8Panel(dst[p*ws:(p+1)*ws], w, p)
+				pack(dst[p*ws:(p+1)*ws], w, p)
 			}
 		})
 	}

@@ -232,10 +232,14 @@ func TestQ8MatMul(t *testing.T) {
 // slice multiplies as the same rows of the weight as it is.
 func TestMatrixSlice(t *testing.T) {
 	forEachVariant(t, func(t *testing.T, _ string) {
-		for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeF32} {
-			w, _ := randomMatrix(t, typ, 100, 64, 41)
+		for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeF32, gguf.TypeQ4_K, gguf.TypeQ6_K} {
+			cols := 64
+			if typ.BlockSize() == qkK {
+				cols = 2 * qkK
+			}
+			w, _ := randomMatrix(t, typ, 100, cols, 41)
 			pw := Prepack(w)
-			x := gaussian(newRand(42), 20*64)
+			x := gaussian(newRand(42), 20*cols)
 			for _, r := range [][2]int{{0, 100}, {16, 50}, {32, 33}, {5, 40}, {48, 48}} {
 				s, plain := pw.Slice(r[0], r[1]), w.Slice(r[0], r[1])
 				if kept := s.packed != nil; pw.packed != nil && r[0]%16 == 0 && r[1] > r[0] && !kept {
@@ -254,9 +258,9 @@ func TestMatrixSlice(t *testing.T) {
 }
 
 // TestMatMulShared checks that MatMulShared gives bitwise what a MatMul per
-// product gives, with nothing around any output written: Q8_0 weights of
-// one width (packed ahead or not, split by the weights' rows or the
-// activations') sharing one quantization, a run of them longer than
+// product gives, with nothing around any output written: Q8_0 and K-quant
+// weights of one width (packed ahead or not, split by the weights' rows or
+// the activations') sharing one quantization, a run of them longer than
 // maxShared, and mixes with other types and widths that break the runs.
 func TestMatMulShared(t *testing.T) {
 	type spec struct {
@@ -269,6 +273,8 @@ func TestMatMulShared(t *testing.T) {
 		{{gguf.TypeQ8_0, 7, 64}, {gguf.TypeQ8_0, 40, 64}, {gguf.TypeQ8_0, 1, 64}, {gguf.TypeQ8_0, 64, 64}, {gguf.TypeQ8_0, 20, 64}},
 		{{gguf.TypeQ8_0, 32, 256}, {gguf.TypeF32, 17, 256}, {gguf.TypeQ8_0, 48, 256}, {gguf.TypeBF16, 5, 256}, {gguf.TypeQ8_0, 0, 256}},
 		{{gguf.TypeQ8_0, 16, 64}, {gguf.TypeQ8_0, 20, 32}, {gguf.TypeQ8_0, 24, 32}}, // rows of x read as 64 wide, then 32
+		{{gguf.TypeQ4_K, 48, 512}, {gguf.TypeQ6_K, 33, 512}, {gguf.TypeQ8_0, 20, 512}, {gguf.TypeQ5_K, 16, 512}, {gguf.TypeQ4_K, 7, 512}},
+		{{gguf.TypeQ6_K, 17, 512}, {gguf.TypeF32, 5, 512}, {gguf.TypeQ4_K, 40, 512}, {gguf.TypeQ6_K, 64, 512}, {gguf.TypeQ4_K, 3, 256}},
 	}
 	defer func() { q8ForceSplit = "" }()
 	forEachVariant(t, func(t *testing.T, _ string) {

@@ -1010,6 +1010,822 @@ func q8Z2x6(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *in
 //go:noescape
 func q8Z2x7(out *float32, ldo int, w *byte, ws int, x *int8, xd *float32, xc *int32, m int, nb int, valid int, pf *byte)
 
+// kq4Z1 computes 1 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 1; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z1(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z2 computes 2 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 2; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z2(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z3 computes 3 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 3; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z3(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z4 computes 4 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 4; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z4(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z5 computes 5 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 5; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z5(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z6 computes 6 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 6; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z6(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z7 computes 7 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 7; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z7(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z8 computes 8 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 8; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z8(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z9 computes 9 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 9; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z9(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z10 computes 10 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 10; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z10(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z11 computes 11 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 11; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z11(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq4Z12 computes 12 activation rows times 16 weight rows of a Q4_K product:
+//
+//	for i := 0; i < 12; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq4Z12(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z1 computes 1 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 1; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z1(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z2 computes 2 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 2; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z2(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z3 computes 3 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 3; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z3(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z4 computes 4 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 4; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z4(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z5 computes 5 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 5; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z5(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z6 computes 6 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 6; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z6(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z7 computes 7 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 7; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z7(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z8 computes 8 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 8; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z8(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z9 computes 9 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 9; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z9(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z10 computes 10 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 10; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z10(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z11 computes 11 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 11; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z11(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq5Z12 computes 12 activation rows times 16 weight rows of a Q5_K product:
+//
+//	for i := 0; i < 12; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for b := 0; b < 8*nsb; b++ { // sub-blocks of 32
+//				s := Σ_k int32(x[(b*m+i)*32+k]) · int32(q[l][32b+k])
+//				acc = fma(float32(s), float32(d[l]·sc[l][b]·xd[b*m+i]), acc)
+//				acc = fma(−dmin[l]·mn[l][b], xa[b*m+i], acc) // xa: xd·Σ_k x
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq5Z12(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *float32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z1 computes 1 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 1; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z1(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z2 computes 2 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 2; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z2(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z3 computes 3 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 3; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z3(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z4 computes 4 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 4; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z4(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z5 computes 5 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 5; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z5(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z6 computes 6 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 6; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z6(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z7 computes 7 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 7; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z7(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z8 computes 8 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 8; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z8(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z9 computes 9 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 9; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z9(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z10 computes 10 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 10; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z10(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z11 computes 11 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 11; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z11(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
+// kq6Z12 computes 12 activation rows times 16 weight rows of a Q6_K product:
+//
+//	for i := 0; i < 12; i++ {
+//		for l := 0; l < 16; l++ { // weight row (lane)
+//			var acc float32
+//			for j := 0; j < 16*nsb; j++ { // sub-blocks of 16, in block b = j/2
+//				s := xa[2*(b*m+i)+j%2] + Σ_k int32(x[(b*m+i)*32+16*(j%2)+k]) · int32(q[l][16j+k]) // xa: −32·Σ of the half
+//				acc = fma(float32(s), float32(d[l]·sc[l][j]·xd[b*m+i]), acc)
+//			}
+//			out[i*ldo+l] = acc // l < valid
+//		}
+//	}
+//
+// with q (the unsigned quants), sc, mn, d and dmin unpacked from the panel at w
+// (kernel.packKQPanel), d·sc and dmin·mn exact in float32. x, xd and xa are
+// block-major for m rows, starting at the tile's first row. When pf is not
+// nil, each super-block also prefetches into L2 the same super-block of the
+// panel at pf.
+//
+//go:noescape
+func kq6Z12(out *float32, ldo int, w *byte, x *int8, xd *float32, xa *int32, m int, nsb int, valid int, pf *byte)
+
 // vnniPeakZ runs n iterations of 16 independent VPDPBUSD on registers (peak measurement).
 //
 //go:noescape

@@ -65,6 +65,11 @@ func main() {
 			q8Tile(v, nr)
 		}
 	}
+	for _, t := range kqTypes {
+		for nr := 1; nr <= maxKQRows; nr++ {
+			kqTile(t, nr)
+		}
+	}
 	vnniPeak()
 	quantQ8Row()
 	bf16Peak()

@@ -104,9 +104,23 @@ func (m *Model) DenoiseBatch(ctx context.Context, jobs []Job, onStep func(job in
 	defer m.workspaces.put(ws)
 	defer func() {
 		for _, r := range runs {
-			m.kvBuffers.put(r.seq.kv)
+			if r.seq.kv != nil {
+				m.kvBuffers.put(r.seq.kv)
+			}
+			if r.dev != nil {
+				r.dev.Close()
+			}
 		}
 	}()
+	if m.accelerated() {
+		for _, r := range runs {
+			if j := owner[r]; errs[j] == nil {
+				if r.dev, err = m.accel.NewCanvas(r.seq.tokens); err != nil {
+					errs[j] = err
+				}
+			}
+		}
+	}
 	for {
 		var active []*run
 		var passes []pass
@@ -126,16 +140,24 @@ func (m *Model) DenoiseBatch(ctx context.Context, jobs []Job, onStep func(job in
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		final, err := m.forward(ctx, ws, passes)
-		if err != nil {
-			return nil, nil, err
+		if m.accelerated() {
+			if err := m.stepAccel(ctx, active, passes); err != nil {
+				return nil, nil, err
+			}
+		} else {
+			final, err := m.forward(ctx, ws, passes)
+			if err != nil {
+				return nil, nil, err
+			}
+			off := 0
+			for i, r := range active {
+				n := len(passes[i].want)
+				r.commit(ws, final[off*c.Dim:(off+n)*c.Dim])
+				off += n
+			}
 		}
-		off := 0
-		for i, r := range active {
-			n := len(passes[i].want)
-			r.commit(ws, final[off*c.Dim:(off+n)*c.Dim])
-			off += n
-			if onStep != nil {
+		if onStep != nil {
+			for _, r := range active {
 				onStep(owner[r], r.stepView())
 			}
 		}
@@ -154,6 +176,9 @@ func (m *Model) DenoiseBatch(ctx context.Context, jobs []Job, onStep func(job in
 func (m *Model) runsOf(job Job) ([]*run, error) {
 	opt, err := job.Options.withDefaults()
 	if err != nil {
+		return nil, err
+	}
+	if err := m.checkAccel(opt); err != nil {
 		return nil, err
 	}
 	c := m.Config
@@ -200,8 +225,9 @@ type run struct {
 	index int
 	opt   Options
 	seq   *sequence
-	start int // canvas index of the span's first token
-	n     int // span length
+	dev   AccelCanvas // the canvas on the model's Accelerator, if it has one
+	start int         // canvas index of the span's first token
+	n     int         // span length
 
 	masked   []bool
 	nMasked  int
@@ -232,9 +258,13 @@ func newRun(m *Model, index int, prefix, suffix []int32, n int, opt Options) *ru
 		tokens = append(tokens, m.Config.MaskID)
 	}
 	tokens = append(tokens, suffix...)
+	seq := &sequence{tokens: tokens} // an Accelerator keeps the cache
+	if !m.accelerated() {
+		seq = m.newSequence(tokens)
+	}
 	r := &run{
 		m: m, index: index, opt: opt,
-		seq:   m.newSequence(tokens),
+		seq:   seq,
 		start: len(prefix), n: n,
 		masked: make([]bool, n), nMasked: n,
 		prob: make([]float64, n), fixedAt: make([]int, n),
@@ -348,7 +378,7 @@ func (r *run) commit(ws *workspace, final []float32) {
 	} else {
 		r.predictGreedy(ws, final)
 	}
-	r.unmaskBest()
+	r.unmaskBest() // no error without an Accelerator
 	r.advance()
 }
 
@@ -374,9 +404,15 @@ func (r *run) predictSampled(ws *workspace, final []float32) {
 // logits; an end token that could not join the run of end tokens reaching
 // the span's end gives way to the second most likely token.
 func (r *run) predictGreedy(ws *workspace, final []float32) {
-	cand := r.cand
-	r.stats = slices.Grow(r.stats[:0], len(cand))[:len(cand)]
+	r.stats = slices.Grow(r.stats[:0], len(r.cand))[:len(r.cand)]
 	r.m.scanLogits(ws, final, r.stats)
+	r.predictFromStats()
+}
+
+// predictFromStats takes each candidate's most likely token from r.stats,
+// its softmax statistics in r.cand's order (see predictGreedy).
+func (r *run) predictFromStats() {
+	cand := r.cand
 	endFrom := 0
 	if !r.opt.EndAnywhere {
 		endFrom = r.endRunStart(cand)
@@ -406,8 +442,8 @@ func (r *run) predictGreedy(ws *workspace, final []float32) {
 
 // unmaskBest ranks the candidates by score, most confident first (ties to
 // the leftmost position), and writes the predicted tokens of as many as
-// the schedule allows (howMany) into the canvas.
-func (r *run) unmaskBest() {
+// the schedule allows (howMany) into the canvas (and the Accelerator's).
+func (r *run) unmaskBest() error {
 	cand := r.cand
 	sort.SliceStable(cand, func(a, b int) bool { return r.score[cand[a]] > r.score[cand[b]] })
 	for _, i := range cand[:r.howMany(cand)] {
@@ -416,7 +452,13 @@ func (r *run) unmaskBest() {
 		r.prob[i] = r.pchose[i]
 		r.fixedAt[i] = r.step + 1
 		r.seq.tokens[r.start+i] = r.pred[i]
+		if r.dev != nil {
+			if err := r.dev.SetToken(r.start+i, r.pred[i]); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
 }
 
 // advance counts the step taken and moves to the next block when the

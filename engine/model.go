@@ -29,6 +29,7 @@ type Model struct {
 	pool       *kernel.Pool
 	rope       *kernel.RoPE
 	workspaces freeList[*workspace] // reused across Infill calls
+	accel      Accelerator          // runs the denoising forwards when set (Accelerate)
 	kvBuffers  freeList[[]float32]  // sequences' caches, reused across Infill calls
 }
 

@@ -48,7 +48,7 @@ var allowed = map[string][]string{
 	"cmd/dfill/internal/bench": {"cmd/dfill/internal/cli", "completion", "completion/syntax", "engine", "engine/gguf",
 		"engine/kernel", "fim", "lsp", "go.lsp.dev/jsonrpc2", "go.lsp.dev/protocol", "go.lsp.dev/uri", "go.uber.org/zap"},
 	"cmd/dfill": {"api", "cmd/dfill/internal/bench", "cmd/dfill/internal/cli", "completion", "engine", "engine/gguf",
-		"engine/convert", "engine/hub", "engine/kernel", "engine/tokenizer", "engine/train", "fim", "lsp", "remote",
+		"engine/convert", "engine/hub", "engine/kernel", "engine/tokenizer", "engine/train", "fim", "lsp", "remote", "cuda",
 		"github.com/schollz/progressbar/v3", "go.uber.org/zap/...", "golang.org/x/term"},
 
 	"": {}, // this file's package

@@ -336,17 +336,10 @@ type Pass struct {
 	Want   []int
 }
 
-// Choice is what a greedy denoising step reads of one logits row: the
-// chosen token and the scores the engine's samplers rank positions by
-// (confidence, margin = Prob − SecondProb, entropy). The mask token is
-// never chosen.
-type Choice struct {
-	Token      int32   // the most likely token, the lowest id among equals
-	Prob       float64 // its probability
-	Second     int32   // the runner-up, −1 when there is none
-	SecondProb float64 // its probability
-	NegEntropy float64 // minus the entropy of the distribution
-}
+// Choice is what a greedy denoising step reads of one logits row (the
+// engine's type: the token, the scores its samplers rank positions by). The
+// mask token is never chosen; the lowest id wins among equals.
+type Choice = engine.Choice
 
 // Step runs the passes as one forward (their rows share each read of the
 // weights; each attends over its own canvas) and returns, pass by pass, a

@@ -464,3 +464,49 @@ func greedy(t *testing.T, m *Model, prefix, suffix []int32, n int, cache bool) (
 	}
 	return canvas.Tokens()[start : start+n], nearTie
 }
+
+// TestEngineOnDevice runs the engine's own denoising with its forwards on
+// the device (engine.Model.Accelerate(m.Accelerator())) and wants the CPU
+// engine's tokens: every schedule and score, the cache on and off, two
+// spans batched. The tiny F32 model's choices are far from ties at this
+// seed (TestGreedyDenoise checks near-ties for the larger model).
+func TestEngineOnDevice(t *testing.T) {
+	tc := modelCaseNamed("tiny llada F32")
+	path := tc.path(t, t.TempDir())
+	gpu, cpu := loadGPU(t, path), loadCPU(t, path, tc.spec.Type)
+	onDev := loadCPU(t, path, tc.spec.Type)
+	onDev.Accelerate(gpu.Accelerator())
+	rng := rand.New(rand.NewPCG(21, 21))
+	prefix, suffix := randomTokens(rng, 20, gpu.Config), randomTokens(rng, 12, gpu.Config)
+	// Every schedule with the cache, the scores and the cache off on one
+	// schedule: the emulation is slow.
+	type setting struct {
+		sched engine.Schedule
+		score engine.Score
+		cache bool
+	}
+	settings := []setting{
+		{engine.ScheduleTimestep, engine.ScoreConfidence, true}, {engine.ScheduleBlocks, engine.ScoreConfidence, true},
+		{engine.ScheduleThreshold, engine.ScoreConfidence, true}, {engine.ScheduleLeftToRight, engine.ScoreConfidence, true},
+		{engine.ScheduleBlocks, engine.ScoreMargin, true}, {engine.ScheduleBlocks, engine.ScoreEntropy, true},
+		{engine.ScheduleBlocks, engine.ScoreConfidence, false},
+	}
+	for _, st := range settings {
+		t.Run(fmt.Sprintf("%s/%s/cache=%v", st.sched, st.score, st.cache), func(t *testing.T) {
+			opt := engine.Options{Lengths: []int{6, 10}, Steps: 5, Schedule: st.sched, Score: st.score, BlockSize: 4, Cache: st.cache, Threshold: 0.2}
+			want, err := cpu.Denoise(context.Background(), prefix, suffix, opt, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := onDev.Denoise(context.Background(), prefix, suffix, opt, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				if !slices.Equal(got[i].Tokens, want[i].Tokens) || got[i].Steps != want[i].Steps {
+					t.Errorf("span %d: device %v in %d steps, CPU %v in %d", i, got[i].Tokens, got[i].Steps, want[i].Tokens, want[i].Steps)
+				}
+			}
+		})
+	}
+}

@@ -20,7 +20,7 @@ import (
 // generatorConfig says which model to load and how to run it.
 type generatorConfig struct {
 	Model   string // GGUF path; empty means the embedded model (cpu)
-	Backend string // cpu, cuda (see errNoCUDA) or remote
+	Backend string // cpu, cuda (a build with -tags cuda) or remote
 	Threads int
 	// Remote is the served model the remote backend asks.
 	Remote remote.Config
@@ -42,7 +42,9 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 	case "remote":
 		return newRemoteGenerator(cfg.Remote, log)
 	case "cuda":
-		return nil, nil, errNoCUDA
+		if err := cudaBuilt(); err != nil {
+			return nil, nil, err
+		}
 	default:
 		return nil, nil, fmt.Errorf("unknown backend %q: cpu, cuda or remote", cfg.Backend)
 	}
@@ -56,6 +58,15 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 	}
 	log.Info("model loaded", zap.String("model", m.Name()), zap.String("arch", string(m.Config.Arch)),
 		zap.Int("layers", m.Config.Layers), zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
+	release = func() { m.Close() }
+	if cfg.Backend == "cuda" {
+		gpuRelease, err := accelerate(m, log)
+		if err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+		release = func() { gpuRelease(); m.Close() }
+	}
 	cal, ok, err := readCalibration(m.File())
 	switch {
 	case err != nil:
@@ -68,7 +79,7 @@ func newGenerator(ctx context.Context, cfg generatorConfig, log *zap.Logger) (ge
 		g.defaults = &d
 		log.Info("the catalog's sampler settings are the defaults", zap.String("model", cfg.Model), zap.Any("defaults", d))
 	}
-	return g, func() { m.Close() }, nil
+	return g, release, nil
 }
 
 // catalogDefaults returns the sampler settings the catalog gives for the

@@ -91,6 +91,7 @@ func (f *httpFlags) run(ctx context.Context) error {
 	serveCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	var model *engine.Model
+	gpuRelease := func() {}
 	loaded := make(chan struct{})
 	go func() {
 		defer close(loaded)
@@ -102,12 +103,21 @@ func (f *httpFlags) run(ctx context.Context) error {
 		model = m
 		log.Info("model loaded", zap.String("arch", string(m.Config.Arch)), zap.Int("layers", m.Config.Layers),
 			zap.Int("dim", m.Config.Dim), zap.Int("threads", m.Threads()))
+		if f.shared.Backend == "cuda" {
+			release, err := accelerate(m, log)
+			if err != nil {
+				stop(fmt.Errorf("the model on the GPU: %w", err))
+				return
+			}
+			gpuRelease = release
+		}
 		srv.SetModel(api.FromEngineBatched(m, f.batch))
 	}()
 	err = srv.Serve(serveCtx, ln)
 	stop(nil)
 	<-loaded
 	if model != nil {
+		gpuRelease()
 		model.Close() // no handler is running: Serve has returned
 	}
 	if cause := context.Cause(serveCtx); ctx.Err() == nil && !errors.Is(cause, context.Canceled) {
@@ -120,9 +130,9 @@ func (f *httpFlags) run(ctx context.Context) error {
 func (f *httpFlags) check() error {
 	switch {
 	case f.shared.Backend == "cuda":
-		return errNoCUDA
+		return cudaBuilt()
 	case f.shared.Backend != "" && f.shared.Backend != "cpu":
-		return cli.Usagef("--backend %q: dfill http serves the cpu backend", f.shared.Backend)
+		return cli.Usagef("--backend %q: dfill http serves the cpu or cuda backend", f.shared.Backend)
 	case f.batch < 1:
 		return cli.Usagef("--batch %d: want 1 or more", f.batch)
 	case f.queue < 0:

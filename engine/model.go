@@ -156,13 +156,28 @@ func (m *Model) prepack() {
 	for i := range m.Layers {
 		for _, w := range m.Layers[i].matrices() {
 			if Prepacks(*w, true, size) {
-				*w = kernel.Prepack(*w)
+				*w = m.packed(*w)
 			}
 		}
 	}
 	if Prepacks(m.Output, false, size) {
-		m.Output = kernel.Prepack(m.Output)
+		m.Output = m.packed(m.Output)
 	}
+}
+
+// packed returns w packed ahead (kernel.Prepack) and evicts its mapped
+// bytes, which the kernels no longer read, from the resident set: a
+// large model's repacked weights would otherwise be held twice, the
+// mapped file's pages and the copy (a 4.5 GB Q4_K_M file measured 2.15×
+// its size in peak RSS). Evicting as each matrix is packed keeps the peak
+// near the copy's size.
+func (m *Model) packed(w kernel.Matrix) kernel.Matrix {
+	if kernel.PrepackBytes(w) == 0 {
+		return w
+	}
+	p := kernel.Prepack(w)
+	m.file.Evict(w.Data)
+	return p
 }
 
 // Prepacks reports whether Load packs the weight w ahead (kernel.Prepack):

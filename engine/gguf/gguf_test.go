@@ -170,6 +170,14 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("Open: %v", err)
 	}
 	checkSame(t, f, meta, tensors)
+	// Evicted pages read back the same bytes; a slice outside the mapping
+	// is ignored.
+	for i := range f.Tensors {
+		f.Evict(f.Tensors[i].Data)
+	}
+	f.Evict(f.mapping) // every whole page
+	f.Evict(make([]byte, 8192))
+	checkSame(t, f, meta, tensors)
 	var params uint64
 	var size int64
 	for _, td := range tensors {

@@ -5,6 +5,7 @@ package gguf
 import (
 	"fmt"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,4 +54,26 @@ func unmap(b []byte) error {
 		return fmt.Errorf("gguf: munmap: %w", err)
 	}
 	return nil
+}
+
+// Evict tells the kernel that b, a part of the file's mapping, will not be
+// read soon: its pages leave the process's resident set (the page cache
+// keeps them; a later read maps them back). It is for weights the engine
+// has copied into a layout of its own. The whole pages inside b are
+// evicted; b outside the mapping, or a File held in memory, is a no-op.
+func (f *File) Evict(b []byte) {
+	if f.mapping == nil || len(b) == 0 {
+		return
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(f.mapping)))
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if start < base || start+uintptr(len(b)) > base+uintptr(len(f.mapping)) {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	lo := (start - base + page - 1) / page * page
+	hi := (start - base + uintptr(len(b))) / page * page
+	if hi > lo {
+		unix.Madvise(f.mapping[lo:hi], unix.MADV_DONTNEED)
+	}
 }

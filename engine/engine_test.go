@@ -60,9 +60,11 @@ var allTypes = []gguf.Type{gguf.TypeF32, gguf.TypeF16, gguf.TypeBF16, gguf.TypeQ
 // one value moved by a whole step in the first layer moves hundreds in the
 // next, and this random model's logits then differ from the reference's by
 // about 1e-2, with any kernel set, although its products match their
-// definition exactly (TestQ8MatMul). So Q8_0 is checked at quantization-
-// noise level, 3e-2; the forward pass it shares with the other types is
-// checked at 1e-4 by them.
+// definition exactly (TestQ8MatMul). So Q8_0, and Q4_K and Q6_K, whose
+// products quantize their activations the same way on every kernel set
+// (kernel.QuantizesActivations; TestKQMatMul), are checked at
+// quantization-noise level, 3e-2; the forward pass they share with the
+// float types is checked at 1e-4 by those.
 func TestForwardMatchesReference(t *testing.T) {
 	tokens := []int32{5, 77, 300, 12, 12, 199, 3, 64, 250}
 	for _, arch := range Archs {
@@ -75,7 +77,7 @@ func TestForwardMatchesReference(t *testing.T) {
 				}
 				want := referenceLogits(t, m, tokens)
 				tol := 1e-4
-				if typ == gguf.TypeQ8_0 {
+				if kernel.QuantizesActivations(typ) {
 					tol = 3e-2
 				}
 				if e := relRMS(got, want); e > tol {

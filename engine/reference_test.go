@@ -10,9 +10,9 @@ import (
 // referenceLogits is a plainly written float64 forward pass of m over
 // tokens, straight from DESIGN.md: it shares nothing with forward.go but the
 // dequantized weights. A product whose kernels quantize the activations
-// (Q8_0 everywhere; Q4_K, Q5_K and Q6_K on avx512-vnni:
-// kernel.QuantizesActivations) first rounds its input as they do (blocks of
-// 32 values, each q·amax/127 with q an integer).
+// (Q8_0, Q4_K, Q5_K and Q6_K: kernel.QuantizesActivations) first rounds its
+// input as they do (blocks of 32 values, each q·amax/127 with q an
+// integer).
 func referenceLogits(t *testing.T, m *Model, tokens []int32) [][]float64 {
 	t.Helper()
 	c := m.Config

@@ -81,13 +81,15 @@ var _ = gguf.TypeF32
 
 // BenchmarkMatMulKQ measures the K-quant products, and Q8_0's beside them,
 // at a 7B model's layer shapes (Qwen2.5-7B: hidden 3584, ffn 18944) with m
-// = 32 activation rows,
-// on a Pool of GOMAXPROCS threads, with the VNNI kernels (avx512-vnni) and
-// the float32 ones (avx512) side by side, and reports GFLOP/s (2·m·rows·cols
-// per op). Each weight is packed ahead as the engine packs it: when
-// PrepackBytes is at most 9/8 of its bytes (engine.Prepacks), which the
-// VNNI panels are and avx512's float32 copy is not. The weights are 64
-// distinct quantized rows repeated, as dfill bench kernels makes them.
+// = 32 activation rows, on a Pool of GOMAXPROCS threads, with every kernel
+// set side by side (the VNNI kernels on avx512-vnni; the float32 ones,
+// multiplying the dequantized activations, on the others: the pure-Go
+// generic set takes seconds per product at these shapes), and reports
+// GFLOP/s (2·m·rows·cols per op). Each weight is packed ahead as the engine
+// packs it: when PrepackBytes is at most 9/8 of its bytes
+// (engine.Prepacks), which the VNNI panels are and a float32 copy is not.
+// The weights are 64 distinct quantized rows repeated, as dfill bench
+// kernels makes them.
 func BenchmarkMatMulKQ(b *testing.B) {
 	const m = 32
 	shapes := []struct {
@@ -98,12 +100,7 @@ func BenchmarkMatMulKQ(b *testing.B) {
 		{"ffn_up", 18944, 3584},
 		{"ffn_down", 3584, 18944},
 	}
-	var variants []string
-	for _, v := range kernelVariants() {
-		if v == "avx512-vnni" || v == "avx512" {
-			variants = append(variants, v)
-		}
-	}
+	variants := kernelVariants()
 	pool := NewPool(runtime.GOMAXPROCS(0))
 	defer pool.Close()
 	for _, typ := range []gguf.Type{gguf.TypeQ8_0, gguf.TypeQ4_K, gguf.TypeQ5_K, gguf.TypeQ6_K} {

@@ -56,7 +56,7 @@ func selectKernels() {
 	useAVX2 = useAVX2 && cpuAVX2
 	useVNNI = useVNNI && cpuVNNI && useAVX512
 	dotF32, axpyF32, gemm = dotF32Generic, axpyF32Generic, nil
-	q8Tiles, kqTiles, quantQ8Row = nil, nil, quantQ8RowGeneric
+	q8Tiles, kqTiles, quantQ8Row, roundQ8Row = nil, nil, quantQ8RowGeneric, roundQ8RowGeneric
 	expSub, swiGLU = expSubGeneric, swiGLUGeneric
 	maxF32, scaleF32, sumSq, mulScaled = maxGeneric, scaleGeneric, sumSqGeneric, mulScaledGeneric
 	ropePairs, ropeHalves = ropePairsGeneric, ropeHalvesGeneric
@@ -68,7 +68,7 @@ func selectKernels() {
 		expSub, swiGLU = expSubAsm, swigluZ
 		maxF32, scaleF32, sumSq, mulScaled = maxZ, scaleZ, sumSqZ, mulScaledZ
 		ropePairs, ropeHalves = ropePairsZ, ropeHalvesZ
-		quantQ8Row = quantQ8RowAsm
+		quantQ8Row, roundQ8Row = quantQ8RowAsm, roundQ8RowAsm
 		if useVNNI {
 			q8Tiles, kqTiles = &q8ZTiles, &kqZTiles
 		}
@@ -168,6 +168,16 @@ func quantQ8RowAsm(qs []int8, d []float32, corr []int32, x []float32, m int) {
 	}
 	_, _, _ = qs[((nb-1)*m+1)*qk8_0-1], d[(nb-1)*m], corr[(nb-1)*m] // bounds
 	quantQ8RowZ(&qs[0], &d[0], &corr[0], &x[0], nb, m)
+}
+
+// roundQ8RowAsm is roundQ8RowGeneric with roundQ8RowZ.
+func roundQ8RowAsm(dst, x []float32) {
+	nb := len(x) / qk8_0
+	if nb == 0 {
+		return
+	}
+	_ = dst[nb*qk8_0-1] // bounds
+	roundQ8RowZ(&dst[0], &x[0], nb)
 }
 
 func decodeF16Asm(dst []float32, src []byte) {

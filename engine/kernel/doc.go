@@ -16,32 +16,29 @@
 // register-blocked GEMM (AVX-512 tiles of 32 activation rows × 12 weight
 // rows, AVX2 tiles of 16 × 6) that broadcasts weight rows in place or
 // decoded a chunk at a time, Dot and Axpy; on AVX-512 also SIMD row
-// decoders, a vectorized exp for Softmax and SwiGLU, and the loops of
-// RMSNorm, Softmax and RoPE. On AVX-512 the activations are packed with
-// gathers, and a weight with few or short rows runs transposed: packed as
-// the lanes, with the activations broadcast and whole output rows stored.
+// decoders, a vectorized exp for Softmax and SwiGLU, the loops of RMSNorm,
+// Softmax and RoPE, and the quantization of the activations. On AVX-512 the
+// activations are packed with gathers, and a weight with few or short rows
+// runs transposed: packed as the lanes, with the activations broadcast and
+// whole output rows stored.
 // Quantized weights are decoded to float32 and multiplied with the same FMA
 // kernel, so a quantized product carries no error beyond the weights' own,
-// except for Q8_0, and for the K-quants on VNNI:
+// except for Q8_0, Q4_K, Q5_K and Q6_K (QuantizesActivations):
 //
 // A Q8_0 product quantizes the activations too, as llama.cpp does (q8.go),
 // so that on CPUs with AVX-512 VNNI it runs as int8 dot products
 // (VPDPBUSD), 2.5–3× the float32 kernel's speed, on the weight repacked in
-// panels of 16 rows. Everywhere else the dequantized activations go through
-// the float32 kernels. With quantized activations a rounding-level
-// difference upstream can move a value across a rounding boundary, a whole
-// quantization step, so kernel sets agree on a Q8_0 model's logits to
-// quantization-noise level (about 1e-3 of their RMS on the embedded model),
-// not to rounding level; the tests check the same greedy tokens.
-//
-// With AVX-512 VNNI, Q4_K, Q5_K and Q6_K products quantize the activations
+// panels of 16 rows. Q4_K, Q5_K and Q6_K products quantize the activations
 // the same way (kq8.go, sharing the quantization with Q8_0 products of the
-// same input) and run as int8 dot products per sub-block on the weight
-// repacked in panels of 16 rows, 3–8× the decode-and-FMA path's speed.
-// The other kernel sets keep multiplying the decoded weight by the
-// activations as they are, so there the kernel sets differ by the
-// activations' quantization error (about 0.5% of a product's RMS), not by
-// rounding: QuantizesActivations says which products quantize.
+// same input), and with VNNI run as int8 dot products per sub-block, 3–8×
+// the decode-and-FMA path's speed. Everywhere else the dequantized
+// activations go through the float32 kernels, so every kernel set computes
+// the same products up to rounding. With quantized activations a
+// rounding-level difference upstream can move a value across a rounding
+// boundary, a whole quantization step, so kernel sets agree on such a
+// model's logits to quantization-noise level (about 1e-3 of their RMS on
+// the embedded model), not to rounding level; the tests check the same
+// greedy tokens.
 //
 // A Pool only schedules loops over a fixed set of goroutines; its workers
 // spin for a while after each loop before they sleep: a denoising step is
@@ -58,6 +55,5 @@
 // fixed summation order (the pure-Go kernels: Dot's four lanes; the
 // assembly: one chain of FMAs over the columns), so MatMul gives bitwise
 // identical results on a Pool of any size and for any number of rows. The
-// variants' products differ from each other by rounding only, but for
-// those that quantize the activations on one kernel set and not on another.
+// variants' products differ from each other by rounding only.
 package kernel

@@ -26986,6 +26986,64 @@ done:
 	VZEROUPPER
 	RET
 
+// func roundQ8RowZ(dst *float32, x *float32, nb int)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·roundQ8RowZ(SB), NOSPLIT, $0-24
+	MOVQ         dst+0(FP), AX
+	MOVQ         x+8(FP), CX
+	MOVQ         nb+16(FP), DX
+	MOVL         $0x7fffffff, BX
+	VPBROADCASTD BX, Z0
+	MOVL         $0x42fe0000, BX
+	VPBROADCASTD BX, Z1
+	MOVL         $0x3f800000, BX
+	VPBROADCASTD BX, Z2
+	MOVL         $0x7f7fffff, BX
+	VPBROADCASTD BX, Z3
+	MOVL         $0x4b400000, BX
+	VPBROADCASTD BX, Z4
+	TESTQ        DX, DX
+	JZ           done
+
+loop:
+	VMOVUPS       (CX), Z5
+	VMOVUPS       64(CX), Z6
+	VANDPS        Z0, Z5, Z7
+	VANDPS        Z0, Z6, Z8
+	VMAXPS        Z8, Z7, Z7
+	VEXTRACTF64X4 $0x01, Z7, Y8
+	VMAXPS        Y8, Y7, Y8
+	VEXTRACTF128  $0x01, Y8, X7
+	VMAXPS        X7, X8, X7
+	VMOVHLPS      X7, X7, X8
+	VMAXPS        X8, X7, X7
+	VMOVSHDUP     X7, X8
+	VMAXSS        X8, X7, X7
+	VDIVSS        X1, X7, X7
+	VDIVSS        X7, X2, X8
+	VCMPSS        $0x02, X3, X8, X9
+	VANDPS        X9, X8, X8
+	VBROADCASTSS  X8, Z8
+	VBROADCASTSS  X7, Z7
+	VMULPS        Z8, Z5, Z5
+	VADDPS        Z4, Z5, Z5
+	VSUBPS        Z4, Z5, Z5
+	VMULPS        Z7, Z5, Z5
+	VMOVUPS       Z5, (AX)
+	VMULPS        Z8, Z6, Z6
+	VADDPS        Z4, Z6, Z6
+	VSUBPS        Z4, Z6, Z6
+	VMULPS        Z7, Z6, Z6
+	VMOVUPS       Z6, 64(AX)
+	ADDQ          $0x80, CX
+	ADDQ          $0x80, AX
+	DECQ          DX
+	JNZ           loop
+
+done:
+	VZEROUPPER
+	RET
+
 // func bf16PeakZ(n int)
 // Requires: AVX, AVX512F
 TEXT ·bf16PeakZ(SB), NOSPLIT, $0-8

@@ -7,14 +7,15 @@ import (
 	"github.com/dfill/dfill/engine/gguf"
 )
 
-// K-quant products on VNNI. With the AVX-512 VNNI kernels, MatMul
-// multiplies a Q4_K, Q5_K or Q6_K weight as it does a Q8_0 one (q8.go): the
-// activations are quantized to blocks of 32 int8 with one float32 scale
-// dx (quantQ8RowGeneric, the same quantization, shared with the Q8_0
-// products of MatMulShared), and each sub-block's products are summed
-// exactly as integers. For Q4_K and Q5_K, whose weight is d·sc·q − dmin·mn
-// over sub-blocks of 32 (q the unsigned 4- or 5-bit quant, sc and mn 6-bit),
-// the activations' block b matching sub-block b:
+// K-quant products. MatMul multiplies a Q4_K, Q5_K or Q6_K weight as it
+// does a Q8_0 one (q8.go), with every kernel set: the activations are
+// quantized to blocks of 32 int8 with one float32 scale dx
+// (quantQ8RowGeneric, the same quantization, shared with the Q8_0 products
+// of MatMulShared), as llama.cpp's vec_dot_q4_K_q8_K quantizes them on
+// every CPU. With the AVX-512 VNNI kernels each sub-block's products are
+// then summed exactly as integers. For Q4_K and Q5_K, whose weight is
+// d·sc·q − dmin·mn over sub-blocks of 32 (q the unsigned 4- or 5-bit
+// quant, sc and mn 6-bit), the activations' block b matching sub-block b:
 //
 //	out[i][r] = Σ_b d·sc[b]·dx[i][b]·S − dmin·mn[b]·y[i][b]
 //	S = Σ_k qx[i][32b+k]·q[r][32b+k],  y[i][b] = dx[i][b]·float32(Σ_k qx[i][32b+k])
@@ -31,12 +32,13 @@ import (
 //
 // for j in order. The AVX-512 VNNI kernels (_asm/kq.go) compute exactly
 // this, checked bitwise against a pure-Go loop of the formula
-// (kq8_test.go). Every other kernel set keeps multiplying the decoded
-// weight by the activations as they are, in float32: without VNNI the
-// integer loop is no faster than that, and the activations' quantization
-// is an error it need not make. The two differ by that quantization: at
+// (kq8_test.go). Every other kernel set multiplies the dequantized
+// activations (qx·dx) by the decoded weight with its float32 kernels, as
+// for Q8_0 (runDequantized): the same product up to float32 rounding,
+// where without VNNI the integer loop would be no faster. So the kernel
+// sets agree to rounding, not to the activations' quantization error (at
 // most dx/2 per activation, about 0.5% of the products' RMS for Gaussian
-// activations.
+// activations), which they all make.
 //
 // The kernels read the weight packed in panels of 16 rows (packKQPanel),
 // ahead by Prepack (1.01 to 1.06 times the GGUF bytes) or on the fly.
@@ -100,7 +102,8 @@ type kqKernels struct {
 }
 
 // kqTiles holds the VNNI K-quant micro-kernels, or nil when the kernel set
-// in use has none (then K-quant weights are decoded to float32).
+// in use has none (then K-quant weights are decoded to float32 and
+// multiplied by the dequantized activations).
 var kqTiles *kqKernels
 
 // vnniType reports whether MatMul multiplies a weight of type t with the
@@ -239,13 +242,13 @@ func (j *q8Job) kqPanel(worker int, pr *Product, t, c int) {
 	}
 }
 
-// QuantizesActivations reports whether MatMul, with the kernel set in use,
-// multiplies a weight of type t by the activations quantized to blocks of
-// 32 int8 with a float32 scale each (amax/127, rounded half to even), as
-// llama.cpp does, rather than by the activations as they are: a Q8_0
-// weight with every kernel set (q8.go), and a Q4_K, Q5_K or Q6_K weight
-// with the VNNI kernels (kq8.go). A reference product that quantizes the
-// same way differs from MatMul's by rounding only.
+// QuantizesActivations reports whether MatMul multiplies a weight of type
+// t by the activations quantized to blocks of 32 int8 with a float32 scale
+// each (amax/127, rounded half to even), as llama.cpp does, rather than by
+// the activations as they are: a Q8_0, Q4_K, Q5_K or Q6_K weight (q8.go,
+// kq8.go). It depends on the type alone, not on the kernel set: those
+// without VNNI multiply the dequantized activations. A reference product
+// that quantizes the same way differs from MatMul's by rounding only.
 func QuantizesActivations(t gguf.Type) bool {
-	return t == gguf.TypeQ8_0 || kqTiles != nil && kqLayoutOf(t) != nil
+	return t == gguf.TypeQ8_0 || kqLayoutOf(t) != nil
 }

@@ -93,6 +93,31 @@ func quantizeKQ(x []float32, m, cols int) kqQuantized {
 	return q
 }
 
+// dequantized returns the m rows of x (cols wide) quantized as MatMul
+// quantizes them and dequantized again, qx·dx in float32: what the kernel
+// sets without VNNI multiply by the decoded weight.
+func dequantized(x []float32, m, cols int) []float32 {
+	q := quantizeKQ(x, m, cols)
+	nb := cols / qk8_0
+	xf := make([]float32, m*cols)
+	for i := range xf {
+		xf[i] = float32(q.qs[i]) * q.d[i/cols*nb+i%cols/qk8_0]
+	}
+	return xf
+}
+
+// floatProduct computes the product of x's m rows, quantized and
+// dequantized again, and the weight w with the float32 kernels of the
+// kernel set in use, one thread, w not packed ahead: the bits a product
+// that quantizes its activations must give on a kernel set without VNNI.
+func floatProduct(x []float32, m int, w Matrix) []float32 {
+	out := make([]float32, m*w.Rows)
+	runMatMul(nil, matmulJob{out: out, x: dequantized(x, m, w.Cols), m: m, cols: w.Cols, rows: w.Rows,
+		data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
+		blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize()})
+	return out
+}
+
 // kqExactBits computes the K-quant product of x and w as the package
 // comment of kq8.go defines it, in plain Go from the GGUF bytes: the bits
 // the VNNI kernels must give.
@@ -233,11 +258,13 @@ func TestKQUnpackMatchesDecode(t *testing.T) {
 	}
 }
 
-// TestKQMatMul checks K-quant products with every variant. On avx512-vnni
-// they must give kqExactBits' bits, prepacked or not, on any number of
-// threads, splitting either the weight's rows or the activations', and be
-// within 1e-5·Σ|terms| of kqReference (the exact product of the quantized
-// activations). With every variant they must be within the activations'
+// TestKQMatMul checks K-quant products with every variant, prepacked or
+// not, on any number of threads, splitting either the weight's rows or the
+// activations' (on VNNI). With every variant they must be within
+// 1e-5·Σ|terms| of kqReference (the exact product of the quantized
+// activations) and give one set of bits: on avx512-vnni kqExactBits', and
+// on the other sets floatProduct's (their float32 kernels' product of the
+// dequantized activations). They must also be within the activations'
 // quantization error of the float64 product of the decoded weight and the
 // activations as they are: each activation moves by at most half its
 // block's scale dx, so |out − ref| ≤ Σ_c |w_c|·dx_c/2 + 1e-5·Σ_c |w_c·x_c|
@@ -273,12 +300,11 @@ func TestKQMatMul(t *testing.T) {
 					t.Fatal(err)
 				}
 				bound, fref := kqFloatBound(x, s.m, wd, s.rows, s.cols)
-				var want []float32
-				var qref, qmag []float64
+				want, wantName := floatProduct(x, s.m, w), "the float32 product of the dequantized activations"
 				if variant == "avx512-vnni" {
-					want = kqExactBits(x, s.m, w)
-					qref, qmag = kqReference(x, s.m, w)
+					want, wantName = kqExactBits(x, s.m, w), "kqExactBits"
 				}
+				qref, qmag := kqReference(x, s.m, w)
 				for _, split := range []string{"", "rows", "cols"} {
 					q8ForceSplit = split
 					for _, pw := range []Matrix{w, Prepack(w)} {
@@ -293,16 +319,14 @@ func TestKQMatMul(t *testing.T) {
 								if d := math.Abs(float64(v) - fref[i]); !(d <= bound[i]) {
 									t.Fatalf("%s: out[%d] = %g, float product %g: error %.3g over the bound %.3g", at, i, v, fref[i], d, bound[i])
 								}
-								if qref != nil {
-									if d := math.Abs(float64(v) - qref[i]); !(d <= 1e-5*qmag[i]) {
-										t.Fatalf("%s: out[%d] = %g, want %g (error %.2e of Σ|terms|)", at, i, v, qref[i], d/qmag[i])
-									}
+								if d := math.Abs(float64(v) - qref[i]); !(d <= 1e-5*qmag[i]) {
+									t.Fatalf("%s: out[%d] = %g, want %g (error %.2e of Σ|terms|)", at, i, v, qref[i], d/qmag[i])
 								}
 							}
-							if want != nil && !bitsEqual(out, want) {
+							if !bitsEqual(out, want) {
 								for i := range out {
 									if math.Float32bits(out[i]) != math.Float32bits(want[i]) {
-										t.Fatalf("%s: out[%d] = %g, kqExactBits %g", at, i, out[i], want[i])
+										t.Fatalf("%s: out[%d] = %g, %s %g", at, i, out[i], wantName, want[i])
 									}
 								}
 							}

@@ -121,9 +121,9 @@ func (m Matrix) RowBytes() int {
 // weight rows; each output element is one Dot of an activation row and the
 // decoded weight row, so the result is bitwise the same for any number of
 // threads. A quantized or half-precision weight row is decoded once into
-// per-goroutine scratch and used for all m activation rows. A Q8_0 weight
-// multiplies the activations quantized to Q8_0 blocks too (q8.go), and so
-// does a Q4_K, Q5_K or Q6_K weight on the VNNI kernels (kq8.go).
+// per-goroutine scratch and used for all m activation rows. A Q8_0, Q4_K,
+// Q5_K or Q6_K weight multiplies the activations quantized to blocks of 32
+// int8 (QuantizesActivations; q8.go, kq8.go), with every kernel set.
 //
 // MatMul panics if out or x is too short or w is not a valid Matrix (a
 // programming error: NewMatrix validates untrusted sizes).
@@ -136,7 +136,7 @@ func MatMul(p *Pool, out, x []float32, m int, w Matrix) {
 		clear(out[:m*w.Rows]) // sums of no terms
 		return
 	}
-	if w.Type == gguf.TypeQ8_0 || vnniType(w.Type) {
+	if QuantizesActivations(w.Type) {
 		runQ8(p, x, m, []Product{{out, w}})
 		return
 	}
@@ -174,15 +174,15 @@ func checkMatMul(out, x []float32, m int, w Matrix) rowDecoder {
 // MatMulShared computes MatMul(p, pr.Out, x, m, pr.W) for each of prods,
 // bitwise the same, for weights that multiply the same activations, such
 // as a block's query, key and value projections. Q8_0 and K-quant weights
-// of one width multiply on the VNNI kernels in one loop of the Pool, with
-// the activations quantized once for all of them: one quantization and one
-// hand-off to the workers instead of one per weight. Other weights run
-// one MatMul each.
+// of one width (QuantizesActivations) share one quantization of the
+// activations, and on the VNNI kernels multiply in one loop of the Pool:
+// one quantization and one hand-off to the workers instead of one per
+// weight. Other weights run one MatMul each.
 func MatMulShared(p *Pool, x []float32, m int, prods ...Product) {
 	for len(prods) > 0 {
 		n := 1
-		if vnniType(prods[0].W.Type) {
-			for n < min(len(prods), maxShared) && vnniType(prods[n].W.Type) && prods[n].W.Cols == prods[0].W.Cols {
+		if QuantizesActivations(prods[0].W.Type) {
+			for n < min(len(prods), maxShared) && QuantizesActivations(prods[n].W.Type) && prods[n].W.Cols == prods[0].W.Cols {
 				n++
 			}
 		}

@@ -10,7 +10,7 @@ import "sync"
 type matmulState struct {
 	pool *Pool
 	job  matmulJob // the float32 product being run (runMatMul)
-	q8   q8Job     // the Q8_0 product being run (runQ8)
+	q8   q8Job     // the products quantizing their activations being run (runQ8)
 
 	// The jobs' tasks, bound once: handing a method value to the Pool
 	// would otherwise allocate on every product.
@@ -28,7 +28,7 @@ type matmulState struct {
 	q8xc    []int32     // their corrections
 	q8xy    []float32   // their K-quant extras (q8Job.xy, xh)
 	q8xh    []int32     // (two per cell)
-	q8xf    []float32   // them dequantized, for kernels without VNNI
+	q8xf    []float32   // the activations rounded to their quantized values, without VNNI (q8Job.xf)
 }
 
 // products returns p's matrix-product state, made on first use. The

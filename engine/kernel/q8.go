@@ -23,7 +23,8 @@ import (
 // the pure-Go ones included, multiply the dequantized activations (qx·dx)
 // by the decoded weight with their float32 kernels: the same product up to
 // float32 rounding, at their float32 speed (the integer loop in Go is
-// several times slower).
+// several times slower). The K-quant products quantize the activations the
+// same way, and take the same two routes (kq8.go).
 
 const (
 	q8Lanes      = 16                // weight rows per VNNI panel
@@ -69,10 +70,7 @@ func quantQ8RowGeneric(qs []int8, d []float32, corr []int32, x []float32, m int)
 			amax = max(amax, math.Float32frombits(math.Float32bits(v)&^(1<<31)))
 		}
 		db := amax / q8MaxAbs
-		var id float32
-		if db != 0 {
-			id = 1 / db
-		}
+		id := q8Inverse(db)
 		q := qs[b*qk8_0*m : b*qk8_0*m+qk8_0]
 		var sum int32
 		for k, v := range blk {
@@ -85,13 +83,59 @@ func quantQ8RowGeneric(qs []int8, d []float32, corr []int32, x []float32, m int)
 	}
 }
 
-// q8Job holds a Q8_0 MatMul's arguments and its quantized activations
-// while a Pool runs it.
+// q8Inverse returns 1/d, what quantizing a block of scale d multiplies its
+// values by, or 0 where d is 0 or so small (the block's values all below
+// about 2⁻¹²¹) that 1/d overflows float32: such a block quantizes to
+// zeros, on every platform. (quantQ8RowZ gives it zeros one block at a
+// time, but −128 four blocks at a time, where its packing saturates the
+// conversion of an infinity.)
+func q8Inverse(d float32) float32 {
+	if id := 1 / d; d != 0 && id <= math.MaxFloat32 {
+		return id
+	}
+	return 0
+}
+
+// roundQ8Row rounds one row of activations to their quantized values
+// (roundQ8RowGeneric); an assembly version replaces it at init.
+var roundQ8Row = roundQ8RowGeneric
+
+// roundQ8RowGeneric writes to dst the len(x)/32 blocks of one activation
+// row quantized as quantQ8RowGeneric quantizes them and dequantized again,
+// each value q·scale in float32 (q, an integer in float32, times the scale
+// is exact or rounded once, as float32(int8(q))·scale is): the activations
+// a kernel set without VNNI multiplies, in one pass, with no integers.
+func roundQ8RowGeneric(dst, x []float32) {
+	for b := 0; b < len(x)/qk8_0; b++ {
+		blk, out := (*[qk8_0]float32)(x[b*qk8_0:]), (*[qk8_0]float32)(dst[b*qk8_0:])
+		// amax as the largest magnitude's bits: they order as the
+		// magnitudes do (a NaN's above +Inf), and an integer max is a
+		// conditional move where float32's max also orders zeros and NaNs.
+		const mag = 1<<31 - 1
+		var m0, m1, m2, m3 uint32
+		for k := 0; k < qk8_0; k += 4 {
+			m0 = max(m0, math.Float32bits(blk[k])&mag)
+			m1 = max(m1, math.Float32bits(blk[k+1])&mag)
+			m2 = max(m2, math.Float32bits(blk[k+2])&mag)
+			m3 = max(m3, math.Float32bits(blk[k+3])&mag)
+		}
+		db := math.Float32frombits(max(m0, m1, m2, m3)) / q8MaxAbs
+		id := q8Inverse(db)
+		for k, v := range blk {
+			t := float32(v * id)
+			out[k] = float32(float32(t+rneMagic)-rneMagic) * db
+		}
+	}
+}
+
+// q8Job holds the arguments of products that quantize their activations
+// (Q8_0 and K-quant weights) and those activations, quantized, while a
+// Pool runs them.
 //
-// The activation rows are split in chunks of q8Job.chunk rows, and each
-// chunk is quantized into a region of its own, starting on a cache line:
-// block-major for its rows (quantQ8RowGeneric's layout with m the chunk's
-// length). A product either splits the weight's rows among goroutines
+// With the VNNI kernels the activation rows are split in chunks of
+// q8Job.chunk rows, and each chunk is quantized into a region of its own,
+// starting on a cache line: block-major for its rows (quantQ8RowGeneric's
+// layout with m the chunk's length). A product either splits the weight's rows among goroutines
 // (each multiplies all the activations by some panels, after a loop in
 // which each goroutine quantizes some blocks of every row) or, for a small
 // weight, the activations' rows (each quantizes a chunk and multiplies it
@@ -110,9 +154,9 @@ type q8Job struct {
 	qs        []int8             // the activations, by chunk, block-major
 	xd        []float32          // their scales
 	xc        []int32            // their corrections
-	xy        []float32          // when a product is Q4_K or Q5_K: xd·Σqx per block (kqExtras)
-	xh        []int32            // when a product is Q6_K: −32·Σqx per half block, two per cell
-	xf        []float32          // when not nil: the activations dequantized, row-major
+	xy        []float32          // on VNNI, when a product is Q4_K or Q5_K: xd·Σqx per block (kqExtras)
+	xh        []int32            // on VNNI, when a product is Q6_K: −32·Σqx per half block, two per cell
+	xf        []float32          // without VNNI: the activations quantized and dequantized (roundQ8Row), row-major
 	tiles     *[2][q8TileRows]q8Tile
 	kq        *kqKernels // the K-quant kernels, when a product is one
 	pairs     int        // tiles of weight rows (q8TileCols for Q8_0, kqLanes for a K-quant), over all the products
@@ -123,10 +167,10 @@ type q8Job struct {
 	parts     int        // units of quantTask per chunk, each some blocks of its rows
 }
 
-// runQ8 computes MatMul for the products, Q8_0 weights of x's cols columns
-// (at most maxShared of them), on p, or on a one-thread Pool when p is nil.
-// With the VNNI kernels the products may be K-quant weights too (kq8.go),
-// which share the quantized activations.
+// runQ8 computes MatMul for the products, weights of x's cols columns
+// whose products quantize the activations (QuantizesActivations: Q8_0 and
+// the K-quants; at most maxShared of them), on p, or on a one-thread Pool
+// when p is nil.
 func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	if p == nil {
 		p = serialPools.Get().(*Pool)
@@ -137,22 +181,55 @@ func runQ8(p *Pool, x []float32, m int, prods []Product) {
 	p.products().runQ8(x, m, prods)
 }
 
-// runQ8 runs the Q8_0 products on the Pool, whose lock the caller holds:
-// the activations are quantized once for all.
+// runQ8 runs the products on the Pool, whose lock the caller holds: the
+// activations are quantized once for all of them, then multiplied by each
+// weight with the VNNI kernels or, on a kernel set without them,
+// dequantized and multiplied by the decoded weights with the float32
+// kernels.
 func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
-	p, j := s.pool, &s.q8
+	j := &s.q8
 	cols := prods[0].W.Cols
-	nb := cols / qk8_0
-	*j = q8Job{state: s, x: x, m: m, cols: cols, nb: nb, tiles: q8Tiles}
+	*j = q8Job{state: s, x: x, m: m, cols: cols, nb: cols / qk8_0}
+	copy(j.prods[:], prods)
+	if q8Tiles != nil {
+		s.runVNNI(len(prods))
+	} else {
+		s.runDequantized(prods)
+	}
+	*j = q8Job{state: s} // drop references to the caller's buffers
+}
+
+// runDequantized runs the job's products without VNNI kernels: the
+// activations, one chunk of all m rows, quantized and dequantized again
+// into xf (roundQ8Row: qx·dx), then multiplied by each decoded weight with
+// the float32 kernels (run). Each product is then the VNNI kernels' up to
+// float32 rounding.
+func (s *matmulState) runDequantized(prods []Product) {
+	j := &s.q8
+	j.chunk = j.m
+	s.q8xf = growSlice(s.q8xf, j.m*j.cols)
+	j.xf = s.q8xf
+	j.quantizeAll(1)
+	for _, pr := range prods {
+		w := pr.W
+		s.run(matmulJob{out: pr.Out, x: j.xf, m: j.m, cols: j.cols, rows: w.Rows,
+			data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
+			blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
+	}
+}
+
+// runVNNI runs the job's n products with the VNNI kernels, split by the
+// weights' rows or the activations' (q8SplitRows).
+func (s *matmulState) runVNNI(n int) {
+	p, j := s.pool, &s.q8
+	j.tiles, j.kq = q8Tiles, kqTiles
 	packed, allPacked := 0, true
 	tileRows, chunkBytes := q8TileRows, q8ChunkBytes
 	var mins, halves bool // some product needs xy, xh
-	for k, pr := range prods {
-		j.prods[k] = pr
+	for k, pr := range j.prods[:n] {
 		width := q8TileCols
 		if lay := kqLayoutOf(pr.W.Type); lay != nil {
 			width, tileRows, chunkBytes = kqLanes, kqTileRows, kqChunkBytes
-			j.kq = kqTiles
 			mins, halves = mins || !lay.sub16, halves || lay.sub16
 		}
 		j.firstPair[k+1] = j.firstPair[k] + (pr.W.Rows+width-1)/width
@@ -162,10 +239,9 @@ func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
 			packed += len(pr.W.packed.q8)
 		}
 	}
-	j.pairs = j.firstPair[len(prods)]
+	j.pairs = j.firstPair[n]
+	m, cols := j.m, j.cols
 	switch {
-	case j.tiles == nil:
-		j.chunk = m
 	case q8SplitRows(p.threads, allPacked, packed):
 		j.byRows = true
 		j.chunk = (m + p.threads - 1) / p.threads
@@ -176,8 +252,25 @@ func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
 		j.chunk = min(m, max(tileRows, chunkBytes/cols/tileRows*tileRows))
 	}
 	chunks := (m + j.chunk - 1) / j.chunk
-	j.qsStride = roundUp(j.chunk*cols, q8Align)
-	j.sStride = roundUp(j.chunk*nb, q8Align/4)
+	j.allocate(chunks, mins, halves)
+	if j.byRows {
+		p.runW(chunks, 1, s.q8Task) // each unit quantizes its chunk too
+		return
+	}
+	j.quantizeAll(chunks)
+	units := j.pairs * chunks
+	perUnit := q8TileCols * j.chunk * cols
+	grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
+	p.runW(units, grain, s.q8Task)
+}
+
+// allocate points the job at the Pool's buffers for chunks chunks of
+// quantized activations (of j.chunk rows), each region on a cache line,
+// with the K-quant kernels' xy (mins) and xh (halves) when asked.
+func (j *q8Job) allocate(chunks int, mins, halves bool) {
+	s := j.state
+	j.qsStride = roundUp(j.chunk*j.cols, q8Align)
+	j.sStride = roundUp(j.chunk*j.nb, q8Align/4)
 	s.q8qs = growAligned(s.q8qs, chunks*j.qsStride)
 	s.q8xd = growAligned(s.q8xd, chunks*j.sStride)
 	s.q8xc = growAligned(s.q8xc, chunks*j.sStride)
@@ -190,27 +283,6 @@ func (s *matmulState) runQ8(x []float32, m int, prods []Product) {
 		s.q8xh = growAligned(s.q8xh, 2*chunks*j.sStride)
 		j.xh = s.q8xh
 	}
-	switch {
-	case j.byRows:
-		p.runW(chunks, 1, s.q8Task) // each unit quantizes its chunk too
-	case j.tiles != nil:
-		j.quantizeAll(chunks)
-		units := j.pairs * chunks
-		perUnit := q8TileCols * j.chunk * cols
-		grain := max((units+8*p.threads-1)/(8*p.threads), (q8MinWork+perUnit-1)/perUnit, 1)
-		p.runW(units, grain, s.q8Task)
-	default:
-		s.q8xf = growSlice(s.q8xf, m*cols)
-		j.xf = s.q8xf
-		j.quantizeAll(chunks)
-		for _, pr := range prods {
-			w := pr.W
-			s.run(matmulJob{out: pr.Out, x: j.xf, m: m, cols: cols, rows: w.Rows,
-				data: w.Data, rowBytes: w.RowBytes(), dec: decoderFor(w.Type),
-				blockSize: w.Type.BlockSize(), typeSize: w.Type.TypeSize(), packed: w.packed})
-		}
-	}
-	*j = q8Job{state: s} // drop references to the caller's buffers
 }
 
 // q8SplitRows reports whether a Q8_0 product on a Pool of threads
@@ -292,9 +364,16 @@ func (j *q8Job) quantTask(_, lo, hi int) {
 }
 
 // quantize quantizes blocks [b0, b1) of every row of chunk c, with the
-// K-quants' extras when the job has them, and dequantizes them again into
-// xf when the job has it.
+// K-quants' extras when the job has them, or, when the job has xf, rounds
+// them to their quantized values there (roundQ8Row).
 func (j *q8Job) quantize(c, b0, b1 int) {
+	if j.xf != nil {
+		for i := c * j.chunk; i < min((c+1)*j.chunk, j.m); i++ {
+			row := i*j.cols + b0*qk8_0
+			roundQ8Row(j.xf[row:], j.x[row:i*j.cols+b1*qk8_0])
+		}
+		return
+	}
 	qs, xd, xc, n := j.region(c)
 	qs, xd, xc = qs[b0*n*qk8_0:], xd[b0*n:], xc[b0*n:]
 	xy, xh := j.extras(c)
@@ -318,17 +397,6 @@ func (j *q8Job) quantize(c, b0, b1 int) {
 				h = xh[2*r:]
 			}
 			kqExtras(y, h, qs[r*qk8_0:], xd[r:], xc[r:], n, b1-b0)
-		}
-		if j.xf == nil {
-			continue
-		}
-		xf := j.xf[i*j.cols+b0*qk8_0:]
-		for b := range b1 - b0 {
-			d := xd[b*n+r]
-			q := qs[(b*n+r)*qk8_0 : (b*n+r+1)*qk8_0]
-			for k, v := range q {
-				xf[b*qk8_0+k] = float32(v) * d
-			}
 		}
 	}
 }

@@ -154,6 +154,46 @@ func TestQuantQ8RowMatchesGeneric(t *testing.T) {
 	})
 }
 
+// TestRoundQ8Row checks that every variant's roundQ8Row gives bitwise what
+// quantizing a row with quantQ8RowGeneric and dequantizing it
+// (float32(q)·scale) gives, for values of every scale, an all-zero block,
+// an exact maximum, blocks of huge and of subnormal values (whose scale
+// has no float32 inverse), and that it writes nothing past the row.
+func TestRoundQ8Row(t *testing.T) {
+	forEachVariant(t, func(t *testing.T, _ string) {
+		for _, nb := range []int{1, 2, 7, 33} {
+			t.Run(fmt.Sprintf("nb=%d", nb), func(t *testing.T) {
+				r := newRand(uint64(nb))
+				x := gaussian(r, nb*qk8_0)
+				for k := range x {
+					x[k] *= float32(math.Exp2(float64(r.IntN(60) - 30)))
+				}
+				x[len(x)-1] = 127 // an exact maximum
+				if nb > 1 {
+					clear(x[:qk8_0]) // an all-zero block
+				}
+				if nb > 2 {
+					for k := range qk8_0 {
+						x[qk8_0+k] *= 1e37                  // up to about 3e38
+						x[2*qk8_0+k] = float32(k-7) * 1e-44 // subnormal: no inverse of the scale
+					}
+				}
+				qs := make([]int8, len(x))
+				d := make([]float32, nb)
+				quantQ8RowGeneric(qs, d, make([]int32, nb), x, 1)
+				got, check := guarded(t, len(x))
+				roundQ8Row(got, x)
+				check()
+				for k, q := range qs {
+					if want := float32(q) * d[k/qk8_0]; math.Float32bits(got[k]) != math.Float32bits(want) {
+						t.Fatalf("x[%d] = %g rounds to %g, want %d·%g = %g", k, x[k], got[k], q, d[k/qk8_0], want)
+					}
+				}
+			})
+		}
+	})
+}
+
 // q8Reference computes the Q8_0 product of x and w in float64 from the
 // quantized activations: the exact value every variant rounds.
 func q8Reference(x []float32, m int, w Matrix) (ref, mag []float64) {
@@ -187,9 +227,11 @@ func q8Reference(x []float32, m int, w Matrix) (ref, mag []float64) {
 
 // TestQ8MatMul checks Q8_0 products with every variant against the exact
 // product of the quantized activations (|out − ref| ≤ 1e-5·Σ|terms|), and
-// that the VNNI kernels give q8ExactBits' bits, prepacked or not, on any
-// number of threads, splitting either the weight's rows or the
-// activations', with nothing around out written.
+// that they give one set of bits, prepacked or not, on any number of
+// threads, splitting either the weight's rows or the activations': the
+// VNNI kernels q8ExactBits', the other sets floatProduct's (their float32
+// kernels' product of the dequantized activations). Nothing around out may
+// be written.
 func TestQ8MatMul(t *testing.T) {
 	shapes := []struct{ m, rows, cols int }{
 		{12, 320, 256}, {1, 1, 32}, {7, 17, 96}, {8, 33, 416}, {33, 127, 1024}, {3, 1000, 64}, {100, 48, 256}, {15, 31, 32},
@@ -204,7 +246,10 @@ func TestQ8MatMul(t *testing.T) {
 				w, _ := randomMatrix(t, gguf.TypeQ8_0, s.rows, s.cols, uint64(s.rows))
 				x := gaussian(newRand(uint64(s.m)), s.m*s.cols)
 				ref, mag := q8Reference(x, s.m, w)
-				want := q8ExactBits(x, s.m, w)
+				want := floatProduct(x, s.m, w)
+				if variant == "avx512-vnni" {
+					want = q8ExactBits(x, s.m, w)
+				}
 				for _, pw := range []Matrix{w, Prepack(w)} {
 					for threads := 1; threads <= 3; threads++ {
 						p := NewPool(threads)
@@ -217,8 +262,8 @@ func TestQ8MatMul(t *testing.T) {
 								t.Fatalf("%s: out[%d] = %g, want %g (error %.2e of Σ|terms| %g)", name, i, v, ref[i], d/mag[i], mag[i])
 							}
 						}
-						if variant == "avx512-vnni" && !bitsEqual(out, want) {
-							t.Fatalf("%s, %d threads, prepacked %v: the VNNI product differs from q8ExactBits", name, threads, pw.packed != nil)
+						if !bitsEqual(out, want) {
+							t.Fatalf("%s, %d threads, prepacked %v: the product differs from its definition (%s)", name, threads, pw.packed != nil, variant)
 						}
 					}
 				}

@@ -302,8 +302,9 @@ func TestLegacyQuantizeExact(t *testing.T) {
 // every kernel variant, against a float64 product of the decoded weights at
 // awkward sizes, as TestMatMul does for the older types: |out − ref| ≤
 // 1e-5·Σ|x·w|, and, with the pure-Go kernels, bitwise Dot of the rows. A
-// Q5_K product on avx512-vnni quantizes the activations (kq8.go), so its
-// reference is kqReference's, with the same tolerance. The
+// Q5_K product quantizes the activations (kq8.go), so its reference is
+// kqReference's, with the same tolerance, and its rows for Dot are the
+// activations dequantized (qx·dx). The
 // weights are random blocks with small random scales, which exercise
 // every bit pattern of the quants.
 func TestNewTypesMatMul(t *testing.T) {
@@ -321,8 +322,10 @@ func TestNewTypesMatMul(t *testing.T) {
 							MatMul(pool, out, x, m, w)
 							check()
 							var qref, qmag []float64
-							if variant == "avx512-vnni" && kqLayoutOf(typ) != nil {
+							xq := x // the activations as the float32 kernels multiply them
+							if kqLayoutOf(typ) != nil {
 								qref, qmag = kqReference(x, m, w)
+								xq = dequantized(x, m, cols)
 							}
 							for i := 0; i < m; i++ {
 								xi := x[i*cols : (i+1)*cols]
@@ -343,7 +346,7 @@ func TestNewTypesMatMul(t *testing.T) {
 										t.Fatalf("out[%d,%d] = %g, want %g (error %.2e of Σ|x·w| = %g)", i, r, got, ref, d/mag, mag)
 									}
 									if variant == "generic" {
-										if want := Dot(xi, wr); math.Float32bits(got) != math.Float32bits(want) {
+										if want := Dot(xq[i*cols:(i+1)*cols], wr); math.Float32bits(got) != math.Float32bits(want) {
 											t.Fatalf("out[%d,%d] = %g, but Dot of the rows is %g", i, r, got, want)
 										}
 									}

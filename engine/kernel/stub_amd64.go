@@ -1843,6 +1843,17 @@ func vnniPeakZ(n int)
 //go:noescape
 func quantQ8RowZ(qs *int8, d *float32, corr *int32, x *float32, nb int, m int)
 
+// roundQ8RowZ rounds nb blocks of 32 activations to their quantized values,
+// as roundQ8RowGeneric does (for x without NaNs), for each block b:
+//
+//	amax := max_k |x[32b+k]|
+//	db := amax / 127
+//	id := 1 / db // 0 when that is not finite
+//	dst[32b+k] = ((x[32b+k]·id + 0x1.8p23) − 0x1.8p23)·db
+//
+//go:noescape
+func roundQ8RowZ(dst *float32, x *float32, nb int)
+
 // bf16PeakZ runs n iterations of 16 independent VDPBF16PS on registers (peak measurement).
 //
 //go:noescape

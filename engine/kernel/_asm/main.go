@@ -72,6 +72,7 @@ func main() {
 	}
 	vnniPeak()
 	quantQ8Row()
+	roundQ8Row()
 	bf16Peak()
 	Generate()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -237,6 +238,67 @@ func quantQ8Row() {
 	ADDQ(qstep, qs)
 	ADDQ(mstep, d)
 	ADDQ(mstep, corr)
+	DECQ(nb)
+	JNZ(LabelRef("loop"))
+	Label("done")
+	VZEROUPPER()
+	RET()
+}
+
+// roundQ8Row emits roundQ8RowZ, kernel.roundQ8RowGeneric with AVX-512: the
+// activations of the kernel sets without VNNI, quantized as quantQ8RowZ
+// quantizes them and dequantized again, a block at a time, in float32 with
+// no integers (the rounding is the Go twin's add and subtract of 1.5·2²³).
+func roundQ8Row() {
+	TEXT("roundQ8RowZ", NOSPLIT, "func(dst, x *float32, nb int)")
+	Pragma("noescape")
+	Doc("roundQ8RowZ rounds nb blocks of 32 activations to their quantized values,",
+		"as roundQ8RowGeneric does (for x without NaNs), for each block b:",
+		"",
+		"\tamax := max_k |x[32b+k]|",
+		"\tdb := amax / 127",
+		"\tid := 1 / db // 0 when that is not finite",
+		"\tdst[32b+k] = ((x[32b+k]·id + 0x1.8p23) − 0x1.8p23)·db")
+	dst := ld(Param("dst"))
+	x := ld(Param("x"))
+	nb := ld(Param("nb"))
+	absMask := GP32()
+	MOVL(U32(0x7fffffff), absMask)
+	abs := ZMM()
+	VPBROADCASTD(absMask, abs)
+	k127 := bcastF32(127)
+	one := bcastF32(1)
+	largest := bcastF32(math.MaxFloat32)
+	magic := bcastF32(0x1.8p23)
+	TESTQ(nb, nb)
+	JZ(LabelRef("done"))
+	Label("loop")
+	x0, x1 := ZMM(), ZMM()
+	VMOVUPS(Mem{Base: x}, x0)
+	VMOVUPS(Mem{Base: x, Disp: 64}, x1)
+	a, a1 := ZMM(), ZMM()
+	VANDPS(abs, x0, a)
+	VANDPS(abs, x1, a1)
+	VMAXPS(a1, a, a)
+	db := hmaxZ(a) // amax
+	VDIVSS(k127.AsX(), db, db)
+	// id = 1/db, or 0 when that is not finite (db is 0, or too small).
+	id, finite := XMM(), XMM()
+	VDIVSS(db, one.AsX(), id)
+	VCMPSS(U8(2), largest.AsX(), id, finite) // id ≤ MaxFloat32
+	VANDPS(finite, id, id)
+	idz, dbz := ZMM(), ZMM()
+	VBROADCASTSS(id, idz)
+	VBROADCASTSS(db, dbz)
+	for i, xi := range []VecVirtual{x0, x1} {
+		VMULPS(idz, xi, xi)
+		VADDPS(magic, xi, xi)
+		VSUBPS(magic, xi, xi)
+		VMULPS(dbz, xi, xi)
+		VMOVUPS(xi, Mem{Base: dst, Disp: 64 * i})
+	}
+	ADDQ(U8(128), x)
+	ADDQ(U8(128), dst)
 	DECQ(nb)
 	JNZ(LabelRef("loop"))
 	Label("done")

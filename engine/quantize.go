@@ -513,25 +513,37 @@ func (q *quantizer) convert(src *gguf.TensorInfo, to gguf.Type, dst []byte) erro
 	if len(src.Data) != rows*inRow {
 		return fmt.Errorf("%w: tensor %s: %d bytes, want %d", ErrBadModel, src.Name, len(src.Data), rows*inRow)
 	}
-	workers := min(runtime.GOMAXPROCS(0), rows)
 	q.maxRow = max(q.maxRow, cols)
+	return onCPUs(rows, func(next func() (int, bool)) error {
+		row := make([]float32, cols)
+		for r, ok := next(); ok; r, ok = next() {
+			if err := kernel.Dequantize(src.Type, src.Data[r*inRow:(r+1)*inRow], row); err != nil {
+				return err
+			}
+			b, err := kernel.Quantize(to, row)
+			if err != nil {
+				return err
+			}
+			copy(dst[r*outRow:], b)
+		}
+		return nil
+	})
+}
+
+// onCPUs runs work on min(GOMAXPROCS, n) goroutines that share the items
+// [0, n) round-robin: each calls next until it says there are no more, so
+// each can hold scratch of its own. The errors are joined.
+func onCPUs(n int, work func(next func() (int, bool)) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for k := range workers {
 		wg.Go(func() {
-			row := make([]float32, cols)
-			for r := k; r < rows; r += workers {
-				if err := kernel.Dequantize(src.Type, src.Data[r*inRow:(r+1)*inRow], row); err != nil {
-					errs[k] = err
-					return
-				}
-				b, err := kernel.Quantize(to, row)
-				if err != nil {
-					errs[k] = err
-					return
-				}
-				copy(dst[r*outRow:], b)
-			}
+			i := k - workers
+			errs[k] = work(func() (int, bool) {
+				i += workers
+				return i, i < n
+			})
 		})
 	}
 	wg.Wait()

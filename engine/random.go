@@ -1,15 +1,12 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/dfill/dfill/engine/gguf"
 	"github.com/dfill/dfill/engine/kernel"
@@ -292,30 +289,23 @@ func fillRandom(dst []byte, t randomTensor, seed, tensor uint64) error {
 	size := mustRowSize(t.typ, cols)
 	rows := len(dst) / size
 	runs := (rows + randomRowRun - 1) / randomRowRun
-	workers := min(runtime.GOMAXPROCS(0), runs)
-	errs := make([]error, workers)
-	var wg sync.WaitGroup
-	for k := range workers {
-		wg.Go(func() {
-			row := make([]float32, cols)
-			for run := k; run < runs; run += workers {
-				rng := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, tensor<<32|uint64(run)))
-				for r := run * randomRowRun; r < min(rows, (run+1)*randomRowRun); r++ {
-					for c := range row {
-						row[c] = float32(t.center + t.sigma*rng.NormFloat64())
-					}
-					q, err := kernel.Quantize(t.typ, row)
-					if err != nil {
-						errs[k] = fmt.Errorf("%s: %w", t.name, err)
-						return
-					}
-					copy(dst[r*size:], q)
+	return onCPUs(runs, func(next func() (int, bool)) error {
+		row := make([]float32, cols)
+		for run, ok := next(); ok; run, ok = next() {
+			rng := rand.New(rand.NewPCG(seed^0x9e3779b97f4a7c15, tensor<<32|uint64(run)))
+			for r := run * randomRowRun; r < min(rows, (run+1)*randomRowRun); r++ {
+				for c := range row {
+					row[c] = float32(t.center + t.sigma*rng.NormFloat64())
 				}
+				q, err := kernel.Quantize(t.typ, row)
+				if err != nil {
+					return fmt.Errorf("%s: %w", t.name, err)
+				}
+				copy(dst[r*size:], q)
 			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+		}
+		return nil
+	})
 }
 
 // fitType returns the type of a 2-D weight of want with rows of cols

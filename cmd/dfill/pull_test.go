@@ -126,6 +126,9 @@ func hubEnv(t *testing.T, h *miniHub) string {
 	t.Setenv("HF_HUB_CACHE", cache)
 	t.Setenv("HF_HOME", "")
 	t.Setenv("HF_TOKEN", "")
+	// Not the token of a huggingface-cli login on the machine running the test.
+	t.Setenv("HF_TOKEN_PATH", filepath.Join(cache, "no-token"))
+	t.Setenv("HF_HUB_OFFLINE", "")
 	return cache
 }
 
@@ -149,7 +152,8 @@ func TestModelPullE2E(t *testing.T) {
 	dfill := func(args ...string) (code int, stdout, stderr string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "HF_ENDPOINT="+h.api.URL, "HF_HUB_CACHE="+cache, "HF_TOKEN=")
+		cmd.Env = append(os.Environ(), "HF_ENDPOINT="+h.api.URL, "HF_HUB_CACHE="+cache, "HF_TOKEN=",
+			"HF_TOKEN_PATH="+filepath.Join(cache, "no-token"), "HF_HUB_OFFLINE=")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		cmd.Run()

@@ -24,6 +24,7 @@ const DefaultEndpoint = "https://huggingface.co"
 type Client struct {
 	Endpoint  string       // the Hub or a mirror: scheme and host, no trailing slash
 	Token     string       // sent as a bearer token to Endpoint's host only; never logged
+	Offline   bool         // HF_HUB_OFFLINE: never ask the Hub; Pull fails with ErrNotCached
 	UserAgent string       // "" sends "dfill"
 	HTTP      *http.Client // its CheckRedirect should be CheckRedirect; nil uses one that is
 	Cache     *Cache
@@ -46,8 +47,9 @@ type Client struct {
 }
 
 // NewClient returns a Client configured from the environment that getenv
-// reads: HF_ENDPOINT (the Hub, or a mirror), HF_TOKEN (for gated and
-// private repositories), and the cache folder CacheDir names.
+// reads: HF_ENDPOINT (the Hub, or a mirror), the token for gated and
+// private repositories (see token), HF_HUB_OFFLINE, and the cache folder
+// CacheDir names.
 func NewClient(getenv func(string) string) (*Client, error) {
 	root, err := CacheDir(getenv)
 	if err != nil {
@@ -60,7 +62,47 @@ func NewClient(getenv func(string) string) (*Client, error) {
 	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("HF_ENDPOINT %q: want an http(s) URL such as %s", endpoint, DefaultEndpoint)
 	}
-	return &Client{Endpoint: endpoint, Token: getenv("HF_TOKEN"), Cache: &Cache{Root: root}}, nil
+	return &Client{Endpoint: endpoint, Token: token(getenv), Offline: truthy(getenv("HF_HUB_OFFLINE")),
+		Cache: &Cache{Root: root}}, nil
+}
+
+// token returns the Hub token as huggingface_hub finds it: HF_TOKEN, else
+// the file HF_TOKEN_PATH names, else the one `huggingface-cli login`
+// writes, HF_HOME/token (HF_HOME defaulting to XDG_CACHE_HOME/huggingface,
+// then ~/.cache/huggingface); "" when there is none.
+func token(getenv func(string) string) string {
+	if t := strings.TrimSpace(getenv("HF_TOKEN")); t != "" {
+		return t
+	}
+	path := getenv("HF_TOKEN_PATH")
+	if path == "" {
+		home := getenv("HF_HOME")
+		switch {
+		case home != "":
+		case getenv("XDG_CACHE_HOME") != "":
+			home = filepath.Join(getenv("XDG_CACHE_HOME"), "huggingface")
+		case getenv("HOME") != "":
+			home = filepath.Join(getenv("HOME"), ".cache", "huggingface")
+		default:
+			return ""
+		}
+		path = filepath.Join(home, "token")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// truthy reads a boolean environment value as huggingface_hub does: 1,
+// ON, YES or TRUE in any case.
+func truthy(v string) bool {
+	switch strings.ToUpper(strings.TrimSpace(v)) {
+	case "1", "ON", "YES", "TRUE":
+		return true
+	}
+	return false
 }
 
 // CheckRedirect follows up to ten redirects and sends the Authorization
@@ -211,6 +253,9 @@ func (c *Client) info(ctx context.Context, repo string) (repoInfo, error) {
 func (c *Client) Pull(ctx context.Context, r Ref, progress func(done, total int64)) (string, error) {
 	if r.Repo == "" {
 		return "", noRepoError(r)
+	}
+	if c.Offline {
+		return "", fmt.Errorf("pull %s: %w, and HF_HUB_OFFLINE is set: unset it to download", r, ErrNotCached)
 	}
 	info, err := c.info(ctx, r.Repo)
 	if err != nil {

@@ -347,3 +347,76 @@ func TestLock(t *testing.T) {
 		})
 	}
 }
+
+// TestPullOffline: with HF_HUB_OFFLINE a cached file still resolves, and a
+// missing one fails with ErrNotCached without asking the Hub.
+func TestPullOffline(t *testing.T) {
+	h := newFakeHub(t)
+	h.add(repo, false, pullFiles)
+	c := h.client(t)
+	c.Offline = true
+	_, err := c.Pull(context.Background(), Ref{Repo: repo}, nil)
+	if !errors.Is(err, ErrNotCached) || !strings.Contains(err.Error(), "HF_HUB_OFFLINE") {
+		t.Fatalf("offline Pull = %v, want ErrNotCached naming HF_HUB_OFFLINE", err)
+	}
+	if len(h.apiReqs)+len(h.cdnReqs) != 0 {
+		t.Errorf("offline Pull asked the Hub: %+v %+v", h.apiReqs, h.cdnReqs)
+	}
+	c.Offline = false
+	path, err := c.Pull(context.Background(), Ref{Repo: repo}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Offline = true
+	if got, err := c.Cache.Resolve(Ref{Repo: repo}); err != nil || got != path {
+		t.Errorf("offline Resolve = %q, %v; want %q", got, err, path)
+	}
+}
+
+// TestNewClientToken finds the token as huggingface_hub does: HF_TOKEN,
+// HF_TOKEN_PATH, HF_HOME/token, XDG_CACHE_HOME/huggingface/token,
+// ~/.cache/huggingface/token; and reads HF_HUB_OFFLINE.
+func TestNewClientToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(path, s string) string {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	write(filepath.Join(dir, "home", ".cache", "huggingface", "token"), "hf_home\n")
+	write(filepath.Join(dir, "xdg", "huggingface", "token"), "hf_xdg\n")
+	write(filepath.Join(dir, "hfhome", "token"), " hf_hfhome ")
+	tokenPath := write(filepath.Join(dir, "elsewhere"), "hf_path")
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		offline bool
+	}{
+		{name: "HF_TOKEN first", env: map[string]string{"HF_TOKEN": "hf_env", "HF_TOKEN_PATH": tokenPath, "HOME": dir + "/home"}, want: "hf_env"},
+		{name: "HF_TOKEN_PATH", env: map[string]string{"HF_TOKEN_PATH": tokenPath, "HF_HOME": dir + "/hfhome"}, want: "hf_path"},
+		{name: "HF_HOME/token, trimmed", env: map[string]string{"HF_HOME": dir + "/hfhome", "HOME": dir + "/home"}, want: "hf_hfhome"},
+		{name: "XDG_CACHE_HOME/huggingface/token", env: map[string]string{"XDG_CACHE_HOME": dir + "/xdg", "HOME": dir + "/home"}, want: "hf_xdg"},
+		{name: "~/.cache/huggingface/token", env: map[string]string{"HOME": dir + "/home"}, want: "hf_home"},
+		{name: "none", env: map[string]string{"HOME": dir + "/nobody"}, want: ""},
+		{name: "offline", env: map[string]string{"HOME": dir + "/nobody", "HF_HUB_OFFLINE": "1"}, offline: true},
+		{name: "offline spelled true", env: map[string]string{"HOME": dir + "/nobody", "HF_HUB_OFFLINE": "True"}, offline: true},
+		{name: "offline 0", env: map[string]string{"HOME": dir + "/nobody", "HF_HUB_OFFLINE": "0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.env["HF_HUB_CACHE"] = filepath.Join(dir, "cache")
+			c, err := NewClient(func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Token != tt.want || c.Offline != tt.offline {
+				t.Errorf("token %q offline %v, want %q %v", c.Token, c.Offline, tt.want, tt.offline)
+			}
+		})
+	}
+}

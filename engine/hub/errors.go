@@ -83,9 +83,9 @@ func statusError(resp *http.Response, body []byte, what string, haveToken bool) 
 	switch resp.StatusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		if haveToken {
-			e.Detail = what + " refused the token in HF_TOKEN: it is gated or private and the token has no access (accept its terms on the Hub)"
+			e.Detail = what + " refused the token in HF_TOKEN (or huggingface-cli's token file): it is gated or private and the token has no access (accept its terms on the Hub)"
 		} else {
-			e.Detail = what + " is gated, private or does not exist: set HF_TOKEN to a token with access"
+			e.Detail = what + " is gated, private or does not exist: set HF_TOKEN to a token with access (or log in with huggingface-cli)"
 		}
 	case http.StatusNotFound:
 		e.Detail = what + " not found"

@@ -445,13 +445,8 @@ func quantizeQ4KBlock(dst []byte, x []float32) {
 // in L and returns scale, which takes the sign that maps the largest |x| to
 // -nmax.
 func makeQXQuants(x []float32, L []int8, nmax int) float32 {
-	var mx, amax float32
-	for _, v := range x {
-		if ax := float32(math.Abs(float64(v))); ax > amax {
-			amax, mx = ax, v
-		}
-	}
-	if amax < groupEps {
+	mx := largestMagnitude(x)
+	if float32(math.Abs(float64(mx))) < groupEps {
 		clear(L)
 		return 0
 	}

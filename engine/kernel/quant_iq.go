@@ -92,18 +92,14 @@ func quantizeIQ4(x []float32, q4 []byte, scalesH *uint16, scalesL []byte, ntry i
 	nb := len(x) / 32
 	clear(q4)
 	v0 := float32(kvaluesIQ4NL[0])
-	var maxScale, amaxScale float32
 	for ib := 0; ib < nb; ib++ {
 		xb := x[32*ib : 32*ib+32]
 		Lb := L[32*ib : 32*ib+32]
-		var amax, mx float32
 		for j, v := range xb {
 			weight[j] = v * v
-			if ax := float32(math.Abs(float64(v))); ax > amax {
-				amax, mx = ax, v
-			}
 		}
-		if amax < groupEps {
+		mx := largestMagnitude(xb)
+		if float32(math.Abs(float64(mx))) < groupEps {
 			scales[ib] = 0
 			clear(Lb)
 			continue
@@ -142,10 +138,8 @@ func quantizeIQ4(x []float32, q4 []byte, scalesH *uint16, scalesL []byte, ntry i
 			}
 		}
 		scales[ib] = d
-		if ad := float32(math.Abs(float64(d))); ad > amaxScale {
-			amaxScale, maxScale = ad, d
-		}
 	}
+	maxScale := largestMagnitude(scales[:nb])
 	var dh uint16
 	if nb > 1 {
 		*scalesH = 0

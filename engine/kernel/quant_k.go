@@ -226,13 +226,8 @@ func packQ2Bits(qs []byte, L []uint8) {
 // (l in [-nmax, nmax-1]) weighted by x², refining each l in turn for up to
 // five passes, stores l+nmax in L and returns scale.
 func makeQ3Quants(x []float32, L []int8, nmax int) float32 {
-	var mx, amax float32
-	for _, v := range x {
-		if ax := float32(math.Abs(float64(v))); ax > amax {
-			amax, mx = ax, v
-		}
-	}
-	if amax < groupEps {
+	mx := largestMagnitude(x)
+	if float32(math.Abs(float64(mx))) < groupEps {
 		clear(L)
 		return 0
 	}
@@ -301,13 +296,10 @@ func quantizeQ3KBlock(dst []byte, x []float32) {
 		L      [qkK]int8
 		scales [qkK / 16]float32
 	)
-	var maxScale, amax float32
 	for j := 0; j < qkK/16; j++ {
 		scales[j] = makeQ3Quants(x[16*j:16*j+16], L[16*j:16*j+16], 4)
-		if s := float32(math.Abs(float64(scales[j]))); s > amax {
-			amax, maxScale = s, scales[j]
-		}
 	}
+	maxScale := largestMagnitude(scales[:])
 	sc := dst[q3KOffSc : q3KOffSc+12]
 	clear(sc)
 	var dh uint16

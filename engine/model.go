@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -377,4 +378,27 @@ func tokenizerFromGGUF(f *gguf.File, name string) (*tokenizer.Tokenizer, error) 
 		return nil, fmt.Errorf("%w: %s: %v", ErrBadModel, name, err)
 	}
 	return tok, nil
+}
+
+// StepWeightBytes returns how many bytes of weights a forward pass over
+// rows canvas rows reads: every block's attention and norms, its FFN (for
+// routed experts, the share of experts rows are expected to reach with
+// uniform routing, E·(1−(1−k/E)^rows) of E), and the output matrix, which
+// the samplers read whole for the span. Divided by the memory's read
+// bandwidth it is the least time a step can take on a CPU.
+func (m *Model) StepWeightBytes(rows int) float64 {
+	var total float64
+	for i := range m.Layers {
+		L := &m.Layers[i]
+		for _, w := range []kernel.Matrix{L.Q, L.K, L.V, L.Out, L.Gate, L.Up, L.Down, L.Router} {
+			total += float64(len(w.Data))
+		}
+		total += 4 * float64(len(L.AttnNorm)+len(L.FFNNorm)+len(L.QBias)+len(L.KBias)+len(L.VBias)+len(L.QNorm)+len(L.KNorm))
+		if c := m.Config; c.MoE() {
+			e, k := float64(c.Experts), float64(c.ExpertsUsed)
+			reached := 1 - math.Pow(1-k/e, float64(rows))
+			total += reached * float64(len(L.GateExps.Data)+len(L.UpExps.Data)+len(L.DownExps.Data))
+		}
+	}
+	return total + float64(len(m.Output.Data)) + 4*float64(len(m.OutputNorm))
 }

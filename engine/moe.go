@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"math"
-
 	"github.com/dfill/dfill/engine/kernel"
 )
 
@@ -21,6 +19,7 @@ type moeWork struct {
 	choice []int32   // (rows, used): the chosen experts
 	weight []float32 // (rows, used): their weights
 	start  []int     // experts+1: where each expert's routes start in order
+	next   []int     // experts: the next free slot of each expert's routes
 	order  []int32   // routes (row·used + slot) grouped by expert
 	xe, ye []float32 // (n, dim): an expert's gathered rows and its output
 	gate   []float32 // (n, expffn)
@@ -56,10 +55,10 @@ func (m *Model) experts(ws *workspace, L *Layer, rows int) {
 		w.start[e+1] += w.start[e]
 	}
 	w.order = growInt32(w.order, rows*k)
-	next := append([]int(nil), w.start[:E]...)
+	w.next = append(w.next[:0], w.start[:E]...)
 	for i, e := range w.choice[:rows*k] {
-		w.order[next[e]] = int32(i)
-		next[e]++
+		w.order[w.next[e]] = int32(i)
+		w.next[e]++
 	}
 
 	w.out = grow(w.out, rows*c.Dim)
@@ -148,27 +147,4 @@ func growInt(s []int, n int) []int {
 		return make([]int, n)
 	}
 	return s[:n]
-}
-
-// StepWeightBytes returns how many bytes of weights a forward pass over
-// rows canvas rows reads: every block's attention and norms, its FFN (for
-// routed experts, the share of experts rows are expected to reach with
-// uniform routing, E·(1−(1−k/E)^rows) of E), and the output matrix, which
-// the samplers read whole for the span. Divided by the memory's read
-// bandwidth it is the least time a step can take on a CPU.
-func (m *Model) StepWeightBytes(rows int) float64 {
-	var total float64
-	for i := range m.Layers {
-		L := &m.Layers[i]
-		for _, w := range []kernel.Matrix{L.Q, L.K, L.V, L.Out, L.Gate, L.Up, L.Down, L.Router} {
-			total += float64(len(w.Data))
-		}
-		total += 4 * float64(len(L.AttnNorm)+len(L.FFNNorm)+len(L.QBias)+len(L.KBias)+len(L.VBias)+len(L.QNorm)+len(L.KNorm))
-		if c := m.Config; c.MoE() {
-			e, k := float64(c.Experts), float64(c.ExpertsUsed)
-			reached := 1 - math.Pow(1-k/e, float64(rows))
-			total += reached * float64(len(L.GateExps.Data)+len(L.UpExps.Data)+len(L.DownExps.Data))
-		}
-	}
-	return total + float64(len(m.Output.Data)) + 4*float64(len(m.OutputNorm))
 }

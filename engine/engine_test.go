@@ -22,7 +22,7 @@ func testSpec(arch Arch, typ gguf.Type) Spec {
 	s := Spec{Arch: arch, Layers: 2, Dim: 256, Heads: 4, KVHeads: 2, FFN: 512, Vocab: 320, Context: 256,
 		RopeBase: 10000, Eps: 1e-6, Tied: arch == ArchDream, Type: typ, Seed: 7}
 	if (Config{Arch: arch}).MoE() {
-		s.Experts, s.Used, s.ExpFFN = 8, 2, 256
+		s.Experts, s.ExpertsUsed, s.ExpertFFN = 8, 2, 256
 	}
 	if arch == ArchRND1 {
 		s.HeadDim = 128

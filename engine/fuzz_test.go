@@ -14,7 +14,7 @@ func FuzzLoadBytes(f *testing.F) {
 	for _, arch := range Archs {
 		s := Spec{Arch: arch, Layers: 1, Dim: 32, Heads: 2, KVHeads: 1, FFN: 64, Vocab: 270, Context: 64, Type: gguf.TypeQ8_0, Seed: 1}
 		if (Config{Arch: arch}).MoE() {
-			s.Experts, s.Used, s.ExpFFN = 4, 2, 32
+			s.Experts, s.ExpertsUsed, s.ExpertFFN = 4, 2, 32
 		}
 		var buf bytes.Buffer
 		if err := WriteRandom(&buf, s); err != nil {

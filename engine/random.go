@@ -15,24 +15,24 @@ import (
 
 // Spec describes a model shape for WriteRandom.
 type Spec struct {
-	Arch     Arch
-	Name     string
-	Layers   int
-	Dim      int
-	Heads    int
-	KVHeads  int
-	HeadDim  int // 0: Dim/Heads
-	FFN      int // a dense block's FFN width (for routed experts, written as feed_forward_length only)
-	Experts  int // routed experts per block (llada-moe, rnd1)
-	Used     int // experts each token is routed to
-	ExpFFN   int // one expert's FFN width
-	Vocab    int
-	Context  int
-	RopeBase float64
-	Eps      float32
-	Tied     bool      // no output.weight: the output reuses token_embd
-	Type     gguf.Type // type of the 2-D weights
-	Seed     uint64
+	Arch        Arch
+	Name        string
+	Layers      int
+	Dim         int
+	Heads       int
+	KVHeads     int
+	HeadDim     int // 0: Dim/Heads
+	FFN         int // a dense block's FFN width (for routed experts, written as feed_forward_length only)
+	Experts     int // routed experts per block (llada-moe, rnd1)
+	ExpertsUsed int // experts each token is routed to
+	ExpertFFN   int // one expert's FFN width
+	Vocab       int
+	Context     int
+	RopeBase    float64
+	Eps         float32
+	Tied        bool      // no output.weight: the output reuses token_embd
+	Type        gguf.Type // type of the 2-D weights
+	Seed        uint64
 }
 
 // Presets are the named shapes of `dfill model random --preset`; those
@@ -45,11 +45,11 @@ var Presets = map[string]Spec{
 	// The shape of Qwen2.5-7B, Dream-Coder 7B's and DiffuCoder 7B's base.
 	"qwen2.5-7b": {Layers: 28, Dim: 3584, Heads: 28, KVHeads: 4, FFN: 18944, Vocab: 152064, Context: 32768, RopeBase: 1e6, Eps: 1e-6},
 	// LLaDA-MoE-7B-A1B's config.json: 64 experts of width 1024, 8 per token.
-	"llada-moe-7b-a1b": {Arch: ArchLLaDAMoE, Layers: 16, Dim: 2048, Heads: 16, KVHeads: 16, FFN: 8192, Experts: 64, Used: 8, ExpFFN: 1024,
+	"llada-moe-7b-a1b": {Arch: ArchLLaDAMoE, Layers: 16, Dim: 2048, Heads: 16, KVHeads: 16, FFN: 8192, Experts: 64, ExpertsUsed: 8, ExpertFFN: 1024,
 		Vocab: 157184, Context: 8192, RopeBase: 50000, Eps: 1e-5},
 	// RND1-30B-A3B, the shape of its Qwen3-30B-A3B base: heads of 128 over a
 	// 2048-wide stream, 128 experts of width 768, 8 per token.
-	"rnd1-30b-a3b": {Arch: ArchRND1, Layers: 48, Dim: 2048, Heads: 32, KVHeads: 4, HeadDim: 128, FFN: 6144, Experts: 128, Used: 8, ExpFFN: 768,
+	"rnd1-30b-a3b": {Arch: ArchRND1, Layers: 48, Dim: 2048, Heads: 32, KVHeads: 4, HeadDim: 128, FFN: 6144, Experts: 128, ExpertsUsed: 8, ExpertFFN: 768,
 		Vocab: 151936, Context: 40960, RopeBase: 1e6, Eps: 1e-6},
 }
 
@@ -82,11 +82,11 @@ func (s Spec) validate() error {
 	if s.Layers < 1 || s.Dim < 2 || s.Heads < 1 || s.KVHeads < 1 || s.Context < 1 || (s.FFN < 1 && !moe) {
 		return fmt.Errorf("%w: layers, dim, heads, kv-heads, ffn and ctx must be positive", ErrBadOptions)
 	}
-	if moe && (s.Experts < 1 || s.Used < 1 || s.Used > s.Experts || s.ExpFFN < 1) {
+	if moe && (s.Experts < 1 || s.ExpertsUsed < 1 || s.ExpertsUsed > s.Experts || s.ExpertFFN < 1) {
 		return fmt.Errorf("%w: %s needs experts ≥ 1, experts-used in 1..experts and expert-ffn ≥ 1 (have %d, %d, %d)",
-			ErrBadOptions, s.Arch, s.Experts, s.Used, s.ExpFFN)
+			ErrBadOptions, s.Arch, s.Experts, s.ExpertsUsed, s.ExpertFFN)
 	}
-	if !moe && (s.Experts != 0 || s.Used != 0 || s.ExpFFN != 0) {
+	if !moe && (s.Experts != 0 || s.ExpertsUsed != 0 || s.ExpertFFN != 0) {
 		return fmt.Errorf("%w: %s has no experts", ErrBadOptions, s.Arch)
 	}
 	if s.HeadDim == 0 && s.Dim%s.Heads != 0 || s.Heads%s.KVHeads != 0 || s.headDim()%2 != 0 {
@@ -188,7 +188,7 @@ func randomTensors(s Spec) []randomTensor {
 func (s Spec) config(mask int32) Config {
 	cfg := Config{
 		Arch: s.Arch, Name: s.Name, Layers: s.Layers, Dim: s.Dim, Heads: s.Heads, KVHeads: s.KVHeads,
-		HeadDim: s.headDim(), FFN: s.FFN, Experts: s.Experts, ExpertsUsed: s.Used, ExpertFFN: s.ExpFFN,
+		HeadDim: s.headDim(), FFN: s.FFN, Experts: s.Experts, ExpertsUsed: s.ExpertsUsed, ExpertFFN: s.ExpertFFN,
 		Vocab: s.Vocab, Context: s.Context, RopeBase: s.RopeBase, Eps: s.Eps,
 		ShiftLogits: s.Arch.shiftsLogits(), MaskID: mask,
 	}

@@ -182,8 +182,8 @@ func (f *randomFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.sizes.HeadDim, "head-dim", 0, "width of one head (0: dim/heads)")
 	fs.IntVar(&f.sizes.FFN, "ffn", 0, "feed-forward width")
 	fs.IntVar(&f.sizes.Experts, "experts", 0, "routed experts per block (llada-moe, rnd1)")
-	fs.IntVar(&f.sizes.Used, "experts-used", 0, "experts each token is routed to")
-	fs.IntVar(&f.sizes.ExpFFN, "expert-ffn", 0, "one expert's feed-forward width")
+	fs.IntVar(&f.sizes.ExpertsUsed, "experts-used", 0, "experts each token is routed to")
+	fs.IntVar(&f.sizes.ExpertFFN, "expert-ffn", 0, "one expert's feed-forward width")
 	fs.IntVar(&f.sizes.Vocab, "vocab", 0, "vocabulary size")
 	fs.IntVar(&f.sizes.Context, "ctx", 0, "context length")
 	fs.StringVar(&f.typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs")
@@ -289,8 +289,8 @@ func (f *randomFlags) spec() (engine.Spec, error) {
 		v   int
 	}{
 		{&spec.Layers, s.Layers}, {&spec.Dim, s.Dim}, {&spec.Heads, s.Heads}, {&spec.KVHeads, s.KVHeads},
-		{&spec.HeadDim, s.HeadDim}, {&spec.FFN, s.FFN}, {&spec.Experts, s.Experts}, {&spec.Used, s.Used},
-		{&spec.ExpFFN, s.ExpFFN}, {&spec.Vocab, s.Vocab}, {&spec.Context, s.Context},
+		{&spec.HeadDim, s.HeadDim}, {&spec.FFN, s.FFN}, {&spec.Experts, s.Experts}, {&spec.ExpertsUsed, s.ExpertsUsed},
+		{&spec.ExpertFFN, s.ExpertFFN}, {&spec.Vocab, s.Vocab}, {&spec.Context, s.Context},
 	} {
 		if o.v != 0 {
 			*o.dst = o.v
